@@ -1,0 +1,237 @@
+"""Shared plumbing for the HTTP provider drivers: one client recipe and one place that decides what a failure means.
+
+Sending an SMS or starting a call is not idempotent (RELIABILITY R4), so the client never retries on its own:
+``retries=0``, no redirects, and every phase of the call has its own timeout. When a call fails, the only question
+that matters is whether the request may have reached the provider. :func:`outcome_for_error` answers it once for
+every driver: errors that prove nothing was written are UNAVAILABLE (safe to retry or fail over), everything after
+the request may have been written is AMBIGUOUS (reconcile, never resend).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+
+from providers.base import SendOutcome, SendResult
+from worker.catalogue import Code
+from worker.errors import ConfigurationError, ValidationError
+
+__all__ = [
+    "CONNECT_TIMEOUT_CAP",
+    "HTTP_STATUS_OUTCOMES",
+    "CodeTable",
+    "HttpCall",
+    "make_client",
+    "perform",
+    "outcome_for_error",
+    "outcome_for_http_status",
+    "result_from_code",
+    "result_from_outcome",
+    "raw_response",
+    "raw_error",
+    "header",
+    "verify_signature",
+    "parse_webhook_body",
+    "parse_timestamp",
+    "OptionReader",
+]
+
+#: Seconds a TCP connect may take at most: a refused or silent connect is safe to fail over, so fail it fast.
+CONNECT_TIMEOUT_CAP = 5.0
+
+#: A provider code -> (what dispatch may do next, the catalogue code for a REJECTED message).
+CodeTable = Mapping[str, tuple[SendOutcome, Code | None]]
+
+#: HTTP statuses that settle a send when the body carries no provider code we know. A status that is not listed
+#: (any other 4xx, every 5xx including gateway 502/503/504) is AMBIGUOUS: neither API documents that such an
+#: answer means "not processed", and resending a message the provider did take delivers it twice.
+HTTP_STATUS_OUTCOMES: Mapping[int, SendOutcome] = {
+    400: SendOutcome.REJECTED,  # the provider read the request and refused it
+    413: SendOutcome.REJECTED,
+    422: SendOutcome.REJECTED,
+    401: SendOutcome.UNAVAILABLE,  # our credentials: the message is fine, another provider may take it
+    403: SendOutcome.UNAVAILABLE,
+    404: SendOutcome.UNAVAILABLE,  # wrong base URL: the request reached no endpoint that sends
+    405: SendOutcome.UNAVAILABLE,
+    408: SendOutcome.UNAVAILABLE,  # the server gave up reading our request before processing it
+    429: SendOutcome.UNAVAILABLE,  # throttled: refused before processing
+}
+
+#: Transport errors raised before a byte of the request could have reached the provider.
+_NOT_SENT: tuple[type[httpx.HTTPError], ...] = (
+    httpx.ConnectError,  # refused, unreachable, DNS failure, TLS handshake failure
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.InvalidURL,
+)
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """One request a driver wants made, kept as data so tests and logs can see it without secrets."""
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    data: Mapping[str, str] | None = None
+
+
+def make_client(base_url: str, timeout: float, headers: Mapping[str, str]) -> httpx.Client:
+    """A client that never retries, never follows redirects and bounds every phase of a call.
+
+    An explicit transport also keeps httpx from picking proxies out of the environment.
+    """
+    limits = httpx.Timeout(connect=min(timeout, CONNECT_TIMEOUT_CAP), read=timeout, write=timeout, pool=timeout)
+    return httpx.Client(
+        base_url=base_url.rstrip("/") + "/",
+        timeout=limits,
+        transport=httpx.HTTPTransport(retries=0),
+        follow_redirects=False,
+        headers=dict(headers),
+    )
+
+
+def perform(client: httpx.Client, call: HttpCall) -> httpx.Response:
+    """Make ``call`` once. Raises httpx errors for :func:`outcome_for_error` to classify."""
+    return client.request(call.method, call.path.lstrip("/"), params=call.params, json=call.json, data=call.data)
+
+
+def outcome_for_error(provider: str, err: httpx.HTTPError) -> SendResult:
+    """UNAVAILABLE when ``err`` proves the request never left, else AMBIGUOUS (it may have been processed)."""
+    raw = raw_error(err)
+    if isinstance(err, _NOT_SENT):
+        return SendResult.unavailable(provider, f"request not sent: {type(err).__name__}", raw=raw)
+    return SendResult.ambiguous(provider, f"request may have been received: {type(err).__name__}", raw=raw)
+
+
+def outcome_for_http_status(status: int) -> SendOutcome:
+    """What an HTTP status alone says, for answers without a provider code we know."""
+    if 200 <= status < 300:
+        return SendOutcome.AMBIGUOUS  # a success we cannot read is not a success
+    return HTTP_STATUS_OUTCOMES.get(status, SendOutcome.AMBIGUOUS)
+
+
+def result_from_code(provider: str, code: str, table: CodeTable, *, detail: str, raw: Any) -> SendResult:
+    """Translate a provider error code through ``table``; a code the table lacks is AMBIGUOUS, never a success."""
+    outcome, catalogue_code = table.get(code, (SendOutcome.AMBIGUOUS, None))
+    if code not in table:
+        detail = f"unmapped provider code {code}: {detail}"
+    return result_from_outcome(provider, outcome, detail=detail, raw=raw, provider_code=code, error_code=catalogue_code)
+
+
+def result_from_outcome(provider: str, outcome: SendOutcome, *, detail: str, raw: Any,
+                        provider_code: str | None = None, error_code: Code | None = None) -> SendResult:
+    """A non-accepted result; REJECTED always carries a catalogue code, the others keep only the provider's."""
+    if outcome is SendOutcome.ACCEPTED:
+        raise ValueError("an accepted result needs a provider reference; build it with SendResult.accepted")
+    if outcome is SendOutcome.REJECTED:
+        error_code = error_code or Code.PROVIDER_REJECTED
+    else:
+        error_code = None
+    return SendResult(outcome, provider, provider_code=provider_code, error_code=error_code, detail=detail, raw=raw)
+
+
+def raw_response(response: httpx.Response) -> dict[str, Any]:
+    """The provider's answer as kept on the message: HTTP status and the body, parsed when it is JSON."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:4000]
+    return {"http_status": response.status_code, "body": body}
+
+
+def raw_error(err: Exception) -> dict[str, str]:
+    """A transport failure as kept on the message (there is no provider payload to keep)."""
+    return {"error": type(err).__name__, "detail": str(err)[:500]}
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Look a header up case-insensitively: webhook frameworks hand them over in any case."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def verify_signature(headers: Mapping[str, str], body: bytes, secret: str | None) -> None:
+    """Check ``X-Signature`` (hex HMAC-SHA256 of the raw body) when a webhook secret is configured.
+
+    Compared in constant time so the signature cannot be guessed byte by byte. Without a secret every callback
+    is accepted, which is only safe behind a network boundary; configure ``webhook_secret`` in production.
+    """
+    if not secret:
+        return
+    given = (header(headers, "X-Signature") or "").strip().removeprefix("sha256=")
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(given.lower().encode(), expected.encode()):
+        raise ValidationError(Code.AUTHENTICATION_FAILED, "webhook signature does not match", field="X-Signature")
+
+
+def parse_webhook_body(headers: Mapping[str, str], body: bytes) -> Any:
+    """A webhook body as JSON or as a form, by content type; providers send either."""
+    content_type = (header(headers, "Content-Type") or "").lower()
+    try:
+        text = body.decode("utf-8")
+        if "application/x-www-form-urlencoded" in content_type:
+            return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text)))
+        return json.loads(text)
+    except ValueError as err:
+        raise ValidationError(Code.INVALID_INPUT, f"unreadable webhook body: {err}") from err
+
+
+def parse_timestamp(value: object) -> dt.datetime | None:
+    """An ISO 8601 string or epoch seconds as an aware datetime; anything else is None (the event still counts)."""
+    try:
+        if isinstance(value, int | float) or (isinstance(value, str) and value.isdigit()):
+            return dt.datetime.fromtimestamp(float(value), dt.UTC)
+        if isinstance(value, str) and value:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+class OptionReader:
+    """Reads a driver's configured options, refusing unknown keys so a typo fails at start-up, not at 3 a.m."""
+
+    def __init__(self, driver: str, name: str, options: Mapping[str, Any], known: frozenset[str]) -> None:
+        unknown = sorted(set(options) - known - {"driver"})
+        if unknown:
+            raise ConfigurationError(f"provider {name!r} ({driver}): unknown options {', '.join(unknown)}")
+        self._where = f"provider {name!r} ({driver})"
+        self._options = options
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self._options.get(key, default)
+        if value is None or not isinstance(value, str) or (default is None and not value):
+            raise ConfigurationError(f"{self._where}: option {key!r} must be a non-empty string")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self._options.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigurationError(f"{self._where}: option {key!r} must be a number")
+        try:
+            number = float(value)
+        except ValueError as err:
+            raise ConfigurationError(f"{self._where}: option {key!r} must be a number") from err
+        if number < 0:
+            raise ConfigurationError(f"{self._where}: option {key!r} must not be negative")
+        return number
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._options.get(key, default)
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{self._where}: option {key!r} must be a boolean")
+        return value

@@ -1,0 +1,423 @@
+"""HTTP SMS driver for the two SMS API styles in the seeds, chosen with the ``shape`` option.
+
+``hexa`` (seed 000): ``POST messages`` as a form with ``to, body, sender, type, ref, dlrurl`` and an ``api-key``
+header; the answer carries an E-code (E100 submitted, E4xx/E6xx refusals). ``panel`` (seed 004): ``POST
+api/sendsms`` as JSON with ``mobiles, message, sender`` and an ``authkey`` header; the answer is
+``{"type": "success", "message": "<request id>"}`` or ``{"type": "error", "code": 202, ...}``.
+
+Our message id travels as the provider's client reference (hexa ``ref``, panel ``clientRef``) so reconcile can look
+a message up even when the send timed out before a provider reference came back. Every provider code goes through
+a module-level table; a code the table lacks is AMBIGUOUS on send and UNKNOWN on lookup, never a guessed success.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
+
+import httpx
+
+from providers.base import (
+    DeliveryEvent,
+    DeliveryStatus,
+    OutboundMessage,
+    ProviderRef,
+    SendOutcome,
+    SendResult,
+    StatusResult,
+)
+from providers.http_common import (
+    CodeTable,
+    HttpCall,
+    OptionReader,
+    make_client,
+    outcome_for_error,
+    outcome_for_http_status,
+    parse_timestamp,
+    parse_webhook_body,
+    perform,
+    raw_error,
+    raw_response,
+    result_from_code,
+    result_from_outcome,
+    verify_signature,
+)
+from schema.states import Channel
+from worker.catalogue import Code
+from worker.errors import ConfigurationError
+from worker.settings import Settings
+
+__all__ = [
+    "HttpSmsProvider",
+    "HEXA_SEND_CODES",
+    "HEXA_LOOKUP_CODES",
+    "PANEL_SEND_CODES",
+    "PANEL_LOOKUP_CODES",
+    "PANEL_REPORT_CODES",
+    "DLR_STATUSES",
+    "hexa_ref",
+    "message_id_from_ref",
+]
+
+log = logging.getLogger(__name__)
+
+_R, _U, _A = SendOutcome.REJECTED, SendOutcome.UNAVAILABLE, SendOutcome.AMBIGUOUS
+
+#: Seed 000 answers that mean the message was taken.
+HEXA_SUCCESS_CODES = frozenset({"E100", "E101"})
+#: Seed 000 error codes. Refusals of the message itself are REJECTED with our catalogue code; "no medium
+#: configured" and disabled routes concern our account, not the message, so another provider may take it
+#: (UNAVAILABLE); "something went wrong at our end" may come after the message was queued (AMBIGUOUS).
+HEXA_SEND_CODES: CodeTable = {
+    "E102": (_U, None),
+    "E103": (_A, None),
+    "E403": (_A, None),
+    "E400": (_R, Code.BULK_MUST_BE_MKT),
+    "E401": (_R, Code.SMS_TOO_LONG),
+    "E402": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
+    "E404": (_R, Code.OTP_SINGLE_RECIPIENT),
+    "E405": (_R, Code.TXN_TOO_MANY_RECIPIENTS),
+    "E406": (_R, Code.INVALID_MOBILE_NUMBER),
+    "E410": (_R, Code.TO_CONTAINS_COMMAS),
+    "E413": (_R, Code.INVALID_INPUT),
+    "E600": (_R, Code.TO_REQUIRED),
+    "E601": (_R, Code.BODY_EMPTY),
+    "E602": (_R, Code.SENDER_REQUIRED),
+    "E604": (_R, Code.INVALID_UNICODE_FLAG),
+    "E606": (_R, Code.INVALID_FLASH_FLAG),
+    "E607": (_R, Code.INVALID_CAMPAIGN_NAME),
+    "E608": (_R, Code.INVALID_REF),
+    "E609": (_R, Code.INVALID_REF),
+    "E611": (_R, Code.TYPE_REQUIRED),
+    "E615": (_R, Code.INVALID_TYPE),
+    "E616": (_R, Code.SENDER_REQUIRED),
+    "E618": (_R, Code.BODY_EMPTY),
+    "E619": (_R, Code.INVALID_SENDER_PATTERN),
+    "E621": (_R, Code.INVALID_SENDER_PATTERN),
+    "E622": (_R, Code.INVALID_SENDER_PATTERN),
+    "E623": (_U, None),
+    "E624": (_U, None),
+    "E625": (_U, None),
+}
+#: Seed 000 lookup answers that settle a status without one: E104 "No Records Found" proves it never arrived.
+HEXA_LOOKUP_CODES: Mapping[str, DeliveryStatus] = {"E104": DeliveryStatus.NOT_FOUND}
+
+#: Seed 004 error codes, read the same way: message refusals are REJECTED; credentials, IP rules, account state
+#: and routes are UNAVAILABLE (fail over); "internal error" is AMBIGUOUS. 301 (balance) and 311 (the same text to
+#: the same number within 10 s: the first is delivered, this one dropped) are final for this message.
+PANEL_SEND_CODES: CodeTable = {
+    "101": (_R, Code.TO_REQUIRED),
+    "102": (_R, Code.BODY_EMPTY),
+    "202": (_R, Code.INVALID_MOBILE_NUMBER),
+    "203": (_R, Code.INVALID_SENDER_PATTERN),
+    "211": (_R, Code.PROVIDER_REJECTED),
+    "301": (_R, Code.INSUFFICIENT_BALANCE),
+    "307": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
+    "308": (_R, Code.INVALID_CAMPAIGN_NAME),
+    "309": (_R, Code.LIST_NOT_FOUND),
+    "310": (_R, Code.SMS_TOO_LONG),
+    "311": (_R, Code.DUPLICATE_WITHIN_WINDOW),
+    "400": (_R, Code.PROVIDER_REJECTED),
+    "401": (_R, Code.PROVIDER_REJECTED),
+    "402": (_R, Code.PROVIDER_REJECTED),
+    "403": (_R, Code.PROVIDER_REJECTED),
+    "603": (_R, Code.INVALID_SENDER_PATTERN),
+    "604": (_R, Code.INVALID_MOBILE_NUMBER),
+    "606": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
+    "607": (_R, Code.INVALID_CAMPAIGN_NAME),
+    "608": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
+    **{code: (_U, None) for code in ("104", "105", "201", "207", "208", "209", "210", "302", "303", "306", "418", "602")},
+    "506": (_A, None),
+    "601": (_A, None),
+}
+#: The panel's report lookup (our design; seed 004 only promises reports and webhooks) says "NO_RECORDS" for a
+#: request id or client reference it never saw.
+PANEL_LOOKUP_CODES: Mapping[str, DeliveryStatus] = {"NO_RECORDS": DeliveryStatus.NOT_FOUND}
+#: Numeric report statuses of the panel, used when a report has no status text.
+PANEL_REPORT_CODES: Mapping[str, DeliveryStatus] = {
+    "1": DeliveryStatus.DELIVERED,
+    "2": DeliveryStatus.FAILED,
+    "8": DeliveryStatus.ACCEPTED,
+    "9": DeliveryStatus.FAILED,
+    "16": DeliveryStatus.FAILED,
+    "17": DeliveryStatus.FAILED,
+}
+
+#: Delivery-report status words of both APIs (SMPP ``stat`` words and their spelled-out forms).
+DLR_STATUSES: Mapping[str, DeliveryStatus] = {
+    **dict.fromkeys(("DELIVRD", "DELIVERED"), DeliveryStatus.DELIVERED),
+    **dict.fromkeys(("UNDELIV", "UNDELIVERED", "FAILED", "EXPIRED", "REJECTD", "REJECTED", "DELETED"),
+                    DeliveryStatus.FAILED),
+    **dict.fromkeys(("SUBMITTED", "SENT", "QUEUED", "ACCEPTD", "ACCEPTED", "ENROUTE", "PENDING"),
+                    DeliveryStatus.ACCEPTED),
+}
+
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def hexa_ref(message_id: str) -> str:
+    """Our message id as seed 000's ``ref``, which must be alphanumeric (E608): a UUID loses its dashes."""
+    try:
+        return uuid.UUID(message_id).hex
+    except ValueError:
+        return _NON_ALNUM.sub("", message_id)
+
+
+def message_id_from_ref(ref: str | None) -> str | None:
+    """The inverse of :func:`hexa_ref` for the UUIDs our message ids are; other refs come back as they are."""
+    if ref and _HEX32.match(ref):
+        return str(uuid.UUID(ref))
+    return ref or None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _status_of(word: object, table: Mapping[str, DeliveryStatus] = DLR_STATUSES) -> DeliveryStatus:
+    return table.get(str(word).strip().upper(), DeliveryStatus.UNKNOWN) if word is not None else DeliveryStatus.UNKNOWN
+
+
+@dataclass(frozen=True)
+class SendReply:
+    """What a shape read out of a send answer: the provider's reference if it took the message, else its code."""
+
+    provider_ref: str | None
+    code: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class LookupReply:
+    status: DeliveryStatus
+    provider_ref: str | None
+    code: str | None
+
+
+@dataclass(frozen=True)
+class _Config:
+    sender: str
+    dlr_url: str
+
+
+class Shape(Protocol):
+    """The request and response format of one SMS API; the provider class does everything else."""
+
+    send_codes: CodeTable
+
+    def auth_headers(self, api_key: str) -> dict[str, str]: ...
+
+    def send_call(self, message: OutboundMessage, config: _Config) -> HttpCall: ...
+
+    def read_send(self, body: Any) -> SendReply: ...
+
+    def status_call(self, ref: ProviderRef) -> HttpCall: ...
+
+    def read_status(self, body: Any) -> LookupReply: ...
+
+    def reports(self, payload: Any) -> list[tuple[dict[str, Any], DeliveryEvent]]: ...
+
+
+class HexaShape:
+    """Seed 000: form posts, E-codes, ``ref`` for our id, DLRs as one report (or a list) per webhook call."""
+
+    send_codes = HEXA_SEND_CODES
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"api-key": api_key}
+
+    def send_call(self, message: OutboundMessage, config: _Config) -> HttpCall:
+        form = {"to": message.recipient, "body": message.body, "sender": message.sender or config.sender,
+                "type": message.message_type, "ref": hexa_ref(message.message_id)}
+        if config.dlr_url:
+            form["dlrurl"] = config.dlr_url
+        if message.options.get("ref"):  # the merchant's own tag goes in the second reference field
+            form["ref1"] = str(message.options["ref"])
+        for key in ("unicode", "flash"):
+            if key in message.options:
+                form[key] = str(message.options[key])
+        return HttpCall("POST", "messages", data=form)
+
+    def read_send(self, body: Any) -> SendReply:
+        body = body if isinstance(body, dict) else {}
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        code = _text(body.get("code"))
+        ref = _text(data.get("message_id")) if code in HEXA_SUCCESS_CODES else None
+        return SendReply(ref, code, str(body.get("message", "")))
+
+    def status_call(self, ref: ProviderRef) -> HttpCall:
+        if ref.provider_ref:
+            return HttpCall("GET", "messages/status", params={"message_id": ref.provider_ref})
+        return HttpCall("GET", "messages/status", params={"ref": hexa_ref(ref.message_id)})
+
+    def read_status(self, body: Any) -> LookupReply:
+        body = body if isinstance(body, dict) else {}
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        code = _text(body.get("code"))
+        if code in HEXA_LOOKUP_CODES:
+            return LookupReply(HEXA_LOOKUP_CODES[code], None, code)
+        return LookupReply(_status_of(data.get("status")), _text(data.get("message_id")), code)
+
+    def reports(self, payload: Any) -> list[tuple[dict[str, Any], DeliveryEvent]]:
+        entries = payload if isinstance(payload, list) else [payload]
+        return [(entry, self._event(entry)) for entry in entries if isinstance(entry, dict)]
+
+    def _event(self, entry: dict[str, Any]) -> DeliveryEvent:
+        return DeliveryEvent(
+            provider="", status=_status_of(entry.get("status")), provider_ref=_text(entry.get("message_id")),
+            message_id=message_id_from_ref(_text(entry.get("ref"))), event_id=_text(entry.get("id")),
+            occurred_at=parse_timestamp(entry.get("delivered_at") or entry.get("timestamp")),
+            provider_code=_text(entry.get("status")),
+        )
+
+
+class PanelShape:
+    """Seed 004: JSON posts with ``authkey``, a request id back at once, DLRs as a list of requests with reports."""
+
+    send_codes = PANEL_SEND_CODES
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"authkey": api_key}
+
+    def send_call(self, message: OutboundMessage, config: _Config) -> HttpCall:
+        payload = {"mobiles": message.recipient.lstrip("+"), "message": message.body,
+                   "sender": message.sender or config.sender, "clientRef": message.message_id}
+        return HttpCall("POST", "api/sendsms", params={"response": "json"}, json=payload)
+
+    def read_send(self, body: Any) -> SendReply:
+        body = body if isinstance(body, dict) else {}
+        kind = str(body.get("type", "")).lower()
+        ref = _text(body.get("message")) if kind == "success" else None
+        detail = "" if kind == "success" else str(body.get("message", ""))
+        return SendReply(ref, _text(body.get("code")), detail)
+
+    def status_call(self, ref: ProviderRef) -> HttpCall:
+        if ref.provider_ref:
+            return HttpCall("GET", "api/report", params={"requestId": ref.provider_ref, "response": "json"})
+        return HttpCall("GET", "api/report", params={"clientRef": ref.message_id, "response": "json"})
+
+    def read_status(self, body: Any) -> LookupReply:
+        body = body if isinstance(body, dict) else {}
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        code = _text(body.get("code"))
+        if code in PANEL_LOOKUP_CODES:
+            return LookupReply(PANEL_LOOKUP_CODES[code], None, code)
+        return LookupReply(_report_status(data), _text(data.get("requestId")), code)
+
+    def reports(self, payload: Any) -> list[tuple[dict[str, Any], DeliveryEvent]]:
+        if isinstance(payload, dict) and isinstance(payload.get("data"), str):  # form post: data=<JSON>
+            payload = parse_webhook_body({}, payload["data"].encode())
+        requests = payload if isinstance(payload, list) else [payload]
+        return [(item, self._event(request, item)) for request in requests if isinstance(request, dict)
+                for item in request.get("report", []) if isinstance(item, dict)]
+
+    def _event(self, request: dict[str, Any], item: dict[str, Any]) -> DeliveryEvent:
+        return DeliveryEvent(
+            provider="", status=_report_status(item), provider_ref=_text(request.get("requestId")),
+            message_id=_text(request.get("clientRef")), occurred_at=parse_timestamp(item.get("date")),
+            provider_code=_text(item.get("status")),
+        )
+
+
+def _report_status(item: Mapping[str, Any]) -> DeliveryStatus:
+    """A panel report's status: its text (``desc``) through the shared table, else its number."""
+    status = _status_of(item.get("desc"))
+    if status is DeliveryStatus.UNKNOWN:
+        status = _status_of(item.get("status"), PANEL_REPORT_CODES)
+    if status is DeliveryStatus.UNKNOWN:
+        status = _status_of(item.get("status"))
+    return status
+
+
+SHAPES: Mapping[str, type[HexaShape] | type[PanelShape]] = {"hexa": HexaShape, "panel": PanelShape}
+_OPTIONS = frozenset({"base_url", "api_key", "sender", "shape", "max_rps", "timeout", "dlr_url", "webhook_secret"})
+
+
+class HttpSmsProvider:
+    """One configured SMS API. Options: ``base_url``, ``api_key`` (secret), ``shape`` ("hexa" | "panel"),
+    ``sender`` (default sender id), ``max_rps``, ``timeout`` (seconds, default HEXAVOX_PROVIDER_TIMEOUT),
+    ``dlr_url`` (hexa only: where the provider posts delivery reports), ``webhook_secret`` (secret)."""
+
+    channels = frozenset({Channel.SMS})
+
+    def __init__(self, name: str, shape: Shape, client: httpx.Client, *, config: _Config, max_rps: float,
+                 webhook_secret: str | None) -> None:
+        self.name = name
+        self.max_rps = max_rps
+        self._shape = shape
+        self._client = client
+        self._config = config
+        self._webhook_secret = webhook_secret
+
+    @classmethod
+    def from_options(cls, name: str, options: dict[str, Any], settings: Settings) -> Self:
+        read = OptionReader("http_sms", name, options, _OPTIONS)
+        shape_name = read.text("shape", "hexa")
+        if shape_name not in SHAPES:
+            raise ConfigurationError(f"provider {name!r}: shape must be one of {', '.join(SHAPES)}")
+        if shape_name != "hexa" and options.get("dlr_url"):
+            raise ConfigurationError(f"provider {name!r}: dlr_url is set in the panel, not per request")
+        shape = SHAPES[shape_name]()
+        client = make_client(read.text("base_url"), read.number("timeout", settings.provider_timeout),
+                             shape.auth_headers(read.text("api_key")))
+        config = _Config(sender=read.text("sender", ""), dlr_url=read.text("dlr_url", ""))
+        return cls(name, shape, client, config=config, max_rps=read.number("max_rps", 0.0),
+                   webhook_secret=read.text("webhook_secret", "") or None)
+
+    def __repr__(self) -> str:
+        return f"HttpSmsProvider(name={self.name!r}, shape={type(self._shape).__name__}, base_url={self._client.base_url})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Post the message once; the answer or the failure becomes one of the four outcomes."""
+        try:
+            response = perform(self._client, self._shape.send_call(message, self._config))
+        except httpx.HTTPError as err:
+            result = outcome_for_error(self.name, err)
+        else:
+            result = self._read_send(response)
+        log.info("sms send via %s: %s %s", self.name, result.outcome, result.provider_code or result.detail)
+        return result
+
+    def _read_send(self, response: httpx.Response) -> SendResult:
+        raw = raw_response(response)
+        reply = self._shape.read_send(raw["body"])
+        if reply.provider_ref and response.is_success:
+            return SendResult.accepted(self.name, reply.provider_ref, raw=raw, provider_code=reply.code)
+        if reply.code:
+            return result_from_code(self.name, reply.code, self._shape.send_codes, detail=reply.detail, raw=raw)
+        outcome = outcome_for_http_status(response.status_code)
+        return result_from_outcome(self.name, outcome, detail=f"HTTP {response.status_code} {reply.detail}", raw=raw)
+
+    def fetch_status(self, ref: ProviderRef) -> StatusResult:
+        """Look the message up by the provider's reference, or by our id when the send never got one back.
+
+        A failed lookup is UNKNOWN: only the provider's explicit "no records" proves it never got the message.
+        """
+        try:
+            response = perform(self._client, self._shape.status_call(ref))
+        except httpx.HTTPError as err:
+            return StatusResult(DeliveryStatus.UNKNOWN, provider_ref=ref.provider_ref, raw=raw_error(err))
+        raw = raw_response(response)
+        reply = self._shape.read_status(raw["body"])
+        return StatusResult(reply.status, provider_ref=reply.provider_ref or ref.provider_ref,
+                            provider_code=reply.code, raw=raw)
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[DeliveryEvent]:
+        """Delivery reports from one webhook call, each keeping the report it came from as ``raw``."""
+        verify_signature(headers, body, self._webhook_secret)
+        payload = parse_webhook_body(headers, body)
+        return [_with(event, provider=self.name, raw=entry) for entry, event in self._shape.reports(payload)]
+
+
+def _with(event: DeliveryEvent, *, provider: str, raw: Any) -> DeliveryEvent:
+    from dataclasses import replace
+
+    return replace(event, provider=provider, raw=raw)

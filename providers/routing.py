@@ -1,0 +1,62 @@
+"""Send one message through an ordered list of providers, failing over only when nothing left our side.
+
+Failover is safe only after UNAVAILABLE (connection refused, throttled, breaker open): the first provider never got
+the message. After ACCEPTED or REJECTED the provider has answered; after AMBIGUOUS the message may already be on
+its way, and sending it to a second provider could deliver it twice, so routing stops at once and reconcile
+decides (RELIABILITY.md R3/R4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from providers.base import OutboundMessage, Provider, SendOutcome, SendResult
+from providers.breaker import Breaker
+from providers.throttle import Throttle
+
+__all__ = ["dispatch_with_failover"]
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_with_failover(message: OutboundMessage, providers: Sequence[Provider], *, breaker: Breaker,
+                           throttle: Throttle, max_wait: float) -> tuple[SendResult, list[SendResult]]:
+    """Try ``providers`` in order; return the final result and every attempt, skipped providers included.
+
+    A provider is skipped (an UNAVAILABLE attempt, no call made) when it does not serve the message's channel, its
+    throttle has no slot within ``max_wait`` seconds, or its breaker refuses. Only real send outcomes are fed to
+    the breaker: our own throttling says nothing about the provider's health.
+    """
+    if not providers:
+        raise ValueError(f"no provider to send message {message.message_id} through")
+    attempts: list[SendResult] = []
+    for provider in providers:
+        result = _try(message, provider, breaker, throttle, max_wait)
+        attempts.append(result)
+        if result.outcome is not SendOutcome.UNAVAILABLE:
+            break
+    return attempts[-1], attempts
+
+
+def _try(message: OutboundMessage, provider: Provider, breaker: Breaker, throttle: Throttle,
+         max_wait: float) -> SendResult:
+    if message.channel not in provider.channels:
+        return SendResult.unavailable(provider.name, f"provider does not serve channel {message.channel}")
+    # Throttle before asking the breaker, so a HALF_OPEN probe slot is never taken by a caller that then gives up.
+    if not throttle.wait(provider.name, provider.max_rps, max_wait):
+        return SendResult.unavailable(provider.name, f"throttled: no slot within {max_wait}s")
+    if not breaker.allow(provider.name):
+        return SendResult.unavailable(provider.name, "circuit breaker open")
+    result = _send(message, provider)
+    breaker.record(provider.name, result.outcome)
+    return result
+
+
+def _send(message: OutboundMessage, provider: Provider) -> SendResult:
+    """The driver's answer; a driver that raises broke its contract, and it may have sent: AMBIGUOUS, never resend."""
+    try:
+        return provider.send(message)
+    except Exception as err:
+        log.exception("provider %s raised on send of message %s", provider.name, message.message_id)
+        return SendResult.ambiguous(provider.name, f"driver raised {type(err).__name__}: {err}")

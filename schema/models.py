@@ -1,0 +1,360 @@
+"""SQLAlchemy 2 models for everything the service keeps.
+
+Rules that must hold under concurrency live in the database, not only in Python: unique
+keys collapse idempotent retries and duplicate sends, check constraints keep states and
+balances in range, foreign keys keep tenants apart. The same models run on PostgreSQL
+(production) and SQLite (embedded); migrations in ``schema/migrations`` create them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from schema.states import (
+    CallbackState,
+    CampaignState,
+    Channel,
+    ConsentStatus,
+    Freshness,
+    MessageState,
+    PaymentStatus,
+    RequestStatus,
+)
+
+__all__ = [
+    "Base", "Tenant", "ApiKey", "Merchant", "Balance", "Route", "Consent", "ContactList", "ContactListMember",
+    "Campaign", "Request", "Message", "MessageEvent", "DuplicateGuard", "OutboundCallback", "Alert",
+    "BillingUpgrade",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+UtcDateTime = DateTime(timezone=True)
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+class Tenant(Base):
+    """An account that owns merchants and API keys."""
+
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class ApiKey(Base):
+    """A tenant credential. The secret is stored as a SHA-256 digest: secrets are 256-bit random tokens we issue,
+    so a slow password hash adds cost on every job without adding safety."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    #: Rules (seed 004): which channels and job kinds this key may use. ["*"] allows all.
+    allowed_channels: Mapped[list[Any]] = mapped_column(default=lambda: ["*"])
+    allowed_jobs: Mapped[list[Any]] = mapped_column(default=lambda: ["*"])
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class Merchant(Base):
+    """A business sending through a tenant. ``external_id`` is the ``merchantId`` of the contract."""
+
+    __tablename__ = "merchants"
+    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    #: Signing secret for dlrUrl callbacks (Standard Webhooks), one per merchant; a list allows rotation.
+    webhook_secrets: Mapped[list[Any]] = mapped_column(default=list)
+    #: ISO country codes this merchant may send to; empty means no restriction.
+    allowed_countries: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now(), onupdate=func.now())
+
+
+class Balance(Base):
+    """Limit, purchased credits and usage of one merchant on one channel for the current period.
+
+    Units are reserved with one conditional UPDATE (``used + n <= limit + credits``), which
+    PostgreSQL re-checks on the newest row version under concurrency: it cannot overspend.
+    """
+
+    __tablename__ = "balances"
+    __table_args__ = (
+        CheckConstraint("used >= 0", name="used_not_negative"),
+        CheckConstraint("unit_limit >= 0 AND credits >= 0", name="limit_credits_not_negative"),
+        CheckConstraint("used <= unit_limit + credits", name="never_overspent"),
+        CheckConstraint(_in("channel", Channel), name="channel"),
+    )
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    unit_limit: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    used: Mapped[int] = mapped_column(BigInteger, default=0)
+    period_start: Mapped[dt.date] = mapped_column(Date)
+
+
+class Route(Base):
+    """Ordered providers for a merchant's channel and type; ``merchant_id`` NULL is the tenant-wide default."""
+
+    __tablename__ = "routes"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "channel", "message_type"),
+        CheckConstraint(_in("channel", Channel), name="channel"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8))
+    message_type: Mapped[str] = mapped_column(String(16))
+    providers: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "channel", "contact"),
+        CheckConstraint(_in("status", ConsentStatus), name="status"),
+        CheckConstraint(_in("channel", Channel), name="channel"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8))
+    #: E.164 phone number or normalised email address.
+    contact: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(100), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now(), onupdate=func.now())
+
+
+class ContactList(Base):
+    __tablename__ = "contact_lists"
+    __table_args__ = (UniqueConstraint("merchant_id", "external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(10), default="api")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class ContactListMember(Base):
+    __tablename__ = "contact_list_members"
+    __table_args__ = (UniqueConstraint("list_id", "contact"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("contact_lists.id", ondelete="CASCADE"))
+    contact: Mapped[str] = mapped_column(String(320))
+
+
+class Campaign(Base):
+    """A list send kept for later; beat claims due rows with SKIP LOCKED so exactly one beat fires it."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint(_in("state", CampaignState), name="state"),
+        Index("ix_campaigns_due", "state", "scheduled_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), unique=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("contact_lists.id"))
+    name: Mapped[str] = mapped_column(String(32), default="")
+    state: Mapped[str] = mapped_column(String(10), default=CampaignState.SCHEDULED.value)
+    scheduled_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    #: Last list member id fanned out; resuming continues after it.
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class Request(Base):
+    """One intake job. Its id is the request id handed back at once; (merchant, idempotency key) is unique."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "idempotency_key"),
+        CheckConstraint(_in("status", RequestStatus), name="status"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8))
+    #: The answer given to the sender: per recipient message id and status or refusal code.
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class Message(Base):
+    """One recipient, one channel, one body: the unit that is charged, dispatched and settled."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("status", MessageState), name="status"),
+        CheckConstraint(_in("freshness", Freshness), name="freshness"),
+        CheckConstraint(_in("channel", Channel), name="channel"),
+        CheckConstraint("units >= 0", name="units_not_negative"),
+        CheckConstraint("status <> 'REFUSED' OR (units = 0 AND error_code IS NOT NULL)", name="refused_is_free"),
+        Index("ix_messages_status_updated", "status", "updated_at"),
+        Index("ix_messages_merchant_created", "merchant_id", "created_at"),
+        Index("ix_messages_provider_ref", "provider", "provider_ref"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8))
+    message_type: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    sender: Mapped[str] = mapped_column(String(64), default="")
+    subject: Mapped[str] = mapped_column(String(998), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    #: Channel options: unicode, flash, ref, record, timeoutSeconds, dlrUrl, campaign name.
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: SMS segments, voice minutes (estimated, then real) or 1 per email.
+    units: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(12))
+    freshness: Mapped[str] = mapped_column(String(12), default=Freshness.PROVISIONAL.value)
+    error_code: Mapped[str | None] = mapped_column(String(8))
+    error_detail: Mapped[str | None] = mapped_column(String(500))
+    provider: Mapped[str | None] = mapped_column(String(40))
+    provider_ref: Mapped[str | None] = mapped_column(String(128))
+    #: Times a dispatch task for this message was delivered by the broker; capped (poison loops).
+    dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reconcile_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    scheduled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class MessageEvent(Base):
+    """State history of a message: every transition with its time and why."""
+
+    __tablename__ = "message_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(12))
+    to_state: Mapped[str] = mapped_column(String(12))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DuplicateGuard(Base):
+    """The 10-second duplicate window: one row per (merchant, channel, recipient, content) digest.
+
+    A send claims the row with one upsert that only succeeds when the previous window has
+    expired by database time, in the same transaction as the message insert and charge.
+    """
+
+    __tablename__ = "duplicate_guard"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str] = mapped_column(String(36))
+
+
+class OutboundCallback(Base):
+    """A signed delivery-report callback to a merchant's dlrUrl, retried with backoff until delivered or given up."""
+
+    __tablename__ = "outbound_callbacks"
+    __table_args__ = (
+        CheckConstraint(_in("state", CallbackState), name="state"),
+        UniqueConstraint("message_id", "event_status"),
+        Index("ix_outbound_callbacks_due", "state", "next_attempt_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    event_status: Mapped[str] = mapped_column(String(12))
+    url: Mapped[str] = mapped_column(String(2000))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10), default=CallbackState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class Alert(Base):
+    """Usage thresholds, provider circuits opening, reconcile backlog; ``dedupe_key`` keeps one per event."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class BillingUpgrade(Base):
+    """Purchased units: credited once when the payment is confirmed; idempotent by (merchant, referenceId)."""
+
+    __tablename__ = "billing_upgrades"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "reference_id"),
+        CheckConstraint(_in("payment_status", PaymentStatus), name="payment_status"),
+        CheckConstraint(_in("channel", Channel), name="channel"),
+        CheckConstraint("units > 0 AND amount_cents >= 0", name="positive"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(8))
+    units: Mapped[int] = mapped_column(BigInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reference_id: Mapped[str] = mapped_column(String(100))
+    payment_method_id: Mapped[str] = mapped_column(String(100), default="")
+    payment_id: Mapped[str] = mapped_column(String(100))
+    payment_status: Mapped[str] = mapped_column(String(10), default=PaymentStatus.PENDING.value)
+    fulfilled: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())

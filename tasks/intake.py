@@ -1,0 +1,35 @@
+"""Intake tasks: the published, versioned job names. Thin: parse, run policy, publish, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from worker.celery_app import app
+from worker.publish import publish_dispatch
+from worker.runner import run_send_job
+
+
+def _send(task: Task, payload: Any) -> dict[str, Any]:
+    outcome = run_send_job(task.name, payload, str(task.request.id))
+    publish_dispatch(outcome.to_dispatch)
+    return outcome.result
+
+
+@app.task(name="hexavox.sms.send.v1", bind=True, ignore_result=False)
+def send_sms(self: Task, payload: Any) -> dict[str, Any]:
+    """Send SMS to one or more numbers, a list, or batch nodes."""
+    return _send(self, payload)
+
+
+@app.task(name="hexavox.voice.send.v1", bind=True, ignore_result=False)
+def send_voice(self: Task, payload: Any) -> dict[str, Any]:
+    """Place one text-to-speech call."""
+    return _send(self, payload)
+
+
+@app.task(name="hexavox.email.send.v1", bind=True, ignore_result=False)
+def send_email(self: Task, payload: Any) -> dict[str, Any]:
+    """Send one email."""
+    return _send(self, payload)

@@ -1,0 +1,1 @@
+"""Periodic maintenance tasks (outbox relay, scheduled release, reconcile)."""

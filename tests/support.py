@@ -1,0 +1,117 @@
+"""Test support: find (or start) the real services, and run real Celery workers as subprocesses.
+
+Tests never use fake Redis or fake databases. When a service is down this module tries to
+start the locally installed one, and otherwise fails with a message that says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_ADMIN_URL = os.environ.get("HEXAVOX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_HOST = os.environ.get("HEXAVOX_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("HEXAVOX_TEST_REDIS_PORT", "6379"))
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _start_postgres() -> None:
+    if shutil.which("pg_ctlcluster") and Path("/etc/postgresql").is_dir():
+        for version in sorted(os.listdir("/etc/postgresql")):
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                           capture_output=True, timeout=60)
+
+
+def _start_redis() -> None:
+    if shutil.which("redis-server"):
+        Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
+        Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
+                        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+                        "--logfile", "/var/log/redis/ci.log"], capture_output=True, timeout=30)
+
+
+def ensure_service(name: str) -> str | None:
+    """Return None when ``name`` answers (starting it if installed and stopped), else what to do about it."""
+    host, port, start, hint = {
+        "postgresql": ("127.0.0.1", 5432, _start_postgres,
+                       "install PostgreSQL (apt-get install postgresql) and allow trust auth on 127.0.0.1:5432"),
+        "redis": (REDIS_HOST, REDIS_PORT, _start_redis, "install Redis (apt-get install redis-server)"),
+    }[name]
+    if _port_open(host, port):
+        return None
+    start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _port_open(host, port):
+            return None
+        time.sleep(0.5)
+    return f"{name} is not reachable on {host}:{port} and could not be started: {hint}"
+
+
+@dataclass
+class WorkerProcess:
+    """A real ``celery worker`` subprocess in its own process group."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole group (main process and pool children)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def start_worker(env: dict[str, str], log_path: Path, *, queues: str = "", concurrency: int = 2,
+                 pool: str = "prefork", extra: list[str] | None = None) -> WorkerProcess:
+    """Start ``celery -A worker worker`` with ``env`` layered over this process's environment."""
+    cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-l", "INFO", "-P", pool,
+           "-c", str(concurrency), "--without-mingle", "--without-gossip", "-n", f"test{os.getpid()}@%h"]
+    if queues:
+        cmd += ["-Q", queues]
+    cmd += extra or []
+    full_env = {**os.environ, **env}
+    log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    worker = WorkerProcess(proc, log_path, env)
+    worker.wait_ready()
+    return worker

@@ -1,0 +1,29 @@
+"""The Celery application. Kept tiny: configuration lives in worker/celeryconfig.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from worker.celeryconfig import celery_config
+from worker.settings import get_settings
+
+app = Celery("hexavox", include=["tasks.intake", "tasks.admin", "tasks.dispatch", "tasks.maintenance"])
+app.conf.update(celery_config(get_settings()))
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    """A forked pool child must not share its parent's database sockets."""
+    from worker.db import dispose_engines
+
+    dispose_engines()
+
+
+@signals.celeryd_init.connect
+def _on_worker_start(**_: Any) -> None:
+    from worker.observability import configure_logging, init_sentry
+
+    configure_logging()
+    init_sentry(get_settings())

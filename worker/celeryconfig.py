@@ -1,0 +1,76 @@
+"""Celery settings, built from :mod:`worker.settings`. Every reliability choice is deliberate:
+
+* ``task_acks_late`` + ``task_reject_on_worker_lost``: a task is acknowledged only after it
+  finished, so a worker killed mid-task has its job redelivered instead of lost. The price is
+  that a task can run twice; every task is written for that (state machine claims in the
+  database, dispatch attempts capped in ``messages.dispatch_attempts``; Redis has no delivery
+  limit of its own, so the cap lives in PostgreSQL).
+* ``worker_prefetch_multiplier = 1``: a worker reserves one job per process, so a killed worker
+  strands at most that many, and long sends do not hold short OTPs hostage.
+* The visibility timeout (Redis redelivers an unacked task after it) is set in all three
+  places Celery reads it and is always larger than the task time limit (checked at start-up),
+  otherwise a slow task would run twice concurrently.
+* JSON only, everywhere: pickle would let anyone who can write to the broker run code.
+* Results are ignored except for intake jobs, whose answer is the request result; the
+  database is the source of truth for message state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.queues import TRANSACTIONAL, route_task
+from worker.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for ``settings``."""
+    transport_options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    if settings.broker_url.startswith("filesystem"):
+        for folder in (settings.broker_in_dir, settings.broker_processed_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        transport_options.update(data_folder_in=str(settings.broker_in_dir),
+                                 data_folder_out=str(settings.broker_in_dir),
+                                 processed_folder=str(settings.broker_processed_dir), store_processed=False)
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "broker_transport_options": transport_options,
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "visibility_timeout": settings.visibility_timeout,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_soft_shutdown_timeout": 10.0,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(1, settings.task_time_limit - 5),
+        "task_ignore_result": True,
+        "result_expires": 7 * 24 * 3600,
+        "result_extended": False,
+        "task_default_queue": TRANSACTIONAL,
+        "task_create_missing_queues": True,
+        "task_routes": (route_task,),
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": _beat_schedule(),
+        "database_table_names": {"task": "celery_taskmeta", "group": "celery_groupmeta"},
+    }
+
+def _beat_schedule() -> dict[str, dict[str, Any]]:
+    """Beat is only a clock: each periodic task claims its rows in the database, so two beats are harmless."""
+    return {
+        "release-due-scheduled": {"task": "hexavox.internal.release_due", "schedule": 10.0},
+        "relay-outbox": {"task": "hexavox.internal.relay_outbox", "schedule": 15.0},
+        "reconcile-sweep": {"task": "hexavox.internal.reconcile_sweep", "schedule": 30.0},
+    }
+

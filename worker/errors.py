@@ -1,0 +1,79 @@
+"""One exception hierarchy for the whole service.
+
+Subclasses are named for what the caller must do next: a :class:`Refusal` is final and
+carries a catalogue code; a :class:`ConfigurationError` stops the process at start-up;
+:class:`ProviderError` subclasses tell dispatch whether a send may be retried, must be
+reconciled, or is over.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from worker.catalogue import Code
+
+__all__ = [
+    "HexavoxError",
+    "ConfigurationError",
+    "Refusal",
+    "ValidationError",
+    "AuthenticationError",
+    "ProviderError",
+    "ProviderUnavailable",
+    "ProviderAmbiguous",
+]
+
+
+class HexavoxError(Exception):
+    """Root of every error this service raises on purpose."""
+
+
+class ConfigurationError(HexavoxError):
+    """A setting is missing or unsafe; raised at start-up."""
+
+
+class Refusal(HexavoxError):
+    """A job or message is refused with a catalogue code. Final: sending it again gives the same answer."""
+
+    def __init__(self, code: Code, detail: str = "", *, field: str | None = None) -> None:
+        self.code = code
+        self.detail = detail
+        self.field = field
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f" [{self.field}]" if self.field else ""
+        return f"{self.code.value}{where}: {self.detail or self.code.name}"
+
+    def as_dict(self) -> dict[str, str]:
+        """The refusal as it is stored and returned to the sender."""
+        out = {"code": self.code.value, "name": self.code.name, "detail": self.detail}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+class ValidationError(Refusal, ValueError):
+    """Input does not meet the contract (format, length, value)."""
+
+
+class AuthenticationError(Refusal):
+    """The job's credentials are unknown, wrong, or not allowed to do this."""
+
+
+class ProviderError(HexavoxError):
+    """A provider call went wrong; the subclass says whether anything may have left our side."""
+
+    def __init__(self, provider: str, detail: str) -> None:
+        self.provider = provider
+        self.detail = detail
+        super().__init__(f"{provider}: {detail}")
+
+
+class ProviderUnavailable(ProviderError):
+    """Nothing left our side (connection refused, throttled, breaker open): safe to try again or fail over."""
+
+
+class ProviderAmbiguous(ProviderError):
+    """The request may have reached the provider: never resend, reconcile."""

@@ -1,0 +1,169 @@
+"""Scrubbing personal data out of anything that leaves the process: logs, Sentry events, Flower.
+
+Everything here is a pure function, so it can run inside a ``logging.Filter``, a Sentry
+``before_send`` hook or a Celery ``argsrepr`` without side effects.
+
+* :func:`mask_phone` / :func:`mask_email` keep just enough for a human to recognise a value
+  (``'+1******1234'``, ``'m***@example.com'``); they are the masks of
+  :mod:`worker.validation.masking`, so a number looks the same in a refusal and in a log line.
+* :func:`scrub_text` masks, inside free text, email addresses, anything that looks like a phone
+  number and every 4-8 digit run (OTP-like codes).
+* :func:`scrub` walks dicts, lists, tuples and strings: values under a sensitive key
+  (``to``, ``body``, ``otp``, ``api_key`` ...) become ``'[Filtered]'``, other strings go through
+  :func:`scrub_text`.
+
+**Over-masking is on purpose.** An OTP is just a short number, so *every* run of 4 to 8 digits
+is masked (``'took 2048 ms'`` -> ``'took **** ms'``), and every run of 7 or more digits, with or
+without separators, is masked like a phone number. Losing a harmless number in a log line is
+cheap; leaking a code or a recipient is not. A few shapes that are never personal data are left
+alone so that logs and Sentry stay usable: UUIDs (task ids), ISO dates and times, IPv4
+addresses, decimals (``0.25``, ``3.11``) and long hex tokens (trace ids, hashes).
+
+:func:`scrub_text` is idempotent: masked output contains no digit run that it would mask again
+(a run right after a ``*`` is already a kept tail), so scrubbing twice (a log filter and then
+Sentry) keeps the ``1234`` tail that support staff ask for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from worker.validation import masking
+
+__all__ = [
+    "FILTERED",
+    "SENSITIVE_KEYS",
+    "is_sensitive_key",
+    "mask_email",
+    "mask_phone",
+    "scrub",
+    "scrub_text",
+]
+
+#: What a value under a sensitive key is replaced with (the marker Sentry itself uses).
+FILTERED: Final = "[Filtered]"
+
+#: Keys whose values are replaced whole, compared after :func:`_fold` (lower case, '-' and '_' removed).
+SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
+    {
+        # recipients and their contact data
+        "to", "recipient", "recipients", "contact", "contacts", "phone", "phones", "phonenumber",
+        "mobile", "mobiles", "msisdn", "number", "numbers", "tonumber", "email", "emails",
+        "emailaddress", "address", "addresses", "cc", "bcc", "replyto",
+        "firstname", "lastname", "fullname", "displayname", "recipientname",
+        # message content
+        "body", "text", "message", "messages", "subject", "html", "content", "template", "variables",
+        "otp", "code", "pin", "passcode",
+        # credentials
+        "secret", "secrets", "clientsecret", "webhooksecret", "signingsecret", "apikey", "apisecret",
+        "xapikey", "xapisecret", "password", "passwd", "pwd", "authorization", "proxyauthorization",
+        "auth", "token", "accesstoken", "refreshtoken", "idtoken", "cookie", "cookies", "setcookie",
+        "session", "sessionid", "csrftoken", "xcsrftoken", "privatekey", "credentials", "dsn",
+        "signature", "webhooksignature",
+    }
+)
+
+#: Deeper than this a structure is cut off (guards against cycles and pathological nesting).
+_MAX_DEPTH: Final = 32
+
+_SEP = r"[ .()\-]"  # separators allowed between the digits of a phone number (at most 2 in a row)
+
+_TEXT_RE: Final = re.compile(
+    r"""
+    (?P<email>[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)
+    | (?P<keep>
+          [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}   # UUID
+        | (?<![\d*])\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?!\d)  # ISO date[time]
+        | (?<![\d*.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])                                 # IPv4
+        | (?<![0-9a-zA-Z*])(?=[0-9]*[a-fA-F])[0-9a-fA-F]{16,}(?![0-9a-zA-Z])            # hex token
+      )
+    | (?P<phone>(?<![\d*])\+?\(?\d(?:""" + _SEP + r"""{0,2}\d){6,}(?!\d))
+    | (?P<decimal>(?<![\d*.])\d+\.\d+(?![\d.]))
+    | (?P<otp>(?<![\d*])\d{4,8}(?!\d))
+    """,
+    re.VERBOSE,
+)
+
+
+def mask_phone(e164: str) -> str:
+    """``'+18135551234'`` -> ``'+1******1234'``: the ``+``, country code and last four digits survive."""
+    return masking.mask_phone(e164)
+
+
+def mask_email(addr: str) -> str:
+    """``'member@example.com'`` -> ``'m***@example.com'``: the first character and the domain survive."""
+    return masking.mask_email(addr)
+
+
+def _replace(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    value = match.group()
+    if kind == "email":
+        return mask_email(value)
+    if kind == "phone":
+        return mask_phone(value)
+    if kind == "otp":
+        return "*" * len(value)
+    return value  # keep / decimal
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with email addresses, phone-like numbers and 4-8 digit runs masked (see the module notes)."""
+    if not text or not any(ch.isdigit() or ch == "@" for ch in text):
+        return text
+    return _TEXT_RE.sub(_replace, text)
+
+
+def _fold(key: str) -> str:
+    return key.lower().replace("-", "").replace("_", "")
+
+
+def is_sensitive_key(key: object) -> bool:
+    """True for a key whose value is never shown: ``'To'``, ``'api_key'``, ``'apiSecret'``, ``'X-Api-Secret'``."""
+    return isinstance(key, str) and _fold(key) in SENSITIVE_KEYS
+
+
+def scrub(obj: Any, *, keep: Collection[str] = ()) -> Any:
+    """A copy of ``obj`` with sensitive keys filtered and every other string scrubbed.
+
+    Mappings come back as ``dict`` (string keys are scrubbed too: a phone number used as a key
+    is masked), lists as lists, tuples as tuples, sets as sets, bytes as scrubbed ``str``.
+    Anything else (numbers, ``None``, objects) is returned as it is; callers that ``repr``
+    an object should scrub the repr instead. A sensitive key holding ``None`` keeps ``None``.
+
+    ``keep`` names keys (exact spelling) whose values are structural and copied untouched at any
+    depth, such as a Sentry event's ``event_id`` or ``timestamp``.
+    """
+    return _scrub(obj, frozenset(keep), 0)
+
+
+def _scrub(obj: Any, keep: frozenset[str], depth: int) -> Any:
+    if isinstance(obj, str):
+        return scrub_text(obj)
+    if depth >= _MAX_DEPTH:
+        return "[...]"
+    if isinstance(obj, Mapping):
+        return {_scrub_key(key): _scrub_value(key, value, keep, depth) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_scrub(item, keep, depth + 1) for item in obj]
+    if isinstance(obj, tuple):
+        return tuple(_scrub(item, keep, depth + 1) for item in obj)
+    if isinstance(obj, set | frozenset):
+        return {_scrub(item, keep, depth + 1) for item in obj}
+    if isinstance(obj, bytes | bytearray):
+        return scrub_text(bytes(obj).decode("utf-8", errors="replace"))
+    return obj
+
+
+def _scrub_key(key: Any) -> Any:
+    return scrub_text(key) if isinstance(key, str) else key
+
+
+def _scrub_value(key: Any, value: Any, keep: frozenset[str], depth: int) -> Any:
+    if key in keep:
+        return value
+    if is_sensitive_key(key):
+        return None if value is None else FILTERED
+    return _scrub(value, keep, depth + 1)

@@ -1,0 +1,149 @@
+"""The dispatch state machine: QUEUED -> DISPATCHING -> SENT | FAILED | AMBIGUOUS.
+
+Each step commits before the next one starts, so whatever a crash interrupts is visible:
+a redelivered task that finds DISPATCHING cannot know whether the provider got the message,
+so it marks it AMBIGUOUS for reconcile and never sends again. Delivery attempts are counted
+in the database (Redis has no delivery limit) and a message that keeps killing its worker
+is parked after ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from providers.base import OutboundMessage, SendOutcome, SendResult
+from schema.models import Message
+from schema.states import TERMINAL_STATES, Channel, MessageState
+from worker.catalogue import Code
+from worker.db import session_scope
+from worker.policy.merchants import provider_order
+from worker.policy.quota import release_units
+from worker.policy.transitions import transition
+from worker.settings import Settings
+
+__all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "crash_if"]
+
+#: Sends one message through an ordered list of provider names (failover, throttle and breaker inside).
+Sender = Callable[[OutboundMessage, list[str]], SendResult]
+
+
+class DispatchStep(StrEnum):
+    SENT = "SENT"
+    FAILED = "FAILED"
+    AMBIGUOUS = "AMBIGUOUS"
+    RETRY = "RETRY"  #: every provider unavailable, nothing left our side: try again later
+    SKIPPED = "SKIPPED"  #: already dispatched, settled, not due, or missing: nothing to do
+    REDELIVERED = "REDELIVERED"  #: found DISPATCHING after a crash: handed to reconcile
+    PARKED = "PARKED"  #: too many deliveries: failed with E818
+
+
+@dataclass(frozen=True)
+class _Claim:
+    message: OutboundMessage
+    providers: list[str]
+    merchant_id: int
+    units: int
+
+
+def crash_if(settings: Settings, point: str) -> None:
+    """Test-only fault injection: die like a SIGKILLed process at a named point."""
+    if settings.crash_point == point:
+        os._exit(137)
+
+
+def dispatch_message(message_id: str, settings: Settings, sender: Sender) -> DispatchStep:
+    """Take one message through dispatch once; safe to call any number of times for the same id."""
+    early = _count_delivery(message_id, settings.max_delivery_attempts)
+    if early is not None:
+        return early
+    claim = _claim(message_id, settings.default_provider)
+    if claim is None:
+        return DispatchStep.SKIPPED
+    crash_if(settings, "before_provider_call")
+    result = sender(claim.message, claim.providers)
+    crash_if(settings, "after_provider_call")
+    step = _record(claim, result)
+    crash_if(settings, "after_record")
+    return step
+
+
+def _count_delivery(message_id: str, max_attempts: int) -> DispatchStep | None:
+    """Count this delivery in its own commit; decide at once for redeliveries and poison messages."""
+    with session_scope() as session:
+        row = session.execute(update(Message).where(Message.id == message_id)
+                              .values(dispatch_attempts=Message.dispatch_attempts + 1)
+                              .returning(Message.status, Message.dispatch_attempts, Message.merchant_id,
+                                         Message.channel, Message.units)).first()
+        if row is None:
+            return DispatchStep.SKIPPED
+        status, attempts, merchant_id, channel, units = MessageState(row[0]), row[1], row[2], row[3], row[4]
+        if status == MessageState.DISPATCHING:
+            transition(session, message_id, [MessageState.DISPATCHING], MessageState.AMBIGUOUS,
+                       detail={"why": "redelivered while DISPATCHING: the provider may have it"})
+            return DispatchStep.REDELIVERED
+        if status != MessageState.QUEUED:
+            return DispatchStep.SKIPPED
+        if attempts > max_attempts:
+            _fail(session, message_id, merchant_id, channel, units, Code.ATTEMPTS_EXHAUSTED, [MessageState.QUEUED])
+            return DispatchStep.PARKED
+    return None
+
+
+def _claim(message_id: str, default_provider: str) -> _Claim | None:
+    with session_scope() as session:
+        if not transition(session, message_id, [MessageState.QUEUED], MessageState.DISPATCHING):
+            return None
+        msg = session.get(Message, message_id)
+        assert msg is not None and msg.merchant_id is not None
+        providers = provider_order(session, msg.merchant_id, msg.channel, msg.message_type, default_provider)
+        outbound = OutboundMessage(message_id=msg.id, channel=Channel(msg.channel), message_type=msg.message_type,
+                                   recipient=msg.recipient, body=msg.body, sender=msg.sender, subject=msg.subject,
+                                   options=dict(msg.options))
+        return _Claim(outbound, providers, msg.merchant_id, msg.units)
+
+
+def _record(claim: _Claim, result: SendResult) -> DispatchStep:
+    mid, sending = claim.message.message_id, [MessageState.DISPATCHING]
+    with session_scope() as session:
+        if result.outcome == SendOutcome.ACCEPTED:
+            transition(session, mid, sending, MessageState.SENT, provider=result.provider,
+                       provider_ref=result.provider_ref, detail={"providerCode": result.provider_code})
+            return DispatchStep.SENT
+        if result.outcome == SendOutcome.REJECTED:
+            _fail(session, mid, claim.merchant_id, claim.message.channel.value, claim.units,
+                  result.error_code or Code.PROVIDER_REJECTED, sending, provider=result.provider,
+                  detail=f"{result.provider_code}: {result.detail}")
+            return DispatchStep.FAILED
+        if result.outcome == SendOutcome.AMBIGUOUS:
+            transition(session, mid, sending, MessageState.AMBIGUOUS, provider=result.provider,
+                       detail={"why": result.detail[:300]})
+            return DispatchStep.AMBIGUOUS
+        transition(session, mid, sending, MessageState.QUEUED, detail={"why": result.detail[:300]})
+        return DispatchStep.RETRY
+
+
+def _fail(session: Session, message_id: str, merchant_id: int | None, channel: str, units: int, code: Code,
+          from_states: list[MessageState], *, provider: str | None = None, detail: str = "") -> None:
+    """Final failure: the message costs nothing, so its reserved units go back."""
+    extra = {"provider": provider} if provider else {}
+    if transition(session, message_id, from_states, MessageState.FAILED, error_code=code.value,
+                  error_detail=(detail or code.name)[:500], detail={"code": code.value}, **extra):
+        if merchant_id is not None:
+            release_units(session, merchant_id, channel, units)
+
+
+def give_up_unavailable(message_id: str) -> bool:
+    """After the last retry with every provider unavailable: FAILED with E816, units returned."""
+    with session_scope() as session:
+        msg = session.get(Message, message_id)
+        if msg is None or MessageState(msg.status) in TERMINAL_STATES or msg.status != MessageState.QUEUED:
+            return False
+        _fail(session, message_id, msg.merchant_id, msg.channel, msg.units, Code.PROVIDER_UNAVAILABLE,
+              [MessageState.QUEUED])
+        return True

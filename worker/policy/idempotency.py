@@ -1,0 +1,58 @@
+"""Requests and Idempotency-Key collapse.
+
+A request row is inserted with ON CONFLICT DO NOTHING on both its id (the same job
+redelivered) and (merchant, idempotency key) (a retried logical action). A concurrent retry
+waits on the unique index until the first commits, then finds its finished result: one
+message however many retries race. The same key with a different payload is an error (E809).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from schema.models import Request
+from schema.states import RequestStatus
+from worker.catalogue import Code
+from worker.errors import Refusal
+
+__all__ = ["payload_digest", "begin_request", "finish_request"]
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """Digest of the job without its credentials and ids, to compare retries under one key."""
+    core = {k: v for k, v in payload.items() if k not in {"auth", "idempotencyKey"}}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def begin_request(session: Session, request_id: str, *, tenant_id: int | None, merchant_id: int | None, kind: str,
+                  idempotency_key: str | None, digest: str) -> dict[str, Any] | None:
+    """Insert the request row. Returns None when this job is new, else the earlier result to answer with."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(Request).values(id=request_id, tenant_id=tenant_id, merchant_id=merchant_id, kind=kind,
+                                  idempotency_key=idempotency_key, payload_sha256=digest,
+                                  status=RequestStatus.REFUSED.value, result={}).on_conflict_do_nothing()
+    if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+        return None
+    earlier = session.get(Request, request_id)
+    if earlier is None and idempotency_key is not None:
+        earlier = session.scalars(select(Request).where(Request.merchant_id == merchant_id,
+                                                        Request.idempotency_key == idempotency_key)).first()
+    if earlier is None:  # a concurrent insert rolled back between our insert and select: treat as new
+        raise Refusal(Code.INTERNAL_ERROR, "request could not be recorded; send it again")
+    if earlier.payload_sha256 != digest:
+        raise Refusal(Code.IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was used with a different payload",
+                      field="idempotencyKey")
+    return dict(earlier.result)
+
+
+def finish_request(session: Session, request_id: str, status: RequestStatus, result: dict[str, Any]) -> None:
+    request = session.get(Request, request_id)
+    assert request is not None, "begin_request inserted it in this transaction"
+    request.status, request.result = status.value, result

@@ -1,0 +1,154 @@
+"""Intake of send jobs: SPEC section 3 in order, atomically per message.
+
+The request row (idempotency) and every message are written in one transaction; each
+message's policy steps (route, consent, duplicate window, quota, insert) run inside a
+savepoint, so a refusal undoes exactly that message's claims. Nothing is enqueued here:
+the caller publishes dispatch work after the commit, and the outbox relay re-publishes
+anything a crash in between left behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from schema.models import Merchant, Message
+from schema.states import Freshness, MessageState, RequestStatus
+from worker.contract import EmailJob, SmsJob, VoiceJob
+from worker.errors import Refusal
+from worker.policy.auth import authenticate
+from worker.policy.consent import require_consent
+from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
+from worker.policy.duplicates import claim_window, content_digest
+from worker.policy.idempotency import begin_request, finish_request, payload_digest
+from worker.policy.jobs import parse_job
+from worker.policy.merchants import load_merchant, require_route
+from worker.policy.quota import reserve_units
+
+__all__ = ["IntakeOutcome", "accept_send", "record_refused_request"]
+
+SendJob = SmsJob | VoiceJob | EmailJob
+
+
+@dataclass
+class IntakeOutcome:
+    """The answer to the sender, and the messages to publish for dispatch once committed."""
+
+    result: dict[str, Any]
+    to_dispatch: list[tuple[str, str, str]] = field(default_factory=list)  # (message id, channel, type)
+
+
+def accept_send(session: Session, task_name: str, payload: Any, request_id: str, *, now: dt.datetime,
+                window_seconds: int) -> IntakeOutcome:
+    """Admit one send job. Raises :class:`Refusal` for a job refused as a whole (nothing written)."""
+    job = parse_job(task_name, payload)
+    assert isinstance(job, SmsJob | VoiceJob | EmailJob)
+    principal = authenticate(session, job.auth)
+    channel = {"SmsJob": "SMS", "VoiceJob": "VOICE", "EmailJob": "EMAIL"}[type(job).__name__]
+    principal.require(task_name, channel)
+    merchant = load_merchant(session, principal.tenant_id, job.merchant_id)
+    drafts = _drafts(session, job, merchant, now)
+    earlier = begin_request(session, request_id, tenant_id=principal.tenant_id, merchant_id=merchant.id,
+                            kind=task_name, idempotency_key=job.idempotency_key, digest=payload_digest(payload))
+    if earlier is not None:
+        return IntakeOutcome(earlier)
+    outcome = _admit_all(session, request_id, merchant, drafts, window_seconds)
+    finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
+    return outcome
+
+
+def _drafts(session: Session, job: SendJob, merchant: Merchant, now: dt.datetime) -> Drafts:
+    if isinstance(job, SmsJob):
+        return sms_drafts(session, job, merchant, now)
+    if isinstance(job, VoiceJob):
+        return voice_drafts(job, merchant)
+    return email_drafts(job)
+
+
+def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int) -> IntakeOutcome:
+    rows, to_dispatch = [], []
+    for draft in drafts.drafts:
+        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window)
+        rows.append(_row(draft, status))
+        if status == MessageState.QUEUED:
+            to_dispatch.append((draft.message_id, draft.channel.value, draft.message_type))
+    accepted = sum(1 for row in rows if row["status"] != MessageState.REFUSED)
+    overall = RequestStatus.ACCEPTED if accepted == len(rows) else (
+        RequestStatus.PARTIAL if accepted else RequestStatus.REFUSED)
+    result = {"requestId": request_id, "merchantId": merchant.external_id, "status": overall.value,
+              "messages": rows, "warnings": drafts.warnings}
+    return IntakeOutcome(result, to_dispatch)
+
+
+def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Draft, scheduled_at: dt.datetime | None,
+               window: int) -> MessageState:
+    """Policy steps 2-7 for one message in a savepoint; a refusal is recorded as a free, FINAL message."""
+    if draft.refusal is None:
+        savepoint = session.begin_nested()
+        try:
+            status = MessageState.SCHEDULED if scheduled_at else MessageState.QUEUED
+            _run_policy(session, merchant, draft, window)
+            session.add(_message(request_id, merchant, draft, status, scheduled_at))
+            session.flush()
+            savepoint.commit()
+            return status
+        except Refusal as refusal:
+            savepoint.rollback()
+            draft.refusal = refusal
+    assert draft.refusal is not None
+    session.add(_message(request_id, merchant, draft, MessageState.REFUSED, None))
+    return MessageState.REFUSED
+
+
+
+
+def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int) -> None:
+    channel = draft.channel.value
+    if channel == "SMS":
+        require_route(session, merchant.id, channel, draft.message_type)
+    require_consent(session, merchant.id, channel, draft.recipient, draft.message_type)
+    digest = content_digest(merchant.id, channel, draft.recipient, draft.subject, draft.body)
+    claim_window(session, digest, draft.message_id, window)
+    reserve_units(session, merchant, channel, draft.units)
+
+
+def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageState,
+             scheduled_at: dt.datetime | None) -> Message:
+    refused = status == MessageState.REFUSED
+    return Message(
+        id=draft.message_id, request_id=request_id, merchant_id=merchant.id, channel=draft.channel.value,
+        message_type=draft.message_type, recipient=draft.recipient, sender=draft.sender, subject=draft.subject,
+        body=draft.body, options=draft.options, units=0 if refused else draft.units, status=status.value,
+        freshness=(Freshness.FINAL if refused else Freshness.PROVISIONAL).value, scheduled_at=scheduled_at,
+        error_code=draft.refusal.code.value if refused and draft.refusal else None,
+        error_detail=draft.refusal.detail[:500] if refused and draft.refusal else None,
+    )
+
+
+def _row(draft: Draft, status: MessageState) -> dict[str, Any]:
+    row: dict[str, Any] = {"messageId": draft.message_id, "to": draft.recipient, "channel": draft.channel.value,
+                           "status": status.value}
+    if status == MessageState.REFUSED and draft.refusal is not None:
+        row["error"] = draft.refusal.as_dict()
+    else:
+        row["units"] = draft.units
+    return row
+
+
+def record_refused_request(session: Session, request_id: str, task_name: str, refusal: Refusal,
+                           payload: Any) -> dict[str, Any]:
+    """Keep a request refused as a whole, so its id can be looked up later like any other."""
+    result = {"requestId": request_id, "status": RequestStatus.REFUSED.value, "error": refusal.as_dict(),
+              "messages": []}
+    digest = payload_digest(payload) if isinstance(payload, dict) else "-"
+    earlier = begin_request(session, request_id, tenant_id=None, merchant_id=None, kind=task_name[:40],
+                            idempotency_key=None, digest=digest)
+    if earlier is not None:
+        return earlier
+    finish_request(session, request_id, RequestStatus.REFUSED, result)
+    return result
+
+

@@ -1,0 +1,113 @@
+"""Merchant lookup under a tenant, activity and route checks, and the upsert admin job."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from schema.models import Balance, Merchant, Route
+from schema.states import Channel
+from worker.catalogue import Code
+from worker.contract import MerchantUpsertJob
+from worker.errors import Refusal
+
+__all__ = ["load_merchant", "require_route", "upsert_merchant", "provider_order", "merchant_view"]
+
+_ROUTE_CODES = {"OTP": Code.DEFAULT_ROUTE_DISABLED, "TXN": Code.TXN_ROUTE_DISABLED, "MKT": Code.MKT_ROUTE_DISABLED}
+
+
+def load_merchant(session: Session, tenant_id: int, external_id: str, *, must_be_active: bool = True) -> Merchant:
+    """The tenant's merchant ``external_id``; another tenant's merchant is simply not found (no existence leak)."""
+    merchant = session.scalars(
+        select(Merchant).where(Merchant.tenant_id == tenant_id, Merchant.external_id == external_id)
+    ).first()
+    if merchant is None:
+        raise Refusal(Code.MERCHANT_NOT_FOUND, "no such merchant for this tenant", field="merchantId")
+    if must_be_active and not merchant.active:
+        raise Refusal(Code.MERCHANT_INACTIVE, "merchant is not active", field="merchantId")
+    return merchant
+
+
+def _route(session: Session, merchant_id: int, channel: str, message_type: str) -> Route | None:
+    return session.scalars(select(Route).where(Route.merchant_id == merchant_id, Route.channel == channel,
+                                               Route.message_type == message_type)).first()
+
+
+def require_route(session: Session, merchant_id: int, channel: str, message_type: str) -> None:
+    """Refuse a type whose route the merchant has disabled (E623/E624/E625)."""
+    route = _route(session, merchant_id, channel, message_type)
+    if route is not None and not route.enabled:
+        raise Refusal(_ROUTE_CODES.get(message_type, Code.DEFAULT_ROUTE_DISABLED), f"{message_type} route disabled")
+
+
+def provider_order(session: Session, merchant_id: int, channel: str, message_type: str, default: str) -> list[str]:
+    """Providers to try in order for this merchant, channel and type; the default provider when none is set."""
+    for mtype in (message_type, "*"):
+        route = _route(session, merchant_id, channel, mtype)
+        if route is not None and route.providers:
+            return [str(p) for p in route.providers]
+    return [default]
+
+
+def upsert_merchant(session: Session, tenant_id: int, job: MerchantUpsertJob, today: dt.date) -> Merchant:
+    """Create or update a merchant with its three balances and routes."""
+    merchant = session.scalars(select(Merchant).where(Merchant.tenant_id == tenant_id,
+                                                      Merchant.external_id == job.merchant_id)).first()
+    if merchant is None:
+        merchant = Merchant(tenant_id=tenant_id, external_id=job.merchant_id, webhook_secrets=[])
+        session.add(merchant)
+    merchant.display_name, merchant.active, merchant.timezone = job.display_name, job.active, job.timezone
+    merchant.allowed_countries = [c.upper() for c in job.allowed_countries]
+    session.flush()
+    limits = {Channel.SMS: job.sms_limit, Channel.VOICE: job.voice_minutes_limit, Channel.EMAIL: job.email_limit}
+    for channel, limit in limits.items():
+        _set_limit(session, merchant.id, channel, limit, today)
+    _set_routes(session, merchant.id, job)
+    return merchant
+
+
+def _set_limit(session: Session, merchant_id: int, channel: Channel, limit: int, today: dt.date) -> None:
+    balance = session.get(Balance, (merchant_id, channel.value))
+    if balance is None:
+        session.add(Balance(merchant_id=merchant_id, channel=channel.value, unit_limit=limit, credits=0, used=0,
+                            period_start=today.replace(day=1)))
+    else:
+        balance.unit_limit = limit
+
+
+def _set_routes(session: Session, merchant_id: int, job: MerchantUpsertJob) -> None:
+    for message_type, enabled in job.routes.items():
+        _route_row(session, merchant_id, Channel.SMS.value, message_type.upper()).enabled = bool(enabled)
+    for channel, providers in job.providers.items():
+        _route_row(session, merchant_id, channel.upper(), "*").providers = list(providers)
+
+
+def _route_row(session: Session, merchant_id: int, channel: str, message_type: str) -> Route:
+    route = _route(session, merchant_id, channel, message_type)
+    if route is None:
+        route = Route(merchant_id=merchant_id, channel=channel, message_type=message_type, providers=[], enabled=True)
+        session.add(route)
+        session.flush()
+    return route
+
+
+def merchant_view(session: Session, merchant: Merchant) -> dict[str, object]:
+    """The merchant as seed 003 shows it: limits, credits and usage."""
+    balances = {b.channel: b for b in session.scalars(select(Balance).where(Balance.merchant_id == merchant.id))}
+
+    def pick(channel: str, attr: str) -> int:
+        bal = balances.get(channel)
+        return int(getattr(bal, attr)) if bal else 0
+
+    period = min((b.period_start for b in balances.values()), default=None)
+    return {
+        "merchantId": merchant.external_id, "displayName": merchant.display_name, "active": merchant.active,
+        "limits": {"smsLimit": pick("SMS", "unit_limit"), "voiceMinutesLimit": pick("VOICE", "unit_limit"),
+                   "emailLimit": pick("EMAIL", "unit_limit")},
+        "credits": {"smsCredits": pick("SMS", "credits"), "voiceMinutesCredits": pick("VOICE", "credits"),
+                    "emailCredits": pick("EMAIL", "credits")},
+        "usage": {"smsUsed": pick("SMS", "used"), "voiceUsed": pick("VOICE", "used"),
+                  "emailUsed": pick("EMAIL", "used"), "periodStart": period.isoformat() if period else None},
+    }

@@ -1,0 +1,61 @@
+"""Named queues and where each task goes, so OTP never waits behind a campaign.
+
+Publishers outside Python put intake jobs on the queue named here for their kind (the
+README lists them); :func:`route_task` does the same for Python callers and for the work
+the service enqueues itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ALL_QUEUES", "route_task", "queue_for_message", "intake_queue"]
+
+OTP = "otp"
+TRANSACTIONAL = "transactional"
+BULK = "bulk"
+VOICE = "voice"
+EMAIL = "email"
+ADMIN = "admin"
+RECONCILE = "reconcile"
+CALLBACKS = "callbacks"
+
+ALL_QUEUES: tuple[str, ...] = (OTP, TRANSACTIONAL, BULK, VOICE, EMAIL, ADMIN, RECONCILE, CALLBACKS)
+
+_BY_TYPE = {"OTP": OTP, "TXN": TRANSACTIONAL, "MKT": BULK, "TRANSACTIONAL": EMAIL, "MARKETING": BULK}
+
+
+def queue_for_message(channel: str, message_type: str) -> str:
+    """The queue for dispatching one message: OTP alone; marketing shares the bulk queue."""
+    if message_type in {"MKT", "MARKETING"}:
+        return BULK
+    if channel == "VOICE":
+        return VOICE
+    if channel == "EMAIL":
+        return EMAIL
+    return _BY_TYPE.get(message_type, TRANSACTIONAL)
+
+
+def intake_queue(task_name: str, payload: Mapping[str, Any] | None) -> str:
+    """The queue for an intake job, from its task name and (for SMS) its type."""
+    if ".sms." in task_name:
+        kind = str((payload or {}).get("type", "")).upper()
+        is_list = bool((payload or {}).get("listId")) and not (payload or {}).get("to")
+        return BULK if is_list or "sms" in (payload or {}) else _BY_TYPE.get(kind, TRANSACTIONAL)
+    if ".voice." in task_name:
+        return VOICE
+    if ".email." in task_name:
+        return queue_for_message("EMAIL", str((payload or {}).get("type", "")).upper())
+    if ".campaign." in task_name or ".list." in task_name:
+        return BULK
+    return ADMIN
+
+
+def route_task(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], options: Mapping[str, Any],
+               task: Any = None, **_: Any) -> dict[str, str] | None:
+    """Celery router: intake jobs by kind and type; internal tasks name their queue when enqueued."""
+    if name.startswith("hexavox.internal."):
+        return None
+    payload = args[0] if args and isinstance(args[0], Mapping) else kwargs.get("payload")
+    return {"queue": intake_queue(name, payload if isinstance(payload, Mapping) else None)}

@@ -1,0 +1,92 @@
+"""Run one intake job end to end against the database, whatever happens.
+
+Every job ends accepted or refused with a code: refusals are recorded under the request id,
+deadlocks and serialisation failures are retried, and an unexpected error is reported (to
+Sentry through logging) and recorded as E103 so the sender knows to send it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from worker.catalogue import Code
+from worker.db import session_scope
+from worker.errors import Refusal
+from worker.policy.admin import run_admin_job
+from worker.policy.auth import authenticate
+from worker.policy.idempotency import begin_request, finish_request, payload_digest
+from worker.policy.intake import IntakeOutcome, accept_send, record_refused_request
+from worker.policy.jobs import parse_job
+from worker.policy.transitions import utcnow
+from worker.settings import get_settings
+
+__all__ = ["run_send_job", "run_admin_job_by_name"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+_ATTEMPTS = 5
+
+
+def _retrying(work: Callable[[Session], T]) -> T:
+    """Run ``work`` in a transaction, again on deadlock or serialisation failure (the database undid it all)."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with session_scope() as session:
+                return work(session)
+        except (OperationalError, DBAPIError) as err:
+            sqlstate = getattr(err.orig, "sqlstate", None)
+            if sqlstate not in _RETRYABLE_SQLSTATES or attempt == _ATTEMPTS:
+                raise
+            time.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _refuse(request_id: str, task_name: str, refusal: Refusal, payload: Any) -> dict[str, Any]:
+    return _retrying(lambda s: record_refused_request(s, request_id, task_name, refusal, payload))
+
+
+def run_send_job(task_name: str, payload: Any, request_id: str) -> IntakeOutcome:
+    """Admit a send job; the caller publishes ``to_dispatch`` after this returns (the transaction is committed)."""
+    settings = get_settings()
+    try:
+        return _retrying(lambda s: accept_send(s, task_name, payload, request_id, now=utcnow(),
+                                               window_seconds=settings.duplicate_window_seconds))
+    except Refusal as refusal:
+        return IntakeOutcome(_refuse(request_id, task_name, refusal, payload))
+    except Exception:
+        log.exception("intake of request %s failed", request_id)
+        return IntakeOutcome(_refuse(request_id, task_name, Refusal(Code.INTERNAL_ERROR, "send it again"), payload))
+
+
+def run_admin_job_by_name(task_name: str, payload: Any, request_id: str) -> dict[str, Any]:
+    """Run an admin job and record its answer under the request id (idempotent by request id and key)."""
+    try:
+        return _retrying(lambda s: _admin(s, task_name, payload, request_id))
+    except Refusal as refusal:
+        return _refuse(request_id, task_name, refusal, payload)
+    except Exception:
+        log.exception("admin job %s failed", request_id)
+        return _refuse(request_id, task_name, Refusal(Code.INTERNAL_ERROR, "send it again"), payload)
+
+
+def _admin(session: Session, task_name: str, payload: Any, request_id: str) -> dict[str, Any]:
+    from schema.states import RequestStatus
+
+    job = parse_job(task_name, payload)
+    who = authenticate(session, job.auth)  # type: ignore[attr-defined]
+    who.require(task_name)
+    earlier = begin_request(session, request_id, tenant_id=who.tenant_id, merchant_id=None, kind=task_name,
+                            idempotency_key=None, digest=payload_digest(payload))
+    if earlier is not None:
+        return earlier
+    body = run_admin_job(session, who, job, utcnow().date())
+    result = {"requestId": request_id, "status": RequestStatus.ACCEPTED.value, "result": body}
+    finish_request(session, request_id, RequestStatus.ACCEPTED, result)
+    return result

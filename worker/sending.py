@@ -1,0 +1,58 @@
+"""The provider side of dispatch for this process: registry, shared throttle, shared circuit breaker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from providers.base import OutboundMessage, SendResult
+from providers.breaker import Breaker, breaker_for
+from providers.registry import get_provider
+from providers.routing import dispatch_with_failover
+from providers.throttle import Throttle, throttle_for
+from schema.models import Alert
+from worker.db import session_scope
+from worker.policy.dispatch import Sender
+from worker.settings import Settings
+
+__all__ = ["provider_sender", "alert_circuit_open"]
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_shared: dict[str, tuple[Breaker, Throttle]] = {}
+THROTTLE_MAX_WAIT = 2.0
+
+
+def alert_circuit_open(provider: str) -> None:
+    """Write one provider alert per provider per minute the breaker opens in."""
+    minute = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M")
+    with session_scope() as session:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(Alert).values(kind="PROVIDER_CIRCUIT_OPEN", dedupe_key=f"circuit:{provider}:{minute}",
+                                             detail={"provider": provider}).on_conflict_do_nothing())
+    log.warning("circuit opened for provider %s", provider)
+
+
+def _guards(settings: Settings) -> tuple[Breaker, Throttle]:
+    with _lock:
+        key = settings.redis_url or "local"
+        if key not in _shared:
+            _shared[key] = (breaker_for(settings, on_open=alert_circuit_open), throttle_for(settings))
+        return _shared[key]
+
+
+def provider_sender(settings: Settings) -> Sender:
+    """A :data:`Sender` that tries the named providers in order with failover, throttle and breaker."""
+    breaker, throttle = _guards(settings)
+
+    def send(message: OutboundMessage, names: list[str]) -> SendResult:
+        providers = [get_provider(name, settings) for name in names]
+        result, _attempts = dispatch_with_failover(message, providers, breaker=breaker, throttle=throttle,
+                                                   max_wait=THROTTLE_MAX_WAIT)
+        return result
+
+    return send

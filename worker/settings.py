@@ -1,0 +1,178 @@
+"""All configuration, read once from environment variables.
+
+Every knob the service has is listed here with its default, so an operator reads one file
+to know what can be set. Nothing else in the code reads ``os.environ`` for configuration.
+With no environment at all the defaults give the *embedded* mode: SQLite plus a
+local-file broker under ``HEXAVOX_DATA_DIR``, no servers needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from worker.errors import ConfigurationError
+
+__all__ = ["Settings", "get_settings", "reset_settings"]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as err:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from err
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as err:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from err
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration. Build it with :func:`get_settings`."""
+
+    #: HEXAVOX_DATA_DIR: where embedded mode keeps its SQLite file and broker folders.
+    data_dir: Path
+    #: HEXAVOX_DATABASE_URL: SQLAlchemy URL. Default: SQLite file in the data dir.
+    database_url: str
+    #: HEXAVOX_BROKER_URL: Celery broker. Default: kombu's local-file transport.
+    broker_url: str
+    #: HEXAVOX_RESULT_BACKEND: where intake results are kept for the client. Default: the database.
+    result_backend: str
+    #: HEXAVOX_REDIS_URL: shared throttles, circuit breakers. Empty: in-process (one host only).
+    redis_url: str
+    #: HEXAVOX_VISIBILITY_TIMEOUT: seconds before Redis redelivers an unacked task. Must exceed task_time_limit.
+    visibility_timeout: int
+    #: HEXAVOX_TASK_TIME_LIMIT: hard time limit of one task, seconds.
+    task_time_limit: int
+    #: HEXAVOX_MAX_DELIVERY_ATTEMPTS: deliveries of one dispatch before it is parked (poison cap, kept in the DB).
+    max_delivery_attempts: int
+    #: HEXAVOX_DUPLICATE_WINDOW_SECONDS: the duplicate guard's window.
+    duplicate_window_seconds: int
+    #: HEXAVOX_PROVIDER_TIMEOUT: seconds an HTTP/SMTP provider call may take before the outcome is AMBIGUOUS.
+    provider_timeout: float
+    #: HEXAVOX_DEFAULT_PROVIDER: provider used when a merchant has no route of its own.
+    default_provider: str
+    #: HEXAVOX_SENTRY_DSN (or SENTRY_DSN): Sentry project; empty disables Sentry.
+    sentry_dsn: str
+    #: HEXAVOX_ENVIRONMENT: 'development' or 'production'. Production refuses unsafe settings.
+    environment: str
+    #: HEXAVOX_ALLOW_PRIVATE_CALLBACKS: test-only: let dlrUrl callbacks reach loopback addresses.
+    allow_private_callbacks: bool
+    #: HEXAVOX_CRASH_POINT: test-only fault injection; the worker process exits at this named point
+    #: (before_provider_call, after_provider_call, after_record). Refused in production.
+    crash_point: str = ""
+    #: HEXAVOX_DB_POOL_SIZE / HEXAVOX_DB_MAX_OVERFLOW: connections kept / extra allowed per process.
+    db_pool_size: int = 10
+    db_max_overflow: int = 40
+    #: HEXAVOX_PROVIDERS: JSON object of provider instances, {"name": {"driver": "http_sms", ...options}}.
+    #: Default: one instance "simulated" of the simulated driver for every channel.
+    providers: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: HEXAVOX_SIMULATOR_*: the simulated provider's behaviour (see providers/simulated.py).
+    simulator: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on SQLite and the local-file broker."""
+        return self.database_url.startswith("sqlite") and self.broker_url.startswith("filesystem")
+
+    @property
+    def broker_in_dir(self) -> Path:
+        return self.data_dir / "broker" / "queue"
+
+    @property
+    def broker_processed_dir(self) -> Path:
+        return self.data_dir / "broker" / "processed"
+
+
+def load_settings() -> Settings:
+    """Read the environment into a fresh :class:`Settings`."""
+    data_dir = Path(_env("HEXAVOX_DATA_DIR", str(Path.cwd() / ".hexavox"))).resolve()
+    database_url = _env("HEXAVOX_DATABASE_URL", f"sqlite:///{data_dir / 'hexavox.db'}")
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url=_env("HEXAVOX_BROKER_URL", "filesystem://"),
+        result_backend=_env("HEXAVOX_RESULT_BACKEND", _default_result_backend(database_url)),
+        redis_url=_env("HEXAVOX_REDIS_URL", ""),
+        visibility_timeout=_env_int("HEXAVOX_VISIBILITY_TIMEOUT", 3600),
+        task_time_limit=_env_int("HEXAVOX_TASK_TIME_LIMIT", 300),
+        max_delivery_attempts=_env_int("HEXAVOX_MAX_DELIVERY_ATTEMPTS", 5),
+        duplicate_window_seconds=_env_int("HEXAVOX_DUPLICATE_WINDOW_SECONDS", 10),
+        provider_timeout=_env_float("HEXAVOX_PROVIDER_TIMEOUT", 10.0),
+        default_provider=_env("HEXAVOX_DEFAULT_PROVIDER", "simulated"),
+        sentry_dsn=_env("HEXAVOX_SENTRY_DSN", _env("SENTRY_DSN", "")),
+        environment=_env("HEXAVOX_ENVIRONMENT", "development"),
+        allow_private_callbacks=_env_bool("HEXAVOX_ALLOW_PRIVATE_CALLBACKS", False),
+        providers=_env_providers(),
+        crash_point=_env("HEXAVOX_CRASH_POINT", ""),
+        db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),
+        db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),
+        simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
+                   if k.startswith("HEXAVOX_SIMULATOR_")},
+    )
+    _check(settings)
+    return settings
+
+
+def _env_providers() -> dict[str, dict[str, object]]:
+    raw = _env("HEXAVOX_PROVIDERS", '{"simulated": {"driver": "simulated"}}')
+    try:
+        parsed = json.loads(raw)
+    except ValueError as err:
+        raise ConfigurationError(f"HEXAVOX_PROVIDERS must be a JSON object: {err}") from err
+    if not isinstance(parsed, dict) or not all(isinstance(v, dict) and "driver" in v for v in parsed.values()):
+        raise ConfigurationError('HEXAVOX_PROVIDERS must look like {"name": {"driver": "simulated", ...}}')
+    return parsed
+
+
+def _default_result_backend(database_url: str) -> str:
+    return "db+" + database_url
+
+
+def _check(settings: Settings) -> None:
+    """Refuse combinations that lose messages or leak data, at start-up rather than at 3 a.m."""
+    if settings.visibility_timeout <= settings.task_time_limit:
+        raise ConfigurationError(
+            "HEXAVOX_VISIBILITY_TIMEOUT must be larger than HEXAVOX_TASK_TIME_LIMIT, "
+            "otherwise Redis redelivers tasks that are still running"
+        )
+    if settings.max_delivery_attempts < 1:
+        raise ConfigurationError("HEXAVOX_MAX_DELIVERY_ATTEMPTS must be at least 1")
+    if settings.environment == "production" and settings.crash_point:
+        raise ConfigurationError("HEXAVOX_CRASH_POINT is for tests only and refused in production")
+    if settings.environment == "production" and settings.allow_private_callbacks:
+        raise ConfigurationError("HEXAVOX_ALLOW_PRIVATE_CALLBACKS is for tests only and refused in production")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()
