@@ -71,7 +71,6 @@ _NOT_SENT: tuple[type[httpx.HTTPError], ...] = (
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
     httpx.UnsupportedProtocol,
-    httpx.InvalidURL,
 )
 
 

@@ -16,7 +16,7 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, Self
 
 import httpx
@@ -130,7 +130,7 @@ PANEL_SEND_CODES: CodeTable = {
     "606": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
     "607": (_R, Code.INVALID_CAMPAIGN_NAME),
     "608": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
-    **{code: (_U, None) for code in ("104", "105", "201", "207", "208", "209", "210", "302", "303", "306", "418", "602")},
+    **dict.fromkeys(("104", "105", "201", "207", "208", "209", "210", "302", "303", "306", "418", "602"), (_U, None)),
     "506": (_A, None),
     "601": (_A, None),
 }
@@ -259,8 +259,9 @@ class HexaShape:
         body = body if isinstance(body, dict) else {}
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         code = _text(body.get("code"))
-        if code in HEXA_LOOKUP_CODES:
-            return LookupReply(HEXA_LOOKUP_CODES[code], None, code)
+        settled = HEXA_LOOKUP_CODES.get(code or "")
+        if settled is not None:
+            return LookupReply(settled, None, code)
         return LookupReply(_status_of(data.get("status")), _text(data.get("message_id")), code)
 
     def reports(self, payload: Any) -> list[tuple[dict[str, Any], DeliveryEvent]]:
@@ -305,8 +306,9 @@ class PanelShape:
         body = body if isinstance(body, dict) else {}
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         code = _text(body.get("code"))
-        if code in PANEL_LOOKUP_CODES:
-            return LookupReply(PANEL_LOOKUP_CODES[code], None, code)
+        settled = PANEL_LOOKUP_CODES.get(code or "")
+        if settled is not None:
+            return LookupReply(settled, None, code)
         return LookupReply(_report_status(data), _text(data.get("requestId")), code)
 
     def reports(self, payload: Any) -> list[tuple[dict[str, Any], DeliveryEvent]]:
@@ -370,7 +372,8 @@ class HttpSmsProvider:
                    webhook_secret=read.text("webhook_secret", "") or None)
 
     def __repr__(self) -> str:
-        return f"HttpSmsProvider(name={self.name!r}, shape={type(self._shape).__name__}, base_url={self._client.base_url})"
+        shape = type(self._shape).__name__
+        return f"HttpSmsProvider(name={self.name!r}, shape={shape}, base_url={self._client.base_url})"
 
     def close(self) -> None:
         self._client.close()
@@ -414,10 +417,4 @@ class HttpSmsProvider:
         """Delivery reports from one webhook call, each keeping the report it came from as ``raw``."""
         verify_signature(headers, body, self._webhook_secret)
         payload = parse_webhook_body(headers, body)
-        return [_with(event, provider=self.name, raw=entry) for entry, event in self._shape.reports(payload)]
-
-
-def _with(event: DeliveryEvent, *, provider: str, raw: Any) -> DeliveryEvent:
-    from dataclasses import replace
-
-    return replace(event, provider=provider, raw=raw)
+        return [replace(event, provider=self.name, raw=entry) for entry, event in self._shape.reports(payload)]

@@ -1,1 +1,45 @@
-"""Periodic maintenance tasks (outbox relay, scheduled release, reconcile)."""
+"""Periodic tasks driven by celery beat. Beat is only a clock: each claims its rows in the database."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from providers.base import Provider
+from providers.registry import get_provider
+from worker.celery_app import app
+from worker.policy.outbox import release_due as _release_due
+from worker.policy.outbox import stale_queued
+from worker.policy.reconcile import sweep
+from worker.publish import publish_dispatch
+from worker.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="hexavox.internal.release_due")
+def release_due() -> int:
+    """Queue scheduled messages whose time has come."""
+    return publish_dispatch(_release_due())
+
+
+@app.task(name="hexavox.internal.relay_outbox")
+def relay_outbox() -> int:
+    """Publish again the dispatch of QUEUED messages the broker may have lost."""
+    items = stale_queued(get_settings().outbox_stale)
+    if items:
+        log.warning("outbox relay re-publishing %d queued messages", len(items))
+    return publish_dispatch(items)
+
+
+@app.task(name="hexavox.internal.reconcile_sweep")
+def reconcile_sweep() -> dict[str, int]:
+    """Settle AMBIGUOUS and overdue SENT messages by asking their providers."""
+    settings = get_settings()
+
+    def providers_for(names: list[str]) -> list[Provider]:
+        return [get_provider(name, settings) for name in names]
+
+    counts, resend = sweep(settings, providers_for)
+    publish_dispatch(resend)
+    return asdict(counts)

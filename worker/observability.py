@@ -24,6 +24,7 @@ Where personal data would otherwise leak (RELIABILITY.md S5) and what closes eac
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
@@ -211,18 +212,24 @@ def init_sentry(settings: SentrySettings, *, transport: Transport | type[Transpo
     import sentry_sdk
     from sentry_sdk.integrations.celery import CeleryIntegration
 
-    sentry_sdk.init(
-        dsn=settings.sentry_dsn,
-        environment=settings.environment,
-        send_default_pii=False,
-        include_local_variables=False,
-        max_request_body_size="never",
-        integrations=[CeleryIntegration(monitor_beat_tasks=False, propagate_traces=True)],
-        before_send=_before_send,
-        before_send_transaction=_before_send,
-        before_breadcrumb=_before_breadcrumb,
-        transport=transport,
-    )
+    options: dict[str, Any] = {
+        "dsn": settings.sentry_dsn,
+        "environment": settings.environment,
+        "send_default_pii": False,
+        "include_local_variables": False,
+        "max_request_body_size": "never",
+        "integrations": [CeleryIntegration(monitor_beat_tasks=False, propagate_traces=True)],
+        "before_send": _before_send,
+        "before_send_transaction": _before_send,
+        "before_breadcrumb": _before_breadcrumb,
+        "transport": transport,
+    }
+    with warnings.catch_warnings():
+        # sentry-sdk 2.7x deprecates send_default_pii in favour of `data_collection`. False still maps to
+        # the most restrictive collection *and* keeps the SDK's own EventScrubber, which an explicit
+        # `data_collection` switches off; older 2.x releases do not know `data_collection` at all.
+        warnings.filterwarnings("ignore", message=".*send_default_pii.*", category=DeprecationWarning)
+        sentry_sdk.init(**options)
     return True
 
 

@@ -13,11 +13,12 @@ Everything here is a pure function, so it can run inside a ``logging.Filter``, a
   :func:`scrub_text`.
 
 **Over-masking is on purpose.** An OTP is just a short number, so *every* run of 4 to 8 digits
-is masked (``'took 2048 ms'`` -> ``'took **** ms'``), and every run of 7 or more digits, with or
-without separators, is masked like a phone number. Losing a harmless number in a log line is
-cheap; leaking a code or a recipient is not. A few shapes that are never personal data are left
-alone so that logs and Sentry stay usable: UUIDs (task ids), ISO dates and times, IPv4
-addresses, decimals (``0.25``, ``3.11``) and long hex tokens (trace ids, hashes).
+is masked whole (``'took 2048 ms'`` -> ``'took **** ms'``), and every longer run, or 7 or more
+digits with separators or a leading ``+``, is masked like a phone number (last four kept).
+Losing a harmless number in a log line is cheap; leaking a code or a recipient is not. A few
+shapes that are never personal data are left alone so that logs and Sentry stay usable: UUIDs
+(task ids), ISO dates and times, IPv4 addresses, decimals (``0.25``, ``3.11``) and long hex
+tokens (trace ids, hashes).
 
 :func:`scrub_text` is idempotent: masked output contains no digit run that it would mask again
 (a run right after a ``*`` is already a kept tail), so scrubbing twice (a log filter and then
@@ -68,6 +69,9 @@ SENSITIVE_KEYS: Final[frozenset[str]] = frozenset(
 #: Deeper than this a structure is cut off (guards against cycles and pathological nesting).
 _MAX_DEPTH: Final = 32
 
+#: Longest OTP-like digit run, masked whole (longer bare runs are masked like phone numbers, tail kept).
+_OTP_MAX: Final = 8
+
 _SEP = r"[ .()\-]"  # separators allowed between the digits of a phone number (at most 2 in a row)
 
 _TEXT_RE: Final = re.compile(
@@ -102,9 +106,9 @@ def _replace(match: re.Match[str]) -> str:
     value = match.group()
     if kind == "email":
         return mask_email(value)
-    if kind == "phone":
+    if kind == "phone" and not (value.isdigit() and len(value) <= _OTP_MAX):
         return mask_phone(value)
-    if kind == "otp":
+    if kind in {"phone", "otp"}:  # a bare run of 7-8 digits is as likely an OTP as a local number: hide it all
         return "*" * len(value)
     return value  # keep / decimal
 

@@ -81,6 +81,12 @@ class Settings:
     environment: str
     #: HEXAVOX_ALLOW_PRIVATE_CALLBACKS: test-only: let dlrUrl callbacks reach loopback addresses.
     allow_private_callbacks: bool
+    #: HEXAVOX_RECONCILE_MAX_AGE: seconds after which a message with no final outcome becomes EXPIRED.
+    reconcile_max_age: int = 86400
+    #: HEXAVOX_DLR_GRACE: seconds a SENT message waits for its delivery report before reconcile asks.
+    dlr_grace: int = 60
+    #: HEXAVOX_OUTBOX_STALE: seconds a QUEUED message may wait before the relay publishes it again.
+    outbox_stale: int = 30
     #: HEXAVOX_CRASH_POINT: test-only fault injection; the worker process exits at this named point
     #: (before_provider_call, after_provider_call, after_record). Refused in production.
     crash_point: str = ""
@@ -127,6 +133,9 @@ def load_settings() -> Settings:
         environment=_env("HEXAVOX_ENVIRONMENT", "development"),
         allow_private_callbacks=_env_bool("HEXAVOX_ALLOW_PRIVATE_CALLBACKS", False),
         providers=_env_providers(),
+        reconcile_max_age=_env_int("HEXAVOX_RECONCILE_MAX_AGE", 86400),
+        dlr_grace=_env_int("HEXAVOX_DLR_GRACE", 60),
+        outbox_stale=_env_int("HEXAVOX_OUTBOX_STALE", 30),
         crash_point=_env("HEXAVOX_CRASH_POINT", ""),
         db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),
         db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),

@@ -25,6 +25,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import httpx
@@ -97,6 +98,8 @@ def deliver(
     phase also has its own timeout no longer than what is left. ``allow_private`` is for tests
     (``Settings.allow_private_callbacks``) and admits loopback only. ``ssl_context`` replaces the
     default CA store (tests with a private CA); hostname checking stays on whatever is passed.
+    Once a 2xx status line has arrived the report counts as delivered even if the deadline or the
+    cap then cuts the body: the merchant has it, and a retry would only deliver a duplicate.
     Blocking: call it from synchronous code such as a Celery task, not from a running event loop.
     """
     if timeout <= 0:
@@ -104,6 +107,8 @@ def deliver(
     if max_response_bytes < 0:
         raise ValueError("max_response_bytes must not be negative")
     outgoing = _request_headers(headers)
+    # Built before the clock starts: loading the CA bundle is our cost, not the merchant's deadline.
+    verify = ssl_context if ssl_context is not None else _default_ssl_context()
     started = time.monotonic()
 
     def attempt(outcome: Outcome, status: int | None, error: str, progress: _Progress | None = None) -> DeliveryAttempt:
@@ -123,7 +128,7 @@ def deliver(
 
     outgoing["Host"] = target.host_header
     progress = _Progress()
-    error = _run(target, body, outgoing, remaining, max_response_bytes, ssl_context, progress)
+    error = _run(target, body, outgoing, remaining, max_response_bytes, verify, progress)
     status = progress.status
     if status is not None and 200 <= status < 300:
         return attempt("delivered", status, error, progress)
@@ -156,7 +161,7 @@ def _run(
     headers: dict[str, str],
     deadline: float,
     cap: int,
-    ssl_context: ssl.SSLContext | None,
+    verify: ssl.SSLContext,
     progress: _Progress,
 ) -> str:
     """Run the exchange under one deadline; return the error text ('' when the exchange finished).
@@ -173,7 +178,7 @@ def _run(
 
     async def bounded() -> None:
         async with asyncio.timeout(deadline):
-            await _exchange(target, body, headers, deadline, cap, ssl_context, progress)
+            await _exchange(target, body, headers, deadline, cap, verify, progress)
 
     try:
         asyncio.run(bounded())
@@ -194,14 +199,13 @@ async def _exchange(
     headers: dict[str, str],
     phase_timeout: float,
     cap: int,
-    ssl_context: ssl.SSLContext | None,
+    verify: ssl.SSLContext,
     progress: _Progress,
 ) -> None:
     """Send the POST to the pinned IP and read at most ``cap`` response bytes."""
     timeouts = httpx.Timeout(
         connect=min(_CONNECT_TIMEOUT, phase_timeout), read=phase_timeout, write=phase_timeout, pool=phase_timeout
     )
-    verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
     # trust_env=False: an HTTP(S)_PROXY from the environment would re-resolve the name and undo the pin.
     transport = httpx.AsyncHTTPTransport(verify=verify, retries=0, trust_env=False)
     async with httpx.AsyncClient(
@@ -223,6 +227,15 @@ async def _exchange(
                     break
         finally:
             await response.aclose()
+
+
+@lru_cache(maxsize=1)
+def _default_ssl_context() -> ssl.SSLContext:
+    """httpx's verifying context (certifi, or SSL_CERT_FILE/SSL_CERT_DIR), built once per process.
+
+    Loading the CA bundle takes ~0.2 s; a fresh client per callback would otherwise pay it every time.
+    """
+    return httpx.create_ssl_context(verify=True, trust_env=True)
 
 
 def backoff_seconds(

@@ -75,7 +75,7 @@ def _decode(data: bytes) -> str:
 
 def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) of each non-blank row; a malformed file is UPLOAD_FAILED."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         for row in reader:
             if any(cell.strip() for cell in row):
@@ -92,18 +92,30 @@ def _phone_column(first: list[str]) -> tuple[int, bool]:
     return 0, not any(ch.isdigit() for ch in first[0])
 
 
+def _outcome(raw: str, channel: str, default_region: str | None) -> tuple[str, Code | None]:
+    """(E.164 number, None) for a good value, ('', code) for a refused one."""
+    try:
+        return normalize_phone(raw, channel=channel, default_region=default_region), None
+    except ValidationError as exc:
+        return "", exc.code
+
+
 def _collect(rows: list[tuple[int, list[str]]], column: int, channel: str, default_region: str | None) -> CsvImport:
-    """Normalise the number in ``column`` of each row; keep the first of duplicates, report the refused."""
+    """Normalise the number in ``column`` of each row; keep the first of duplicates, report the refused.
+
+    Outcomes are remembered per raw value: parsing costs ~0.1 ms, and lists repeat numbers a lot.
+    """
     result = CsvImport()
+    outcomes: dict[str, tuple[str, Code | None]] = {}
     seen: set[str] = set()
     for line, row in rows:
         raw = row[column].strip() if column < len(row) else ""
-        try:
-            number = normalize_phone(raw, channel=channel, default_region=default_region)
-        except ValidationError as exc:
-            result.rejected.append((line, mask_phone(raw), exc.code))
-            continue
-        if number not in seen:
+        if raw not in outcomes:
+            outcomes[raw] = _outcome(raw, channel, default_region)
+        number, code = outcomes[raw]
+        if code is not None:
+            result.rejected.append((line, mask_phone(raw), code))
+        elif number not in seen:
             seen.add(number)
             result.contacts.append(number)
     return result

@@ -47,6 +47,11 @@ def _bad(detail: str) -> ValidationError:
     return ValidationError(Code.INVALID_INPUT, detail, field="time")
 
 
+def _out_of_window() -> ValidationError:
+    """A refusal of a time outside the scheduling window."""
+    return ValidationError(Code.SCHEDULE_OUT_OF_WINDOW, "must be 15 minutes to 3 months from now", field="time")
+
+
 def _zone(tz: str) -> ZoneInfo:
     """The IANA zone named ``tz``."""
     if not isinstance(tz, str) or not _ZONE_KEY.fullmatch(tz):
@@ -90,9 +95,7 @@ def add_months(moment: datetime, months: int) -> datetime:
 def _check_window(when: datetime, now: datetime) -> None:
     """Refuse a time less than 15 minutes or more than 3 months after ``now``."""
     if not now + MIN_LEAD <= when <= add_months(now, MAX_MONTHS):
-        raise ValidationError(
-            Code.SCHEDULE_OUT_OF_WINDOW, "must be 15 minutes to 3 months from now", field="time"
-        )
+        raise _out_of_window()
 
 
 def parse_schedule(raw: str | None, *, tz: str = "UTC", now: datetime) -> datetime | None:
@@ -109,7 +112,7 @@ def parse_schedule(raw: str | None, *, tz: str = "UTC", now: datetime) -> dateti
     zone = _zone(tz)
     written = _parse_naive(raw.strip())
     if abs(written.year - now.year) > 1:  # far outside the window; also keeps UTC conversion from overflowing
-        raise ValidationError(Code.SCHEDULE_OUT_OF_WINDOW, "must be 15 minutes to 3 months from now", field="time")
+        raise _out_of_window()
     when = written if written.tzinfo is not None else _localize(written, zone)
     when = when.astimezone(UTC)
     _check_window(when, now.astimezone(UTC))

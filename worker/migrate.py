@@ -1,0 +1,31 @@
+"""Run the Alembic migrations shipped in schema/migrations from code (`hexavox db upgrade`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from worker.db import normalize_url
+from worker.settings import get_settings
+
+__all__ = ["alembic_config", "upgrade_head", "downgrade_base"]
+
+
+def alembic_config(url: str | None = None) -> Config:
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "schema" / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(url or settings.database_url))
+    return cfg
+
+
+def upgrade_head(url: str | None = None) -> None:
+    command.upgrade(alembic_config(url), "head")
+
+
+def downgrade_base(url: str | None = None) -> None:
+    command.downgrade(alembic_config(url), "base")

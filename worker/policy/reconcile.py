@@ -1,0 +1,146 @@
+"""Reconcile-first settlement: ask the provider, never guess, and resend only on proof it never got the message.
+
+AMBIGUOUS messages, and SENT messages whose delivery report is overdue, are looked up by
+the provider's reference or by our own message id (which every driver passes to the
+provider as its idempotency reference). The answer settles the state; NOT_FOUND puts the
+message back to QUEUED for one more dispatch under the same reference; no answer leaves it
+for the next sweep, until the maximum age turns it EXPIRED. Units are returned at FAILED
+and EXPIRED. Each sweep reads one batch ordered by age, so its cost grows linearly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from providers.base import DeliveryStatus, Provider, ProviderRef, StatusResult
+from schema.models import Message
+from schema.states import MessageState
+from worker.catalogue import Code
+from worker.db import session_scope
+from worker.policy.merchants import provider_order
+from worker.policy.quota import release_units
+from worker.policy.transitions import transition, utcnow
+from worker.settings import Settings
+
+__all__ = ["Pending", "pending_batch", "settle", "SweepCounts", "sweep"]
+
+PENDING = [MessageState.AMBIGUOUS, MessageState.SENT]
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    status: MessageState
+    provider: str | None
+    provider_ref: str | None
+    merchant_id: int | None
+    channel: str
+    message_type: str
+    units: int
+    created_at: dt.datetime
+
+
+@dataclass
+class SweepCounts:
+    examined: int = 0
+    settled: int = 0
+    resent: int = 0
+    expired: int = 0
+    unknown: int = 0
+
+
+def pending_batch(settings: Settings, limit: int) -> list[Pending]:
+    """The oldest unsettled messages due for a look: AMBIGUOUS now, SENT once the report is overdue."""
+    overdue = utcnow() - dt.timedelta(seconds=settings.dlr_grace)
+    with session_scope() as session:
+        rows = session.execute(
+            select(Message.id, Message.status, Message.provider, Message.provider_ref, Message.merchant_id,
+                   Message.channel, Message.message_type, Message.units, Message.created_at)
+            .where(or_(Message.status == MessageState.AMBIGUOUS.value,
+                       (Message.status == MessageState.SENT.value) & (Message.updated_at <= overdue)))
+            .order_by(Message.updated_at).limit(limit)).all()
+    return [Pending(r[0], MessageState(r[1]), *r[2:8], _aware(r[8])) for r in rows]
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _ask(item: Pending, providers: list[Provider]) -> tuple[str | None, StatusResult]:
+    """The first provider that knows the message, else NOT_FOUND only if every one proves it never got it."""
+    answers = []
+    for provider in providers:
+        answer = provider.fetch_status(ProviderRef(item.id, item.provider_ref if provider.name == item.provider
+                                                   else None))
+        if answer.status not in (DeliveryStatus.NOT_FOUND, DeliveryStatus.UNKNOWN):
+            return provider.name, answer
+        answers.append(answer)
+    if answers and all(a.status == DeliveryStatus.NOT_FOUND for a in answers):
+        return None, answers[0]
+    return None, StatusResult(DeliveryStatus.UNKNOWN)
+
+
+def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
+    """Settle one message from the providers' answer; returns what happened (for counting)."""
+    name, answer = _ask(item, providers)
+    with session_scope() as session:
+        if answer.status == DeliveryStatus.DELIVERED:
+            transition(session, item.id, PENDING, MessageState.DELIVERED, provider=name or item.provider,
+                       provider_ref=answer.provider_ref or item.provider_ref, detail={"via": "reconcile"})
+            return "settled"
+        if answer.status == DeliveryStatus.FAILED:
+            if transition(session, item.id, PENDING, MessageState.FAILED, error_code=Code.PROVIDER_REJECTED.value,
+                          error_detail=f"provider reported failure {answer.provider_code or ''}"[:500]):
+                _release(session, item)
+            return "settled"
+        if answer.status == DeliveryStatus.ACCEPTED and item.status == MessageState.AMBIGUOUS:
+            transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.SENT, provider=name,
+                       provider_ref=answer.provider_ref, detail={"via": "reconcile"})
+            return "settled"
+        if answer.status == DeliveryStatus.NOT_FOUND and item.status == MessageState.AMBIGUOUS:
+            transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED, dispatch_attempts=0,
+                       detail={"why": "provider proves it never received it"})
+            return "resent"
+        return _expire_or_wait(session, item, settings)
+
+
+def _expire_or_wait(session: Session, item: Pending, settings: Settings) -> str:
+    if utcnow() - item.created_at > dt.timedelta(seconds=settings.reconcile_max_age):
+        if transition(session, item.id, PENDING, MessageState.EXPIRED, error_code=Code.DELIVERY_EXPIRED.value):
+            _release(session, item)
+        return "expired"
+    session.execute(update(Message).where(Message.id == item.id, Message.status == item.status.value)
+                    .values(reconcile_attempts=Message.reconcile_attempts + 1, updated_at=utcnow()))
+    return "unknown"
+
+
+def _release(session: Session, item: Pending) -> None:
+    if item.merchant_id is not None:
+        release_units(session, item.merchant_id, item.channel, item.units)
+
+
+def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200
+          ) -> tuple[SweepCounts, list[tuple[str, str, str]]]:
+    """One reconcile pass; returns the counts and the messages to publish again for dispatch."""
+    counts, resend = SweepCounts(), []
+    for item in pending_batch(settings, limit):
+        counts.examined += 1
+        outcome = settle(item, providers_for(_names(item, settings)), settings)
+        setattr(counts, outcome, getattr(counts, outcome) + 1)
+        if outcome == "resent":
+            resend.append((item.id, item.channel, item.message_type))
+    return counts, resend
+
+
+def _names(item: Pending, settings: Settings) -> list[str]:
+    if item.provider:
+        return [item.provider]
+    with session_scope() as session:
+        if item.merchant_id is None:
+            return [settings.default_provider]
+        return provider_order(session, item.merchant_id, item.channel, item.message_type, settings.default_provider)
