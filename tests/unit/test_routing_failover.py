@@ -60,7 +60,8 @@ def test_an_unavailable_provider_fails_over_to_the_next() -> None:
     down, up = ScriptedProvider("down", SendOutcome.UNAVAILABLE), ScriptedProvider("up", SendOutcome.ACCEPTED)
     final, attempts = route(down, up)
     assert (final.outcome, final.provider, final.provider_ref) == (SendOutcome.ACCEPTED, "up", "up-ref")
-    assert [(a.provider, a.outcome) for a in attempts] == [("down", SendOutcome.UNAVAILABLE), ("up", SendOutcome.ACCEPTED)]
+    assert [(a.provider, a.outcome) for a in attempts] == [
+        ("down", SendOutcome.UNAVAILABLE), ("up", SendOutcome.ACCEPTED)]
 
 
 @pytest.mark.parametrize("outcome", [SendOutcome.AMBIGUOUS, SendOutcome.REJECTED, SendOutcome.ACCEPTED])

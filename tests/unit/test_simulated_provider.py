@@ -36,7 +36,7 @@ def ledger(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
-def sim(ledger_url: str, name: str = "sim", **options: Any) -> SimulatedProvider:
+def sim(ledger_url: str, *, name: str = "sim", **options: Any) -> SimulatedProvider:
     return SimulatedProvider(name, SimulatorConfig(ledger_url=ledger_url, **options))
 
 
@@ -45,7 +45,7 @@ def msg(message_id: str, channel: Channel = Channel.SMS) -> OutboundMessage:
     return OutboundMessage(message_id=message_id, channel=channel, message_type="TXN", recipient=recipient, body="hi")
 
 
-MIXED = {"seed": 7, "reject_rate": 0.2, "unavailable_rate": 0.2, "ambiguous_rate": 0.2}
+MIXED: dict[str, Any] = {"seed": 7, "reject_rate": 0.2, "unavailable_rate": 0.2, "ambiguous_rate": 0.2}
 
 
 def test_the_simulator_implements_the_provider_protocol_for_every_channel(ledger: str) -> None:
@@ -79,7 +79,8 @@ def test_a_different_seed_gives_different_outcomes(tmp_path: Path) -> None:
     ("latency_ms", SendOutcome.ACCEPTED),
 ])
 def test_each_outcome_is_reached_by_setting_its_rate(ledger: str, option: str, outcome: SendOutcome) -> None:
-    result = sim(ledger, **{option: 1.0}).send(msg("m1"))
+    options: dict[str, Any] = {option: 1.0}
+    result = sim(ledger, **options).send(msg("m1"))
     assert result.outcome is outcome
     assert result.provider == "sim"
 
@@ -109,7 +110,8 @@ def test_an_unavailable_send_is_recorded_as_never_having_reached_the_provider(le
     provider = sim(ledger, unavailable_rate=1.0)
     assert provider.send(msg("m1")).outcome is SendOutcome.UNAVAILABLE
     assert provider.send(msg("m1")).outcome is SendOutcome.UNAVAILABLE
-    assert [(row["outcome"], row["attempt"]) for row in ledger_calls(ledger)] == [("unavailable", 1), ("unavailable", 2)]
+    calls = [(row["outcome"], row["attempt"]) for row in ledger_calls(ledger)]
+    assert calls == [("unavailable", 1), ("unavailable", 2)]
     assert ledger_counts(ledger) == {}
     assert provider.fetch_status(ProviderRef("m1")).status is DeliveryStatus.NOT_FOUND
 
@@ -203,7 +205,8 @@ def test_instance_options_win_over_simulator_settings_and_the_ledger_defaults_to
 
 
 def test_the_registry_builds_the_simulator_from_its_configured_options(ledger: str) -> None:
-    settings = dataclasses.replace(load_settings(), providers={"fake-sms": {"driver": "simulated", "ledger_url": ledger}})
+    configured: dict[str, dict[str, object]] = {"fake-sms": {"driver": "simulated", "ledger_url": ledger}}
+    settings = dataclasses.replace(load_settings(), providers=configured)
     reset_providers()
     try:
         provider = get_provider("fake-sms", settings)

@@ -201,7 +201,15 @@ def test_masked_addresses_keep_the_first_character_and_the_domain(raw: object, m
 
 
 @settings(max_examples=500)
-@given(st.one_of(st.text(max_size=80), st.text(alphabet="+0123456789 -().#;x", max_size=30), st.none(), st.integers()))
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.text(alphabet="+0123456789 -().#;x", max_size=30),
+        st.none(),
+        st.integers(),
+        st.binary(),
+    )
+)
 def test_any_input_gives_e164_or_a_coded_refusal(raw: object) -> None:
     try:
         number = normalize_phone(raw)  # type: ignore[arg-type]

@@ -37,8 +37,8 @@ def begin_request(session: Session, request_id: str, *, tenant_id: int | None, m
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(Request).values(id=request_id, tenant_id=tenant_id, merchant_id=merchant_id, kind=kind,
                                   idempotency_key=idempotency_key, payload_sha256=digest,
-                                  status=RequestStatus.REFUSED.value, result={}).on_conflict_do_nothing()
-    if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+                                  status=RequestStatus.REFUSED.value, result={})
+    if session.execute(stmt.on_conflict_do_nothing().returning(Request.id)).first() is not None:
         return None
     earlier = session.get(Request, request_id)
     if earlier is None and idempotency_key is not None:

@@ -1,0 +1,138 @@
+"""The foundation: migrations on both databases, a real worker answering and taking a job into the database."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Exchange, Producer
+from sqlalchemy import create_engine, inspect, select
+
+from support import REPO, WorkerProcess
+
+EXPECTED_TABLES = {"tenants", "api_keys", "merchants", "balances", "routes", "consents", "contact_lists",
+                   "contact_list_members", "campaigns", "requests", "messages", "message_events",
+                   "duplicate_guard", "outbound_callbacks", "alerts", "billing_upgrades"}
+
+
+def _alembic(url: str, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "alembic", "-x", f"url={url}", *args], cwd=REPO, check=True,
+                   capture_output=True, timeout=120)
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_migrations_go_up_and_down_cleanly_on_postgresql(postgres_server: str) -> None:
+    import psycopg
+
+    name = f"hxmig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    url = postgres_server.rsplit("/", 1)[0] + "/" + name
+    try:
+        _alembic(url, "upgrade", "head")
+        assert _tables(url) == EXPECTED_TABLES
+        _alembic(url, "check")  # models and migrations agree
+        _alembic(url, "downgrade", "base")
+        assert _tables(url) == set()
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def test_migrations_go_up_and_down_cleanly_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hx.db'}"
+    _alembic(url, "upgrade", "head")
+    assert _tables(url) == EXPECTED_TABLES
+    _alembic(url, "check")
+    _alembic(url, "downgrade", "base")
+    assert _tables(url) == set()
+
+
+def test_a_real_worker_answers_ping(celery_worker: WorkerProcess) -> None:
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "worker", "inspect", "ping", "--timeout", "10"],
+                            cwd=REPO, env={**__import__("os").environ, **celery_worker.env}, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pong" in result.stdout
+
+
+def test_a_job_goes_through_the_queue_into_the_database(celery_worker: WorkerProcess) -> None:
+    # Given a tenant, When a merchant upsert job is published by the client
+    from factories import make_tenant
+    from schema.models import Balance, Merchant
+    from worker.client import HexavoxClient
+    from worker.db import session_scope
+
+    tenant = make_tenant()
+    client = HexavoxClient(tenant.key_id, tenant.secret)
+    request_id = client.submit("hexavox.merchant.upsert.v1", {"merchantId": "gym-a", "displayName": "Gym A",
+                                                              "smsLimit": 5000})
+    answer = client.result(request_id, timeout=30)
+    client.close()
+    # Then the worker wrote it to PostgreSQL and answered under the request id
+    assert answer["status"] == "ACCEPTED", answer
+    assert answer["result"]["limits"]["smsLimit"] == 5000
+    with session_scope() as session:
+        merchant = session.scalars(select(Merchant).where(Merchant.external_id == "gym-a")).one()
+        assert session.get(Balance, (merchant.id, "SMS")).unit_limit == 5000  # type: ignore[union-attr]
+
+
+def test_a_pickled_job_is_refused_and_never_executed(celery_worker: WorkerProcess) -> None:
+    # Given a tenant, When someone publishes a pickle-serialised merchant upsert straight to the queue
+    from factories import make_tenant
+    from schema.models import Merchant
+    from worker.db import session_scope
+
+    tenant = make_tenant()
+    payload = {"auth": tenant.auth, "merchantId": "evil", "displayName": "Evil"}
+    body = pickle.dumps(([payload], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}))
+    task_id = str(uuid.uuid4())
+    headers = {"lang": "py", "task": "hexavox.merchant.upsert.v1", "id": task_id, "root_id": task_id,
+               "parent_id": None, "group": None, "retries": 0, "eta": None, "expires": None, "argsrepr": "",
+               "kwargsrepr": "", "origin": "attacker", "ignore_result": False}
+    with Connection(celery_worker.env["HEXAVOX_BROKER_URL"]) as conn:
+        Producer(conn).publish(body, routing_key="admin", exchange=Exchange("admin"), headers=headers,
+                               content_type="application/x-python-serialize", content_encoding="binary",
+                               declare=[])
+    time.sleep(3)
+    # Then nothing ran and the worker says why
+    with session_scope() as session:
+        assert session.scalars(select(Merchant).where(Merchant.external_id == "evil")).first() is None
+    assert "application/x-python-serialize" in celery_worker.log() or "ContentDisallowed" in celery_worker.log()
+
+
+def test_the_shipped_json_schemas_match_the_models() -> None:
+    from worker.contract import json_schemas
+
+    folder = REPO / "schema" / "contract"
+    shipped = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    assert shipped == json_schemas(), "run `hexavox contract --write schema/contract`"
+
+
+def test_the_readme_error_table_is_generated_from_the_catalogue() -> None:
+    from worker.catalogue import markdown_table
+
+    readme = (REPO / "README.md").read_text()
+    assert markdown_table() in readme, "run `hexavox catalogue --markdown` and paste it into README.md"
+
+
+@pytest.mark.parametrize("name", ["SUBMITTED", "DUPLICATE_WITHIN_WINDOW", "INSUFFICIENT_BALANCE"])
+def test_every_catalogue_code_has_exactly_one_entry(name: str) -> None:
+    from worker.catalogue import CATALOGUE, Code
+
+    assert CATALOGUE[Code[name]].code is Code[name]
+    assert len(CATALOGUE) == len(Code)
+    assert len({c.value for c in Code}) == len(Code)

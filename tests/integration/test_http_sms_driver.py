@@ -1,0 +1,307 @@
+"""The HTTP SMS driver against a real local server speaking both seed API styles (hexa = seed 000, panel = 004)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from provider_servers import API_KEY, FakeApi, close, free_port, hang, http_error, reject, running_fake_api
+
+from providers.base import DeliveryStatus, OutboundMessage, ProviderRef, SendOutcome, SendResult
+from providers.http_sms import HttpSmsProvider, hexa_ref, message_id_from_ref
+from schema.states import Channel
+from worker.catalogue import Code
+from worker.errors import ConfigurationError, ValidationError
+from worker.settings import Settings, load_settings
+
+TIMEOUT = 0.5
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[FakeApi]:
+    with running_fake_api() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return dataclasses.replace(load_settings(), provider_timeout=TIMEOUT)
+
+
+@pytest.fixture(params=["hexa", "panel"])
+def shape(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make(settings: Settings, base_url: str, shape: str, **extra: Any) -> HttpSmsProvider:
+    options: dict[str, Any] = {"base_url": base_url, "api_key": API_KEY, "shape": shape, "sender": "HEXAVX", **extra}
+    return HttpSmsProvider.from_options(f"{shape}-sms", options, settings)
+
+
+@pytest.fixture
+def provider(api: FakeApi, settings: Settings, shape: str) -> Iterator[HttpSmsProvider]:
+    driver = make(settings, api.url(shape), shape)
+    yield driver
+    driver.close()
+
+
+def message(**changes: Any) -> OutboundMessage:
+    base = OutboundMessage(message_id=str(uuid.uuid4()), channel=Channel.SMS, message_type="TXN",
+                           recipient=f"+4915112{next(_numbers):06d}", body="Your code is 1234")
+    return dataclasses.replace(base, **changes)
+
+
+# -- request mapping ------------------------------------------------------------------------------------------
+
+
+def test_hexa_send_posts_the_seed_000_form_with_our_id_as_ref(api: FakeApi, settings: Settings) -> None:
+    driver = make(settings, api.url("hexa"), "hexa", dlr_url="https://hooks.example.com/dlr/hexa")
+    msg = message(options={"ref": "campaign7", "unicode": "AUTO"})
+
+    result = driver.send(msg)
+
+    assert result.outcome is SendOutcome.ACCEPTED and result.provider_ref
+    [request] = api.sends_to(msg.recipient)
+    assert request.headers["api-key"] == API_KEY
+    assert request.form() == {"to": msg.recipient, "body": msg.body, "sender": "HEXAVX", "type": "TXN",
+                              "ref": uuid.UUID(msg.message_id).hex, "ref1": "campaign7", "unicode": "AUTO",
+                              "dlrurl": "https://hooks.example.com/dlr/hexa"}
+    assert result.raw["http_status"] == 202 and result.raw["body"]["code"] == "E100"
+    assert result.provider_code == "E100"
+
+
+def test_panel_send_posts_the_seed_004_json_with_authkey(api: FakeApi, settings: Settings) -> None:
+    driver = make(settings, api.url("panel"), "panel")
+    msg = message(sender="OTHER")
+
+    result = driver.send(msg)
+
+    assert result.outcome is SendOutcome.ACCEPTED
+    [request] = api.sends_to(msg.recipient)
+    assert request.headers["authkey"] == API_KEY and request.query == {"response": "json"}
+    assert request.json() == {"mobiles": msg.recipient.lstrip("+"), "message": msg.body, "sender": "OTHER",
+                              "clientRef": msg.message_id}
+    assert result.provider_ref == result.raw["body"]["message"]
+
+
+# -- response and error mapping -------------------------------------------------------------------------------
+
+CODE_CASES = (
+    ("hexa", "E406", SendOutcome.REJECTED, Code.INVALID_MOBILE_NUMBER),
+    ("hexa", "E401", SendOutcome.REJECTED, Code.SMS_TOO_LONG),
+    ("hexa", "E602", SendOutcome.REJECTED, Code.SENDER_REQUIRED),
+    ("hexa", "E403", SendOutcome.AMBIGUOUS, None),
+    ("hexa", "E103", SendOutcome.AMBIGUOUS, None),
+    ("hexa", "E623", SendOutcome.UNAVAILABLE, None),
+    ("hexa", "E999", SendOutcome.AMBIGUOUS, None),
+    ("panel", "202", SendOutcome.REJECTED, Code.INVALID_MOBILE_NUMBER),
+    ("panel", "301", SendOutcome.REJECTED, Code.INSUFFICIENT_BALANCE),
+    ("panel", "311", SendOutcome.REJECTED, Code.DUPLICATE_WITHIN_WINDOW),
+    ("panel", "306", SendOutcome.UNAVAILABLE, None),
+    ("panel", "207", SendOutcome.UNAVAILABLE, None),
+    ("panel", "506", SendOutcome.AMBIGUOUS, None),
+    ("panel", "999", SendOutcome.AMBIGUOUS, None),
+)
+
+
+@pytest.mark.parametrize(("shape", "code", "outcome", "error_code"), CODE_CASES)
+def test_provider_codes_map_through_the_table(api: FakeApi, provider: HttpSmsProvider, code: str,
+                                              outcome: SendOutcome, error_code: Code | None) -> None:
+    msg = message()
+    api.script(msg.recipient, reject(code))
+
+    result = provider.send(msg)
+
+    assert (result.outcome, result.error_code, result.provider_code) == (outcome, error_code, code)
+    assert result.provider_ref is None and result.raw["body"]
+    assert len(api.sends_to(msg.recipient)) == 1
+
+
+@pytest.mark.parametrize(("status", "outcome"), [
+    (500, SendOutcome.AMBIGUOUS), (502, SendOutcome.AMBIGUOUS), (503, SendOutcome.AMBIGUOUS),
+    (504, SendOutcome.AMBIGUOUS), (429, SendOutcome.UNAVAILABLE),
+])
+def test_http_errors_without_a_code_are_ambiguous_except_throttling(
+        api: FakeApi, provider: HttpSmsProvider, status: int, outcome: SendOutcome) -> None:
+    msg = message()
+    api.script(msg.recipient, http_error(status))
+
+    result = provider.send(msg)
+
+    assert result.outcome is outcome
+    assert result.raw == {"http_status": status, "body": "Internal Server Error"}
+    assert len(api.sends_to(msg.recipient)) == 1
+
+
+def test_wrong_api_key_is_unavailable_not_a_message_refusal(api: FakeApi, settings: Settings, shape: str) -> None:
+    driver = make(settings, api.url(shape), shape, api_key="wrong")
+
+    result = driver.send(message())
+
+    assert result.outcome is SendOutcome.UNAVAILABLE
+
+
+# -- transport failures: never a hidden retry -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", [hang(), close()], ids=["timeout-after-read", "connection-dropped"])
+def test_failure_after_the_request_was_read_is_ambiguous_and_sent_once(
+        api: FakeApi, provider: HttpSmsProvider, script: Any) -> None:
+    msg = message()
+    api.script(msg.recipient, script)
+
+    result = provider.send(msg)
+
+    assert result.outcome is SendOutcome.AMBIGUOUS
+    assert result.raw["error"] in {"ReadTimeout", "RemoteProtocolError", "ReadError"}
+    assert len(api.sends_to(msg.recipient)) == 1
+
+
+def test_connection_refused_is_unavailable(settings: Settings, shape: str) -> None:
+    driver = make(settings, f"http://127.0.0.1:{free_port()}", shape)
+
+    result = driver.send(message())
+
+    assert isinstance(result, SendResult) and result.outcome is SendOutcome.UNAVAILABLE
+    assert result.raw["error"] == "ConnectError"
+
+
+# -- status lookup --------------------------------------------------------------------------------------------
+
+
+def test_status_is_found_by_provider_ref_and_by_our_id_alone(api: FakeApi, provider: HttpSmsProvider,
+                                                             shape: str) -> None:
+    msg = message()
+    sent = provider.send(msg)
+    assert sent.provider_ref is not None
+
+    before = provider.fetch_status(ProviderRef(msg.message_id, sent.provider_ref))
+    api.set_status(sent.provider_ref, "DELIVRD" if shape == "hexa" else "DELIVERED")
+    by_our_id = provider.fetch_status(ProviderRef(msg.message_id))
+
+    assert before.status is DeliveryStatus.ACCEPTED
+    assert by_our_id.status is DeliveryStatus.DELIVERED and by_our_id.provider_ref == sent.provider_ref
+    assert by_our_id.raw["http_status"] == 200
+
+
+def test_lookup_of_a_message_never_received_is_not_found(provider: HttpSmsProvider) -> None:
+    result = provider.fetch_status(ProviderRef(str(uuid.uuid4())))
+
+    assert result.status is DeliveryStatus.NOT_FOUND and result.provider_code in {"E104", "NO_RECORDS"}
+
+
+def test_unmapped_status_word_is_unknown(api: FakeApi, provider: HttpSmsProvider) -> None:
+    sent = provider.send(message())
+    assert sent.provider_ref is not None
+    api.set_status(sent.provider_ref, "WEIRD")
+
+    assert provider.fetch_status(ProviderRef("x", sent.provider_ref)).status is DeliveryStatus.UNKNOWN
+
+
+def test_failed_lookup_is_unknown_never_not_found(settings: Settings, shape: str) -> None:
+    driver = make(settings, f"http://127.0.0.1:{free_port()}", shape)
+
+    result = driver.fetch_status(ProviderRef(str(uuid.uuid4())))
+
+    assert result.status is DeliveryStatus.UNKNOWN and result.raw["error"] == "ConnectError"
+
+
+# -- delivery-report webhooks ---------------------------------------------------------------------------------
+
+JSON = {"Content-Type": "application/json"}
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize(("word", "status"), [
+    ("DELIVRD", DeliveryStatus.DELIVERED), ("UNDELIV", DeliveryStatus.FAILED), ("EXPIRED", DeliveryStatus.FAILED),
+    ("REJECTD", DeliveryStatus.FAILED), ("SOMETHING", DeliveryStatus.UNKNOWN),
+])
+def test_hexa_dlr_form_maps_status_and_our_id(settings: Settings, word: str, status: DeliveryStatus) -> None:
+    driver = make(settings, "http://127.0.0.1:9", "hexa")
+    our_id = str(uuid.uuid4())
+    fields = {"message_id": "hx-1", "ref": hexa_ref(our_id), "status": word, "delivered_at": "2026-03-01T10:00:00Z"}
+
+    [event] = driver.parse_callback(FORM, urlencode(fields).encode())
+
+    assert event.status is status and event.provider == "hexa-sms"
+    assert (event.provider_ref, event.message_id, event.provider_code) == ("hx-1", our_id, word)
+    assert event.occurred_at is not None and event.occurred_at.year == 2026
+    assert event.raw == fields
+
+
+def test_hexa_dlr_json_list_gives_one_event_each(settings: Settings) -> None:
+    driver = make(settings, "http://127.0.0.1:9", "hexa")
+    body = [{"message_id": "a", "status": "DELIVRD"}, {"message_id": "b", "status": "FAILED", "timestamp": 1700000000}]
+
+    events = driver.parse_callback(JSON, json.dumps(body).encode())
+
+    assert [(e.provider_ref, e.status) for e in events] == [("a", DeliveryStatus.DELIVERED),
+                                                            ("b", DeliveryStatus.FAILED)]
+    assert [e.raw for e in events] == body
+
+
+def test_panel_dlr_as_form_data_field_keeps_each_report(settings: Settings) -> None:
+    driver = make(settings, "http://127.0.0.1:9", "panel")
+    reports = [{"requestId": "req-9", "clientRef": "m-1", "report": [
+        {"number": "4915112000001", "status": "1", "desc": "DELIVERED", "date": "2026-03-01 10:00:00"}]},
+        {"requestId": "req-10", "clientRef": "m-2", "report": [{"number": "4915112000002", "status": "16"}]}]
+
+    events = driver.parse_callback(FORM, urlencode({"data": json.dumps(reports)}).encode())
+
+    assert [(e.provider_ref, e.message_id, e.status) for e in events] == [
+        ("req-9", "m-1", DeliveryStatus.DELIVERED), ("req-10", "m-2", DeliveryStatus.FAILED)]
+    assert events[0].raw == reports[0]["report"][0]
+
+
+def test_webhook_signature_is_checked_when_a_secret_is_set(settings: Settings, shape: str) -> None:
+    driver = make(settings, "http://127.0.0.1:9", shape, webhook_secret="s3cret")
+    body = json.dumps({"message_id": "a", "status": "DELIVRD"}).encode()
+    good = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+    driver.parse_callback({**JSON, "x-signature": good}, body)
+    for headers in ({**JSON, "X-Signature": "0" * 64}, JSON):
+        with pytest.raises(ValidationError) as refused:
+            driver.parse_callback(headers, body)
+        assert refused.value.code is Code.AUTHENTICATION_FAILED
+
+
+def test_unreadable_webhook_body_is_refused(settings: Settings) -> None:
+    driver = make(settings, "http://127.0.0.1:9", "hexa")
+
+    with pytest.raises(ValidationError) as refused:
+        driver.parse_callback(JSON, b"not json")
+    assert refused.value.code is Code.INVALID_INPUT
+
+
+# -- configuration --------------------------------------------------------------------------------------------
+
+
+def test_secrets_stay_out_of_repr(settings: Settings) -> None:
+    driver = make(settings, "http://127.0.0.1:9", "hexa", webhook_secret="hook-secret")
+
+    assert API_KEY not in repr(driver) and "hook-secret" not in repr(driver)
+
+
+@pytest.mark.parametrize("options", [
+    {"shape": "other"}, {"base_url": ""}, {"timout": 3}, {"shape": "panel", "dlr_url": "https://x.example"},
+    {"max_rps": -1},
+])
+def test_bad_options_fail_at_start_up(settings: Settings, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        HttpSmsProvider.from_options("bad", {"base_url": "http://127.0.0.1:9", "api_key": "k", **options}, settings)
+
+
+def test_hexa_ref_round_trips_our_uuid_ids() -> None:
+    our_id = str(uuid.uuid4())
+
+    assert hexa_ref(our_id).isalnum() and message_id_from_ref(hexa_ref(our_id)) == our_id
+    assert hexa_ref("msg-42") == "msg42"

@@ -1,0 +1,417 @@
+"""Real local servers that speak the providers' protocols, for driver tests.
+
+``FakeApi`` is one HTTP server (stdlib ``ThreadingHTTPServer``) answering the three HTTP APIs under their own path
+prefix: ``/hexa`` (seed 000 style), ``/panel`` (seed 004 style) and ``/voice``. ``FakeSmtp`` is an aiosmtpd
+``Controller``, optionally with STARTTLS (a self-signed certificate made at run time with the ``openssl`` command)
+and AUTH. Both record every request they receive and can be scripted per recipient: accept, reject with a code,
+answer with an HTTP error, hang past the client's timeout after reading the request, or drop the connection.
+
+Everything binds to and talks to 127.0.0.1 only. Tests wrap the context managers in their own fixtures
+(``with running_fake_api() as api: yield api``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+HOST = "127.0.0.1"
+API_KEY = "test-api-key-not-secret"
+#: How long a "hang" holds the request at most; teardown releases it at once.
+HANG_SECONDS = 5.0
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released): also what "connection refused" tests point at."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+# -- scripting ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Script:
+    """What the fake does with a request for one recipient."""
+
+    action: str = "accept"  #: accept | reject | http_error | hang | close
+    code: str = ""  #: the provider code of a rejection
+    http_status: int | None = None  #: None: the API style's usual status for the action
+
+
+def accept() -> Script:
+    return Script("accept")
+
+
+def reject(code: str, http_status: int | None = None) -> Script:
+    return Script("reject", code=code, http_status=http_status)
+
+
+def http_error(status: int = 500) -> Script:
+    return Script("http_error", http_status=status)
+
+
+def hang() -> Script:
+    """Read the whole request, then answer nothing until the client has given up."""
+    return Script("hang")
+
+
+def close() -> Script:
+    """Read the whole request, then close the connection without an answer."""
+    return Script("close")
+
+
+# -- the HTTP APIs ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode()))
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Stored:
+    """A message or call the fake accepted, for status lookups."""
+
+    provider_ref: str
+    client_ref: str
+    recipient: str
+    status: str
+    duration: int | None = None
+
+
+@dataclass
+class FakeApi:
+    """State shared by the handler threads: scripts, recorded requests, accepted messages."""
+
+    base_url: str = ""
+    scripts: dict[str, Script] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    stored: dict[str, Stored] = field(default_factory=dict)
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def url(self, api: str) -> str:
+        """Base URL of one API style: "hexa", "panel" or "voice"."""
+        return f"{self.base_url}/{api}"
+
+    def script(self, recipient: str, script: Script) -> None:
+        self.scripts[recipient.lstrip("+")] = script
+
+    def sends_to(self, recipient: str) -> list[Recorded]:
+        """Send requests (POSTs) that named ``recipient``, whatever their fate."""
+        wanted = recipient.lstrip("+")
+        return [r for r in self.requests if r.method == "POST" and _recipient_of(r) == wanted]
+
+    def set_status(self, provider_ref: str, status: str, duration: int | None = None) -> None:
+        self.stored[provider_ref].status = status
+        self.stored[provider_ref].duration = duration
+
+    def find(self, provider_ref: str | None = None, client_ref: str | None = None) -> Stored | None:
+        if provider_ref:
+            return self.stored.get(provider_ref)
+        return next((s for s in self.stored.values() if client_ref and s.client_ref == client_ref), None)
+
+    def new_ref(self, prefix: str) -> str:
+        with self.lock:
+            return f"{prefix}-{next(self.ids):06d}"
+
+
+def _recipient_of(request: Recorded) -> str:
+    if request.path.startswith("/hexa/"):
+        return request.form().get("to", "").lstrip("+")
+    payload = request.json()
+    return str(payload.get("mobiles") or payload.get("to") or "").lstrip("+")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: pytest shows failures, not access logs."""
+
+    def _record(self) -> Recorded:
+        split = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        recorded = Recorded(self.command, split.path, dict(parse_qsl(split.query)),
+                            {k.lower(): v for k, v in self.headers.items()}, body)
+        with self.server.api.lock:
+            self.server.api.requests.append(recorded)
+        return recorded
+
+    def _answer(self, status: int, payload: Any) -> None:
+        body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _silent(self, script: Script) -> None:
+        """Hang or drop: the request was read, no answer goes back."""
+        if script.action == "hang":
+            self.server.api.release.wait(HANG_SECONDS)
+        self.close_connection = True
+
+    def do_POST(self) -> None:
+        request = self._record()
+        api = self.server.api
+        routes = {"/hexa/messages": _hexa_send, "/panel/api/sendsms": _panel_send, "/voice/calls": _voice_send}
+        route = routes.get(request.path)
+        if route is None:
+            return self._answer(404, {"message": "no such endpoint"})
+        script = api.scripts.get(_recipient_of(request), accept())
+        if script.action in {"hang", "close"}:
+            return self._silent(script)
+        if script.action == "http_error":
+            return self._answer(script.http_status or 500, "Internal Server Error")
+        status, payload = route(api, request, script)
+        self._answer(status, payload)
+
+    def do_GET(self) -> None:
+        request = self._record()
+        if request.path.startswith("/voice/calls"):
+            status, payload = _voice_lookup(self.server.api, request)
+        else:
+            lookups = {"/hexa/messages/status": _hexa_lookup, "/panel/api/report": _panel_lookup}
+            lookup = lookups.get(request.path)
+            if lookup is None:
+                return self._answer(404, {"message": "no such endpoint"})
+            status, payload = lookup(self.server.api, request)
+        self._answer(status, payload)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # a hanging handler must not hold up teardown
+    api: FakeApi
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that time out break the pipe on purpose; that is the test, not an error."""
+
+
+def _hexa_send(api: FakeApi, request: Recorded, script: Script) -> tuple[int, Any]:
+    form = request.form()
+    if request.headers.get("api-key") != API_KEY:
+        return 401, {"message": "Invalid API key"}
+    if not form.get("ref", "").isalnum():
+        return 400, {"code": "E608", "message": "ref should contain only alpha numerics"}
+    if script.action == "reject":
+        return script.http_status or 400, {"code": script.code, "message": f"refused with {script.code}"}
+    ref = api.new_ref("hx")
+    api.stored[ref] = Stored(ref, form["ref"], form["to"], "SUBMITTED")
+    return 202, {"code": "E100", "message": "Message Submitted Successfully",
+                 "data": {"message_id": ref, "ref": form["ref"], "recipient": form["to"]}}
+
+
+def _hexa_lookup(api: FakeApi, request: Recorded) -> tuple[int, Any]:
+    found = api.find(request.query.get("message_id"), request.query.get("ref"))
+    if found is None:
+        return 404, {"code": "E104", "message": "No Records Found"}
+    return 200, {"code": "E626", "message": "Request Completed Successfully",
+                 "data": {"message_id": found.provider_ref, "ref": found.client_ref, "status": found.status}}
+
+
+def _panel_send(api: FakeApi, request: Recorded, script: Script) -> tuple[int, Any]:
+    payload = request.json()
+    if request.headers.get("authkey") != API_KEY:
+        return 200, {"type": "error", "code": 207, "message": "Invalid authentication key"}
+    if script.action == "reject":
+        return script.http_status or 200, {"type": "error", "code": _number(script.code), "message": "refused"}
+    ref = api.new_ref("req")
+    api.stored[ref] = Stored(ref, payload.get("clientRef", ""), payload["mobiles"], "PENDING")
+    return 200, {"type": "success", "message": ref}
+
+
+def _panel_lookup(api: FakeApi, request: Recorded) -> tuple[int, Any]:
+    found = api.find(request.query.get("requestId"), request.query.get("clientRef"))
+    if found is None:
+        return 200, {"type": "error", "code": "NO_RECORDS", "message": "No records found"}
+    return 200, {"type": "success", "data": {"requestId": found.provider_ref, "clientRef": found.client_ref,
+                                             "number": found.recipient, "desc": found.status}}
+
+
+def _voice_send(api: FakeApi, request: Recorded, script: Script) -> tuple[int, Any]:
+    payload = request.json()
+    if request.headers.get("x-api-key") != API_KEY:
+        return 401, {"error": {"code": "AUTH_FAILED", "message": "bad key"}}
+    if script.action == "reject":
+        return script.http_status or 400, {"error": {"code": script.code, "message": "refused"}}
+    ref = api.new_ref("call")
+    api.stored[ref] = Stored(ref, payload.get("clientRef", ""), payload["to"], "queued")
+    return 201, {"callId": ref, "status": "queued"}
+
+
+def _voice_lookup(api: FakeApi, request: Recorded) -> tuple[int, Any]:
+    call_id = request.path.removeprefix("/voice/calls").strip("/")
+    found = api.find(call_id or None, request.query.get("clientRef"))
+    if found is None:
+        return 404, {"error": {"code": "CALL_NOT_FOUND", "message": "no such call"}}
+    return 200, {"callId": found.provider_ref, "clientRef": found.client_ref, "status": found.status,
+                 "durationSeconds": found.duration}
+
+
+def _number(code: str) -> int | str:
+    """The panel sends its codes as JSON numbers."""
+    return int(code) if code.isdigit() else code
+
+
+@contextmanager
+def running_fake_api() -> Iterator[FakeApi]:
+    """The three HTTP APIs on a free 127.0.0.1 port, for the duration of the block."""
+    server = _Server((HOST, 0), _Handler)
+    server.api = FakeApi(base_url=f"http://{HOST}:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.api
+    finally:
+        server.api.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# -- SMTP -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the SMTP server accepted, as raw bytes and parsed."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> Message:
+        return message_from_bytes(self.data)
+
+
+@dataclass
+class SmtpRecorder:
+    """The aiosmtpd handler: records transactions; ``scripts`` maps a recipient to a reply (or "hang"/"close").
+
+    A script starting with ``rcpt:`` answers RCPT (``"rcpt:550 5.1.1 no such user"``); any other reply string
+    answers the end of DATA; "hang" holds the DATA reply past the client's timeout; "close" drops the connection.
+    """
+
+    scripts: dict[str, str] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    data_attempts: list[str] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        script = self.scripts.get(address, "")
+        if script.startswith("rcpt:"):
+            return script.removeprefix("rcpt:")
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        recipient = envelope.rcpt_tos[0]
+        self.data_attempts.append(recipient)
+        script = self.scripts.get(recipient, "")
+        if script == "hang":
+            await asyncio.sleep(HANG_SECONDS)
+            return "451 too late"
+        if script == "close":
+            assert server.transport is not None
+            server.transport.close()
+            return "451 closed"
+        if script:
+            return script
+        content = envelope.original_content or b""
+        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), content))
+        return "250 2.0.0 OK queued"
+
+    def attempts_for(self, recipient: str) -> int:
+        return self.data_attempts.count(recipient)
+
+
+@dataclass(frozen=True)
+class FakeSmtp:
+    host: str
+    port: int
+    recorder: SmtpRecorder
+    ca_file: str | None  #: the self-signed certificate clients must trust, when STARTTLS is on
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path] | None:
+    """A certificate and key for 127.0.0.1 made with the ``openssl`` command; None when it is not installed."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=IP:{HOST}"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+def _authenticator(users: dict[str, str], recorder: SmtpRecorder) -> Any:
+    def authenticate(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            login, password = data.login.decode(), data.password.decode()
+            if users.get(login) == password:
+                recorder.logins.append(login)
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+    return authenticate
+
+
+@contextmanager
+def running_fake_smtp(*, tls_files: tuple[Path, Path] | None = None, users: dict[str, str] | None = None
+                      ) -> Iterator[FakeSmtp]:
+    """An SMTP server on a free 127.0.0.1 port; STARTTLS when ``tls_files`` is given, AUTH when ``users`` is."""
+    recorder = SmtpRecorder()
+    kwargs: dict[str, Any] = {}
+    if tls_files is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(tls_files[0]), str(tls_files[1]))
+        kwargs["tls_context"] = context
+    if users is not None:
+        kwargs["authenticator"] = _authenticator(users, recorder)
+    controller = Controller(recorder, hostname=HOST, port=free_port(), server_hostname="fake-smtp.test", **kwargs)
+    controller.start()
+    try:
+        yield FakeSmtp(HOST, controller.port, recorder, str(tls_files[0]) if tls_files else None)
+    finally:
+        controller.stop()
