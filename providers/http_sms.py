@@ -16,7 +16,7 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 import httpx
@@ -220,7 +220,7 @@ class Shape(Protocol):
 
     def read_status(self, body: Any) -> LookupReply: ...
 
-    def reports(self, payload: Any) -> list[tuple[dict[str, Any], DeliveryEvent]]: ...
+    def reports(self, provider: str, payload: Any) -> list[DeliveryEvent]: ...
 
 
 class HexaShape:
@@ -264,16 +264,16 @@ class HexaShape:
             return LookupReply(settled, None, code)
         return LookupReply(_status_of(data.get("status")), _text(data.get("message_id")), code)
 
-    def reports(self, payload: Any) -> list[tuple[dict[str, Any], DeliveryEvent]]:
+    def reports(self, provider: str, payload: Any) -> list[DeliveryEvent]:
         entries = payload if isinstance(payload, list) else [payload]
-        return [(entry, self._event(entry)) for entry in entries if isinstance(entry, dict)]
+        return [self._event(provider, entry) for entry in entries if isinstance(entry, dict)]
 
-    def _event(self, entry: dict[str, Any]) -> DeliveryEvent:
+    def _event(self, provider: str, entry: dict[str, Any]) -> DeliveryEvent:
         return DeliveryEvent(
-            provider="", status=_status_of(entry.get("status")), provider_ref=_text(entry.get("message_id")),
+            provider=provider, status=_status_of(entry.get("status")), provider_ref=_text(entry.get("message_id")),
             message_id=message_id_from_ref(_text(entry.get("ref"))), event_id=_text(entry.get("id")),
             occurred_at=parse_timestamp(entry.get("delivered_at") or entry.get("timestamp")),
-            provider_code=_text(entry.get("status")),
+            provider_code=_text(entry.get("status")), raw=entry,
         )
 
 
@@ -311,18 +311,19 @@ class PanelShape:
             return LookupReply(settled, None, code)
         return LookupReply(_report_status(data), _text(data.get("requestId")), code)
 
-    def reports(self, payload: Any) -> list[tuple[dict[str, Any], DeliveryEvent]]:
+    def reports(self, provider: str, payload: Any) -> list[DeliveryEvent]:
         if isinstance(payload, dict) and isinstance(payload.get("data"), str):  # form post: data=<JSON>
             payload = parse_webhook_body({}, payload["data"].encode())
         requests = payload if isinstance(payload, list) else [payload]
-        return [(item, self._event(request, item)) for request in requests if isinstance(request, dict)
+        return [self._event(provider, request, item) for request in requests if isinstance(request, dict)
                 for item in request.get("report", []) if isinstance(item, dict)]
 
-    def _event(self, request: dict[str, Any], item: dict[str, Any]) -> DeliveryEvent:
+    def _event(self, provider: str, request: dict[str, Any], item: dict[str, Any]) -> DeliveryEvent:
+        """One report line; ``raw`` is that line (the request's ids are on the event)."""
         return DeliveryEvent(
-            provider="", status=_report_status(item), provider_ref=_text(request.get("requestId")),
+            provider=provider, status=_report_status(item), provider_ref=_text(request.get("requestId")),
             message_id=_text(request.get("clientRef")), occurred_at=parse_timestamp(item.get("date")),
-            provider_code=_text(item.get("status")),
+            provider_code=_text(item.get("status")), raw=item,
         )
 
 
@@ -417,4 +418,4 @@ class HttpSmsProvider:
         """Delivery reports from one webhook call, each keeping the report it came from as ``raw``."""
         verify_signature(headers, body, self._webhook_secret)
         payload = parse_webhook_body(headers, body)
-        return [replace(event, provider=self.name, raw=entry) for entry, event in self._shape.reports(payload)]
+        return self._shape.reports(self.name, payload)

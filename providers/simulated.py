@@ -54,14 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from providers.base import (
-    DeliveryEvent,
-    DeliveryStatus,
-    OutboundMessage,
-    ProviderRef,
-    SendResult,
-    StatusResult,
-)
+from providers.base import DeliveryEvent, DeliveryStatus, OutboundMessage, ProviderRef, SendResult, StatusResult
 from schema.states import Channel
 from worker import db
 from worker.catalogue import Code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,19 +75,43 @@ def database_url(template_database: str) -> Iterator[str]:
     _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def _claim_redis_db() -> tuple[int, str]:
+    """Lease a db number (1-15) in db 0, so concurrent test sessions never flush each other's data."""
+    leases = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=0)
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    for _attempt in range(600):
+        for db in (next(_redis_dbs) for _ in range(15)):
+            if leases.set(f"hexavox-test-lease:{db}", token, nx=True, ex=900):
+                leases.close()
+                return db, token
+        time.sleep(0.5)
+    raise RuntimeError("no free Redis db number for this test (all 15 leased by other sessions)")
+
+
+def _release_redis_db(db: int, token: str) -> None:
+    leases = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=0)
+    if leases.get(f"hexavox-test-lease:{db}") == token.encode():
+        leases.delete(f"hexavox-test-lease:{db}")
+    leases.close()
+
+
 @pytest.fixture
 def redis_url(redis_server: str) -> Iterator[str]:
-    """A Redis db number of this test's own, flushed before and after."""
-    db = next(_redis_dbs)
+    """A Redis db number of this test's own (leased), flushed before and after."""
+    db, token = _claim_redis_db()
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
     client.flushdb()
-    yield f"{redis_server}/{db}"
-    client.flushdb()
-    client.close()
+    try:
+        yield f"{redis_server}/{db}"
+    finally:
+        client.flushdb()
+        client.close()
+        _release_redis_db(db, token)
 
 
 @pytest.fixture
-def hexavox_env(database_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def hexavox_env(database_url: str, redis_url: str, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Point this process's settings at the test's database and Redis db (broker, results, throttles)."""
     env = {
         "HEXAVOX_DATABASE_URL": database_url,

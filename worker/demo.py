@@ -124,14 +124,16 @@ def _settle(timeout: float = 20.0) -> dict[str, int]:
     from worker.db import session_scope
 
     deadline = time.monotonic() + timeout
+    counts: dict[str, int] = {}
     while time.monotonic() < deadline:
         reconcile_sweep()
         with session_scope() as session:
-            counts = dict(session.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+            rows = session.execute(select(Message.status, func.count()).group_by(Message.status)).all()
+        counts = {str(status): int(count) for status, count in rows}
         if not {"QUEUED", "DISPATCHING", "SENT", "AMBIGUOUS"} & set(counts):
-            return {str(k): int(v) for k, v in counts.items()}
+            break
         time.sleep(0.5)
-    return {str(k): int(v) for k, v in counts.items()}
+    return counts
 
 
 def run_demo(data_dir: Path | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -34,7 +35,8 @@ def make_breaker(request: pytest.FixtureRequest) -> MakeBreaker:
         built: dict[tuple[BreakerPolicy, object], Breaker] = {}
         return lambda policy=FAST, on_open=None: built.setdefault((policy, on_open), LocalBreaker(policy, on_open))
     url = request.getfixturevalue("redis_url")
-    return lambda policy=FAST, on_open=None: RedisBreaker(url, policy, on_open)
+    prefix = f"test:breaker:{uuid.uuid4().hex}:"  # keys of this test only, should another session share the db
+    return lambda policy=FAST, on_open=None: RedisBreaker(url, policy, on_open, prefix=prefix)
 
 
 class Alerts:

@@ -71,10 +71,11 @@ def test_a_real_worker_answers_ping(celery_worker: WorkerProcess) -> None:
 
 def test_a_job_goes_through_the_queue_into_the_database(celery_worker: WorkerProcess) -> None:
     # Given a tenant, When a merchant upsert job is published by the client
-    from factories import make_tenant
     from schema.models import Balance, Merchant
     from worker.client import HexavoxClient
     from worker.db import session_scope
+
+    from factories import make_tenant
 
     tenant = make_tenant()
     client = HexavoxClient(tenant.key_id, tenant.secret)
@@ -92,9 +93,10 @@ def test_a_job_goes_through_the_queue_into_the_database(celery_worker: WorkerPro
 
 def test_a_pickled_job_is_refused_and_never_executed(celery_worker: WorkerProcess) -> None:
     # Given a tenant, When someone publishes a pickle-serialised merchant upsert straight to the queue
-    from factories import make_tenant
     from schema.models import Merchant
     from worker.db import session_scope
+
+    from factories import make_tenant
 
     tenant = make_tenant()
     payload = {"auth": tenant.auth, "merchantId": "evil", "displayName": "Evil"}

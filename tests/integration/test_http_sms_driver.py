@@ -12,15 +12,18 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
-from provider_servers import API_KEY, FakeApi, close, free_port, hang, http_error, reject, running_fake_api
 
 from providers.base import DeliveryStatus, OutboundMessage, ProviderRef, SendOutcome, SendResult
+from providers.http_common import make_client, outcome_for_error, outcome_for_http_status
 from providers.http_sms import HttpSmsProvider, hexa_ref, message_id_from_ref
 from schema.states import Channel
 from worker.catalogue import Code
 from worker.errors import ConfigurationError, ValidationError
 from worker.settings import Settings, load_settings
+
+from provider_servers import API_KEY, FakeApi, close, free_port, hang, http_error, reject, running_fake_api
 
 TIMEOUT = 0.5
 _numbers = itertools.count(1)
@@ -305,3 +308,38 @@ def test_hexa_ref_round_trips_our_uuid_ids() -> None:
 
     assert hexa_ref(our_id).isalnum() and message_id_from_ref(hexa_ref(our_id)) == our_id
     assert hexa_ref("msg-42") == "msg42"
+
+
+# -- the shared failure classification (providers/http_common.py) ----------------------------------------------
+
+TRANSPORT_CASES = (
+    (httpx.ConnectError("refused or DNS failure"), SendOutcome.UNAVAILABLE),
+    (httpx.ConnectTimeout("connect"), SendOutcome.UNAVAILABLE),
+    (httpx.PoolTimeout("pool"), SendOutcome.UNAVAILABLE),
+    (httpx.ReadTimeout("read"), SendOutcome.AMBIGUOUS),
+    (httpx.WriteTimeout("write"), SendOutcome.AMBIGUOUS),
+    (httpx.RemoteProtocolError("server disconnected"), SendOutcome.AMBIGUOUS),
+    (httpx.ReadError("reset"), SendOutcome.AMBIGUOUS),
+    (httpx.WriteError("broken pipe"), SendOutcome.AMBIGUOUS),
+)
+
+
+@pytest.mark.parametrize(("error", "outcome"), TRANSPORT_CASES, ids=[type(e).__name__ for e, _ in TRANSPORT_CASES])
+def test_transport_errors_are_unavailable_only_when_nothing_left(error: httpx.HTTPError,
+                                                                  outcome: SendOutcome) -> None:
+    result = outcome_for_error("p", error)
+
+    assert result.outcome is outcome and result.raw["error"] == type(error).__name__
+
+
+def test_an_unreadable_success_is_not_a_success() -> None:
+    assert outcome_for_http_status(200) is SendOutcome.AMBIGUOUS
+    assert outcome_for_http_status(599) is SendOutcome.AMBIGUOUS
+
+
+def test_client_never_retries_or_follows_redirects() -> None:
+    client = make_client("http://127.0.0.1:9", 2.0, {})
+
+    assert client.follow_redirects is False
+    assert client.timeout == httpx.Timeout(connect=2.0, read=2.0, write=2.0, pool=2.0)
+    client.close()

@@ -1,4 +1,4 @@
-"""The HTTP voice driver against a real local voice API: call request, code mapping, lookups with duration, callbacks."""
+"""The HTTP voice driver against a real local voice API: call request, code mapping, lookups, callbacks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from provider_servers import API_KEY, FakeApi, close, free_port, hang, http_error, reject, running_fake_api
 
 from providers.base import DeliveryStatus, OutboundMessage, ProviderRef, SendOutcome
 from providers.http_voice import DEFAULT_RING_SECONDS, HttpVoiceProvider
@@ -21,6 +20,8 @@ from schema.states import Channel
 from worker.catalogue import Code
 from worker.errors import ConfigurationError, ValidationError
 from worker.settings import Settings, load_settings
+
+from provider_servers import API_KEY, FakeApi, close, free_port, hang, http_error, reject, running_fake_api
 
 TIMEOUT = 0.5
 _numbers = itertools.count(1)

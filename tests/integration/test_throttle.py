@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import sys, threading
 from providers.throttle import RedisThrottle
 sys.path.insert(0, sys.argv[5])
 from test_throttle import hammer
-throttle = RedisThrottle(sys.argv[1])
+throttle = RedisThrottle(sys.argv[1], prefix=sys.argv[6])
 counts = []
 def run():
     counts.append(hammer(throttle, "p", float(sys.argv[4]), float(sys.argv[2]), float(sys.argv[3])))
@@ -33,6 +34,11 @@ threads = [threading.Thread(target=run) for _ in range(2)]
 [t.join() for t in threads]
 print(sum(counts))
 """
+
+
+def _prefix() -> str:
+    """Keys of this test only, should another test session share the Redis db."""
+    return f"test:throttle:{uuid.uuid4().hex}:"
 
 
 def hammer(throttle: Throttle, provider: str, rate: float, start: float, stop: float) -> int:
@@ -66,12 +72,13 @@ def _threads(make: Callable[[], Throttle], count: int, start: float, stop: float
 
 
 def test_threads_and_processes_sharing_redis_get_no_more_than_the_rate(redis_url: str) -> None:
+    prefix = _prefix()
     start = time.time() + 1.5  # time for the other processes to import
     stop = start + 1.0
     others = [subprocess.Popen([sys.executable, "-c", _OTHER_PROCESS, redis_url, str(start), str(stop), str(RATE),
-                                str(Path(__file__).parent)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+                                str(Path(__file__).parent), prefix], cwd=REPO, stdout=subprocess.PIPE, text=True)
               for _ in range(2)]
-    here = _threads(lambda: RedisThrottle(redis_url), 2, start, stop)
+    here = _threads(lambda: RedisThrottle(redis_url, prefix=prefix), 2, start, stop)
     there = [int(proc.communicate(timeout=30)[0]) for proc in others]
     assert all(proc.returncode == 0 for proc in others)
     assert 40 <= sum(here) + sum(there) <= RATE + 2
@@ -87,7 +94,7 @@ def test_threads_sharing_a_local_throttle_get_no_more_than_the_rate() -> None:
 
 @pytest.mark.parametrize("backend", ["redis", "local"])
 def test_wait_gives_up_when_the_next_slot_is_beyond_max_wait(redis_url: str, backend: str) -> None:
-    throttle: Throttle = RedisThrottle(redis_url) if backend == "redis" else LocalThrottle()
+    throttle: Throttle = RedisThrottle(redis_url, prefix=_prefix()) if backend == "redis" else LocalThrottle()
     assert throttle.wait("p", 2.0, max_wait=0.1)
     began = time.monotonic()
     assert not throttle.wait("p", 2.0, max_wait=0.1)
@@ -97,7 +104,7 @@ def test_wait_gives_up_when_the_next_slot_is_beyond_max_wait(redis_url: str, bac
 
 @pytest.mark.parametrize("backend", ["redis", "local"])
 def test_wait_sleeps_until_the_next_slot_when_it_comes_in_time(redis_url: str, backend: str) -> None:
-    throttle: Throttle = RedisThrottle(redis_url) if backend == "redis" else LocalThrottle()
+    throttle: Throttle = RedisThrottle(redis_url, prefix=_prefix()) if backend == "redis" else LocalThrottle()
     assert throttle.acquire("p", 10.0) == 0
     began = time.monotonic()
     assert throttle.wait("p", 10.0, max_wait=1.0)
@@ -106,7 +113,7 @@ def test_wait_sleeps_until_the_next_slot_when_it_comes_in_time(redis_url: str, b
 
 @pytest.mark.parametrize("backend", ["redis", "local"])
 def test_each_provider_has_its_own_limit_and_zero_means_unlimited(redis_url: str, backend: str) -> None:
-    throttle: Throttle = RedisThrottle(redis_url) if backend == "redis" else LocalThrottle()
+    throttle: Throttle = RedisThrottle(redis_url, prefix=_prefix()) if backend == "redis" else LocalThrottle()
     assert throttle.acquire("a", 1.0) == 0
     assert throttle.acquire("a", 1.0) > 0
     assert throttle.acquire("b", 1.0) == 0

@@ -86,7 +86,7 @@ def _serialised(envelopes: list[Envelope]) -> str:
     return "\n".join(envelope.serialize().decode("utf-8") for envelope in envelopes)
 
 
-def _events(envelopes: list[Envelope]) -> list[dict[str, Any]]:
+def _events(envelopes: list[Envelope]) -> list[Any]:
     return [event for envelope in envelopes if (event := envelope.get_event()) is not None]
 
 

@@ -64,7 +64,8 @@ def pending_batch(settings: Settings, limit: int) -> list[Pending]:
             .where(or_(Message.status == MessageState.AMBIGUOUS.value,
                        (Message.status == MessageState.SENT.value) & (Message.updated_at <= overdue)))
             .order_by(Message.updated_at).limit(limit)).all()
-    return [Pending(r[0], MessageState(r[1]), *r[2:8], _aware(r[8])) for r in rows]
+    return [Pending(id=r[0], status=MessageState(r[1]), provider=r[2], provider_ref=r[3], merchant_id=r[4],
+                    channel=r[5], message_type=r[6], units=r[7], created_at=_aware(r[8])) for r in rows]
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
