@@ -9,7 +9,8 @@ from celery import Celery, signals
 from worker.celeryconfig import celery_config
 from worker.settings import get_settings
 
-app = Celery("hexavox", include=["tasks.intake", "tasks.admin", "tasks.dispatch", "tasks.maintenance"])
+app = Celery("hexavox", include=["tasks.intake", "tasks.admin", "tasks.dispatch", "tasks.maintenance", "tasks.delivery_reports",
+                             "tasks.callbacks", "tasks.reports"])
 app.conf.update(celery_config(get_settings()))
 
 

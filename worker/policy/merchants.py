@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from schema.models import Balance, Merchant, Route
 from schema.states import Channel
+from worker.callbacks.signing import new_secret
 from worker.catalogue import Code
 from worker.contract import MerchantUpsertJob
 from worker.errors import Refusal
@@ -56,7 +57,7 @@ def upsert_merchant(session: Session, tenant_id: int, job: MerchantUpsertJob, to
     merchant = session.scalars(select(Merchant).where(Merchant.tenant_id == tenant_id,
                                                       Merchant.external_id == job.merchant_id)).first()
     if merchant is None:
-        merchant = Merchant(tenant_id=tenant_id, external_id=job.merchant_id, webhook_secrets=[])
+        merchant = Merchant(tenant_id=tenant_id, external_id=job.merchant_id, webhook_secrets=[new_secret()])
         session.add(merchant)
     merchant.display_name, merchant.active, merchant.timezone = job.display_name, job.active, job.timezone
     merchant.allowed_countries = [c.upper() for c in job.allowed_countries]
@@ -110,4 +111,6 @@ def merchant_view(session: Session, merchant: Merchant) -> dict[str, object]:
                     "emailCredits": pick("EMAIL", "credits")},
         "usage": {"smsUsed": pick("SMS", "used"), "voiceUsed": pick("VOICE", "used"),
                   "emailUsed": pick("EMAIL", "used"), "periodStart": period.isoformat() if period else None},
+        #: The newest dlrUrl signing secret (Standard Webhooks); older ones still sign during rotation.
+        "webhookSecret": merchant.webhook_secrets[-1] if merchant.webhook_secrets else None,
     }

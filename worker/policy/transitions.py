@@ -7,16 +7,18 @@ event that finds the message elsewhere changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from schema.models import Message, MessageEvent
-from schema.states import TERMINAL_STATES, Freshness, MessageState
+from schema.models import Message, MessageEvent, OutboundCallback
+from schema.states import TERMINAL_STATES, CallbackState, Freshness, MessageState
 
-__all__ = ["transition", "utcnow"]
+__all__ = ["transition", "utcnow", "callback_body"]
 
 
 def utcnow() -> dt.datetime:
@@ -31,12 +33,32 @@ def transition(session: Session, message_id: str, from_states: Iterable[MessageS
     if to_state in TERMINAL_STATES:
         values.update(freshness=Freshness.FINAL.value, final_at=now)
     sources = [s.value for s in from_states]
-    result = session.execute(
+    row = session.execute(
         update(Message).where(Message.id == message_id, Message.status.in_(sources)).values(**values)
+        .returning(Message.merchant_id, Message.request_id, Message.options, Message.error_code, Message.units)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    ).first()
+    if row is None:
         return False
     session.execute(insert(MessageEvent).values(message_id=message_id, from_state=None if len(sources) > 1 else
                                                 sources[0], to_state=to_state.value, at=now, detail=detail or {}))
+    if to_state in TERMINAL_STATES and (row.options or {}).get("dlrUrl") and row.merchant_id is not None:
+        _queue_callback(session, message_id, to_state, now, row)
     return True
+
+
+def callback_body(message_id: str, request_id: str, status: MessageState, at: dt.datetime, error_code: str | None,
+                  units: int) -> str:
+    """The delivery report sent to the merchant's dlrUrl: the exact bytes that are signed and sent."""
+    event = {"type": "message.final", "messageId": message_id, "requestId": request_id, "status": status.value,
+             "freshness": Freshness.FINAL.value, "errorCode": error_code, "units": units,
+             "at": at.isoformat().replace("+00:00", "Z")}
+    return json.dumps(event, separators=(",", ":"), sort_keys=True)
+
+
+def _queue_callback(session: Session, message_id: str, status: MessageState, now: dt.datetime, row: Any) -> None:
+    """Write the callback in the same transaction that made the message FINAL: it cannot be forgotten."""
+    session.execute(insert(OutboundCallback).values(
+        id=str(uuid.uuid4()), message_id=message_id, merchant_id=row.merchant_id, event_status=status.value,
+        url=str(row.options["dlrUrl"])[:2000], state=CallbackState.PENDING.value, attempts=0, next_attempt_at=now,
+        body=callback_body(message_id, row.request_id, status, now, row.error_code, row.units)))
