@@ -9,8 +9,10 @@ from celery import Celery, signals
 from worker.celeryconfig import celery_config
 from worker.settings import get_settings
 
-app = Celery("hexavox", include=["tasks.intake", "tasks.admin", "tasks.dispatch", "tasks.maintenance", "tasks.delivery_reports",
-                             "tasks.callbacks", "tasks.reports"])
+TASK_MODULES = ["tasks.intake", "tasks.admin", "tasks.dispatch", "tasks.maintenance", "tasks.delivery_reports",
+                "tasks.callbacks", "tasks.reports"]
+
+app = Celery("hexavox", include=TASK_MODULES)
 app.conf.update(celery_config(get_settings()))
 
 
