@@ -138,6 +138,16 @@ def _reset() -> None:
     reset_settings()
     reset_providers()
     dispose_engines()
+    _reconfigure_celery()
+
+
+def _reconfigure_celery() -> None:
+    import sys
+
+    if "worker.celery_app" in sys.modules:  # only once a test has imported it
+        from worker.celery_app import reconfigure
+
+        reconfigure()
 
 
 @pytest.fixture

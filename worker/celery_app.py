@@ -30,3 +30,12 @@ def _on_worker_start(**_: Any) -> None:
 
     configure_logging()
     init_sentry(get_settings())
+
+
+def reconfigure() -> None:
+    """Re-read the settings into the app and drop pooled broker connections (tests switch databases per case)."""
+    app.conf.update(celery_config(get_settings()))
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None

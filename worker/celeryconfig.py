@@ -58,8 +58,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_create_missing_queues": True,
         "task_routes": (route_task,),
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost three extra broker publishes per task; start workers with -E when Flower watches.
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         "timezone": "UTC",
         "enable_utc": True,
         "beat_schedule": _beat_schedule(),

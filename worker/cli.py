@@ -8,6 +8,9 @@
     hexavox status REQUEST_ID         a request's answer and its messages' current states
     hexavox catalogue [--markdown]    the error-code catalogue
     hexavox contract [--write DIR]    the JSON Schema of every job
+    hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
+    hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
+    hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -92,6 +97,56 @@ def _contract(write: str | None) -> int:
     return 0
 
 
+def _read_as_tenant(tenant: str | None, read: Callable[[Any, int], object]) -> int:
+    """Run ``read(session, tenant_id)`` for an operator command and print its JSON; refusals exit 1."""
+    from worker.db import session_scope
+    from worker.errors import Refusal
+    from worker.policy.usage import resolve_tenant
+
+    try:
+        with session_scope() as session:
+            print(json.dumps(read(session, resolve_tenant(session, tenant)), indent=2, default=str))
+    except (LookupError, Refusal) as err:
+        print(f"hexavox: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _web(host: str, port: int) -> int:
+    from worker.web import serve
+
+    return serve(host, port)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from worker.policy.usage import usage_report
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    return _read_as_tenant(args.tenant, lambda s, tenant_id: usage_report(
+        s, tenant_id, args.merchant, args.date_from, args.date_to, prices=settings.unit_prices,
+        markup_percent=settings.markup_percent))
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    from worker.policy.alerts import ALL_SYSTEM_KINDS, list_alerts
+
+    return _read_as_tenant(args.tenant, lambda s, tenant_id: list_alerts(
+        s, tenant_id, args.merchant, args.limit, system_kinds=ALL_SYSTEM_KINDS))
+
+
+def _report_parser(sub: Any) -> None:
+    usage = sub.add_parser("report").add_subparsers(dest="report", required=True).add_parser("usage")
+    usage.add_argument("--from", dest="date_from", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    usage.add_argument("--to", dest="date_to", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    usage.add_argument("--merchant", help="merchantId; default: every merchant of the tenant")
+    usage.add_argument("--tenant", help="tenant name; default: the only tenant")
+    alerts = sub.add_parser("alerts")
+    alerts.add_argument("--tenant", help="tenant name; default: the only tenant")
+    alerts.add_argument("--merchant", help="merchantId")
+    alerts.add_argument("--limit", type=int, default=100)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hexavox", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,6 +164,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status").add_argument("request_id")
     sub.add_parser("catalogue").add_argument("--markdown", action="store_true")
     sub.add_parser("contract").add_argument("--write", metavar="DIR")
+    _report_parser(sub)
+    web = sub.add_parser("web")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8080)
     return parser
 
 
@@ -124,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "db": lambda: _db(args.action), "tenant": lambda: _tenant(args.name),
         "send": lambda: _send(args.task, args.payload), "status": lambda: _status(args.request_id),
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
+        "report": lambda: _report(args), "alerts": lambda: _alerts(args),
+        "web": lambda: _web(args.host, args.port),
     }
     return int(handlers[args.command]())
 

@@ -9,12 +9,14 @@ deliberately loose about formats (``to`` is any string): format rules belong to
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
-           "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "BillingConfirmJob", "JOBS"]
+           "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "BillingConfirmJob", "JOBS",
+           "UsageReportJob", "AlertsListJob"]
 
 
 class _Job(BaseModel):
@@ -155,6 +157,24 @@ class BillingConfirmJob(_AuthenticatedJob):
     succeeded: bool = True
 
 
+class UsageReportJob(_AuthenticatedJob):
+    """hexavox.report.usage.v1 — counts, provider cost, markup and final charges for whole UTC days [from, to].
+
+    Without merchantId the report covers every merchant of the tenant.
+    """
+
+    merchant_id: str | None = Field(default=None, alias="merchantId", max_length=64)
+    date_from: dt.date = Field(alias="from")
+    date_to: dt.date = Field(alias="to")
+
+
+class AlertsListJob(_AuthenticatedJob):
+    """hexavox.alerts.list.v1 — the tenant's usage and provider alerts, newest first."""
+
+    merchant_id: str | None = Field(default=None, alias="merchantId", max_length=64)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
 #: Task name -> payload model. The version suffix changes only with an incompatible payload change.
 JOBS: dict[str, type[_AuthenticatedJob]] = {
     "hexavox.sms.send.v1": SmsJob,
@@ -167,6 +187,8 @@ JOBS: dict[str, type[_AuthenticatedJob]] = {
     "hexavox.list.import_csv.v1": ListImportJob,
     "hexavox.billing.upgrade.v1": BillingUpgradeJob,
     "hexavox.billing.confirm.v1": BillingConfirmJob,
+    "hexavox.report.usage.v1": UsageReportJob,
+    "hexavox.alerts.list.v1": AlertsListJob,
 }
 
 

@@ -19,6 +19,10 @@ from worker.errors import ConfigurationError
 __all__ = ["Settings", "get_settings", "reset_settings"]
 
 
+#: Provider cost in micro-dollars per unit (SMS segment, voice minute, email) when HEXAVOX_UNIT_PRICES is not set.
+DEFAULT_UNIT_PRICES: dict[str, int] = {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
@@ -98,6 +102,11 @@ class Settings:
     providers: dict[str, dict[str, object]] = field(default_factory=dict)
     #: HEXAVOX_SIMULATOR_*: the simulated provider's behaviour (see providers/simulated.py).
     simulator: dict[str, str] = field(default_factory=dict)
+    #: HEXAVOX_UNIT_PRICES: JSON object, provider cost per unit in micro-dollars (1 USD = 1_000_000) per channel:
+    #: per SMS segment, per voice minute, per email. Channels left out keep their default. Used by usage reports.
+    unit_prices: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_UNIT_PRICES))
+    #: HEXAVOX_MARKUP_PERCENT: whole percent added on top of the provider cost in usage reports (30 -> cost x 1.30).
+    markup_percent: int = 30
 
     @property
     def embedded(self) -> bool:
@@ -139,6 +148,8 @@ def load_settings() -> Settings:
         crash_point=_env("HEXAVOX_CRASH_POINT", ""),
         db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),
         db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),
+        unit_prices=_env_unit_prices(),
+        markup_percent=_env_int("HEXAVOX_MARKUP_PERCENT", 30),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )
@@ -157,6 +168,20 @@ def _env_providers() -> dict[str, dict[str, object]]:
     return parsed
 
 
+def _env_unit_prices() -> dict[str, int]:
+    """Provider cost per unit; a typo'd channel or a negative price would silently misbill, so both are refused."""
+    raw = _env("HEXAVOX_UNIT_PRICES", json.dumps(DEFAULT_UNIT_PRICES))
+    try:
+        parsed = json.loads(raw)
+    except ValueError as err:
+        raise ConfigurationError(f"HEXAVOX_UNIT_PRICES must be a JSON object: {err}") from err
+    if not isinstance(parsed, dict) or not all(
+        k in DEFAULT_UNIT_PRICES and type(v) is int and v >= 0 for k, v in parsed.items()
+    ):
+        raise ConfigurationError('HEXAVOX_UNIT_PRICES must look like {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}')
+    return {**DEFAULT_UNIT_PRICES, **parsed}
+
+
 def _default_result_backend(database_url: str) -> str:
     return "db+" + database_url
 
@@ -168,6 +193,8 @@ def _check(settings: Settings) -> None:
             "HEXAVOX_VISIBILITY_TIMEOUT must be larger than HEXAVOX_TASK_TIME_LIMIT, "
             "otherwise Redis redelivers tasks that are still running"
         )
+    if settings.markup_percent < 0:
+        raise ConfigurationError("HEXAVOX_MARKUP_PERCENT must not be negative")
     if settings.max_delivery_attempts < 1:
         raise ConfigurationError("HEXAVOX_MAX_DELIVERY_ATTEMPTS must be at least 1")
     if settings.environment == "production" and settings.crash_point:

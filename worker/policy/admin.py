@@ -18,6 +18,7 @@ from schema.models import BillingUpgrade, ContactList, ContactListMember
 from schema.states import ConsentStatus, PaymentStatus
 from worker.catalogue import Code
 from worker.contract import (
+    AlertsListJob,
     BillingConfirmJob,
     BillingUpgradeJob,
     ConsentBulkJob,
@@ -25,13 +26,16 @@ from worker.contract import (
     ListCreateJob,
     ListImportJob,
     MerchantUpsertJob,
+    UsageReportJob,
 )
 from worker.errors import Refusal, ValidationError
+from worker.policy.alerts import run_alerts_job
 from worker.policy.auth import Principal
 from worker.policy.consent import set_consent
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, merchant_view, upsert_merchant
 from worker.policy.quota import add_credits
+from worker.policy.usage import run_usage_job
 from worker.validation import check_channel, normalize_email, normalize_phone, parse_contact_csv
 
 __all__ = ["run_admin_job"]
@@ -169,7 +173,7 @@ def _billing_confirm(session: Session, who: Principal, job: BillingConfirmJob, _
 _HANDLERS: dict[type[BaseModel], Any] = {
     MerchantUpsertJob: _merchant_upsert, ConsentUpsertJob: _consent_upsert, ConsentBulkJob: _consent_bulk,
     ListCreateJob: _list_create, ListImportJob: _list_import, BillingUpgradeJob: _billing_upgrade,
-    BillingConfirmJob: _billing_confirm,
+    BillingConfirmJob: _billing_confirm, UsageReportJob: run_usage_job, AlertsListJob: run_alerts_job,
 }
 
 

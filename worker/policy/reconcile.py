@@ -27,7 +27,7 @@ from worker.policy.quota import release_units
 from worker.policy.transitions import transition, utcnow
 from worker.settings import Settings
 
-__all__ = ["Pending", "pending_batch", "settle", "SweepCounts", "sweep"]
+__all__ = ["Pending", "adopt_stale_dispatching", "pending_batch", "settle", "SweepCounts", "sweep"]
 
 PENDING = [MessageState.AMBIGUOUS, MessageState.SENT]
 
@@ -52,6 +52,17 @@ class SweepCounts:
     resent: int = 0
     expired: int = 0
     unknown: int = 0
+
+
+def adopt_stale_dispatching(settings: Settings, limit: int = 1000) -> int:
+    """DISPATCHING longer than a task may live means the worker died and its task is gone (broker lost it):
+    the provider may have the message, so it becomes AMBIGUOUS for reconcile, never QUEUED."""
+    cutoff = utcnow() - dt.timedelta(seconds=settings.task_time_limit + 60)
+    with session_scope() as session:
+        ids = session.scalars(select(Message.id).where(Message.status == MessageState.DISPATCHING.value,
+                                                       Message.updated_at <= cutoff).limit(limit)).all()
+        return sum(transition(session, mid, [MessageState.DISPATCHING], MessageState.AMBIGUOUS,
+                              detail={"why": "stale DISPATCHING: its worker died"}) for mid in ids)
 
 
 def pending_batch(settings: Settings, limit: int) -> list[Pending]:
@@ -104,7 +115,7 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
                        provider_ref=answer.provider_ref, detail={"via": "reconcile"})
             return "settled"
         if answer.status == DeliveryStatus.NOT_FOUND and item.status == MessageState.AMBIGUOUS:
-            transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED, dispatch_attempts=0,
+            transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED,
                        detail={"why": "provider proves it never received it"})
             return "resent"
         return _expire_or_wait(session, item, settings)
@@ -129,6 +140,7 @@ def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider
           ) -> tuple[SweepCounts, list[tuple[str, str, str]]]:
     """One reconcile pass; returns the counts and the messages to publish again for dispatch."""
     counts, resend = SweepCounts(), []
+    adopt_stale_dispatching(settings)
     for item in pending_batch(settings, limit):
         counts.examined += 1
         outcome = settle(item, providers_for(_names(item, settings)), settings)

@@ -1,0 +1,318 @@
+"""Inbound delivery reports and replies: apply one provider event to the database, whatever order it comes in.
+
+Providers send reports duplicated, late and out of order (RELIABILITY.md R12), so every change here is a
+conditional :func:`~worker.policy.transitions.transition`: a report only moves a message out of the states it may
+leave, and a terminal state (DELIVERED, FAILED, EXPIRED, REFUSED) is never left. A late ACCEPTED after DELIVERED,
+or the fifth copy of a FAILED, finds the message elsewhere and changes nothing, so units are given back once.
+
+* DELIVERED: DISPATCHING | SENT | AMBIGUOUS -> DELIVERED. A report can beat our own SENT record (the provider
+  answered the webhook before the dispatch worker committed), hence DISPATCHING. QUEUED is not a source: a
+  queued message was proven never received (reconcile) or not sent yet, so a report for it is stale.
+* FAILED: the same sources -> FAILED with E815; the reserved units go back in the same transaction.
+* ACCEPTED: DISPATCHING | AMBIGUOUS -> SENT; settles an ambiguous send without asking the provider.
+* UNKNOWN / NOT_FOUND: ignored and logged (ids and provider code only: raw payloads carry personal data).
+* Voice: a DELIVERED report with ``duration_seconds`` settles the message at ``ceil(duration / 60)`` real minutes
+  (the estimate from the text length was reserved at intake). Fewer minutes give the difference back with
+  ``release_units``; more are charged with ``reserve_units``. When the balance cannot cover the overrun the
+  message still records the real minutes (what the provider bills us, and what usage reports show) and the
+  uncharged overrun is logged: the call already happened, and the balance's no-overspend constraint must hold.
+* Replies: a reply whose first word is a stop word opts the number out of SMS (source ``sms-reply``) for the
+  merchant of the message it answers when the event identifies one (message id or provider reference), else for
+  every merchant whose SMS (not REFUSED) reached that number: a STOP sent to a shared number cannot be attributed,
+  and honouring it too widely only withholds messages, while ignoring it breaks the law. Replaying a STOP is
+  harmless (the upsert is idempotent); a STOP replayed after the contact opted in again re-opts it out, which
+  is the safe direction.
+
+Events cross the broker as JSON (:func:`events_to_json` / :func:`events_from_json`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+
+from providers.base import DeliveryEvent, DeliveryStatus
+from schema.models import Merchant, Message
+from schema.states import Channel, ConsentStatus, MessageState
+from worker.catalogue import Code
+from worker.db import session_scope
+from worker.errors import Refusal
+from worker.policy.consent import set_consent
+from worker.policy.quota import release_units, reserve_units
+from worker.policy.transitions import transition
+from worker.validation.masking import mask_phone
+from worker.validation.phone import normalize_phone
+
+__all__ = [
+    "STOP_WORDS", "apply_batch", "apply_event", "events_from_json", "events_to_json", "find_message",
+    "is_stop_request", "voice_minutes",
+]
+
+log = logging.getLogger(__name__)
+
+#: First words of an SMS reply that withdraw consent (the CTIA / carrier standard set).
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+_TRIM = ".,;:!?\"'()[]"
+
+#: States a final report (DELIVERED / FAILED) may move a message out of.
+REPORTABLE = (MessageState.DISPATCHING, MessageState.SENT, MessageState.AMBIGUOUS)
+#: States an ACCEPTED report may move to SENT: the outcome was still open on our side.
+ACCEPTABLE = (MessageState.DISPATCHING, MessageState.AMBIGUOUS)
+
+
+# -- one event ---------------------------------------------------------------------------------------------------
+
+
+def apply_event(session: Session, event: DeliveryEvent) -> str:
+    """Apply one event in the caller's transaction; returns what happened, for counting:
+
+    delivered, failed, sent (a state moved); unchanged (a duplicate or late report); unknown-message;
+    ignored (UNKNOWN status or a reply that is not a stop word); opted-out; unknown-contact.
+    """
+    if event.reply_text is not None:
+        return _apply_reply(session, event)
+    handler = _HANDLERS.get(event.status)
+    if handler is None:
+        log.info("report from %s ignored: status %s, code %s, event %s", event.provider, event.status.value,
+                 event.provider_code, event.event_id)
+        return "ignored"
+    message = find_message(session, event)
+    if message is None:
+        log.info("report from %s for an unknown message (ref %s, event %s)", event.provider, event.provider_ref,
+                 event.event_id)
+        return "unknown-message"
+    return handler(session, message, event)
+
+
+def find_message(session: Session, event: DeliveryEvent) -> Message | None:
+    """The message an event is about: by (provider, provider reference), else by our id when the provider is
+    the one that has it (or none is recorded yet: a report that beat our SENT record)."""
+    if event.provider_ref:
+        found = session.scalars(select(Message).where(Message.provider == event.provider,
+                                                      Message.provider_ref == event.provider_ref).limit(1)).first()
+        if found is not None:
+            return found
+    if event.message_id and len(event.message_id) <= 36:  # our ids are UUIDs; anything longer is not ours
+        found = session.get(Message, event.message_id)
+        if found is not None and found.provider in (None, event.provider):
+            return found
+    return None
+
+
+def _delivered(session: Session, message: Message, event: DeliveryEvent) -> str:
+    minutes = voice_minutes(message, event)
+    fields = _identity(event) | ({"units": minutes} if minutes is not None else {})
+    if not transition(session, message.id, REPORTABLE, MessageState.DELIVERED, detail=_detail(event), **fields):
+        return "unchanged"
+    if minutes is not None:
+        _settle_minutes(session, message, minutes)
+    return "delivered"
+
+
+def _failed(session: Session, message: Message, event: DeliveryEvent) -> str:
+    """FAILED releases the reserved units only when this report made the change, so replays release nothing."""
+    why = f"provider reported failure {event.provider_code or ''}".strip()[:500]
+    if not transition(session, message.id, REPORTABLE, MessageState.FAILED, detail=_detail(event),
+                      error_code=Code.PROVIDER_REJECTED.value, error_detail=why, **_identity(event)):
+        return "unchanged"
+    if message.merchant_id is not None:
+        release_units(session, message.merchant_id, message.channel, message.units)
+    return "failed"
+
+
+def _accepted(session: Session, message: Message, event: DeliveryEvent) -> str:
+    if not transition(session, message.id, ACCEPTABLE, MessageState.SENT, detail=_detail(event), **_identity(event)):
+        return "unchanged"
+    return "sent"
+
+
+_HANDLERS: dict[DeliveryStatus, Callable[[Session, Message, DeliveryEvent], str]] = {
+    DeliveryStatus.DELIVERED: _delivered,
+    DeliveryStatus.FAILED: _failed,
+    DeliveryStatus.ACCEPTED: _accepted,
+}
+
+
+def _identity(event: DeliveryEvent) -> dict[str, Any]:
+    """Fill provider and provider reference only where they are still missing (evaluated in the UPDATE itself,
+    so a concurrent dispatch record is never overwritten)."""
+    fields: dict[str, Any] = {"provider": func.coalesce(Message.provider, event.provider)}
+    if event.provider_ref:
+        fields["provider_ref"] = func.coalesce(Message.provider_ref, event.provider_ref[:128])
+    return fields
+
+
+def _detail(event: DeliveryEvent) -> dict[str, Any]:
+    """What the history row keeps of a report: ids, code and times, never the raw payload (personal data)."""
+    detail: dict[str, Any] = {"via": "dlr", "provider": event.provider}
+    for key, value in (("eventId", event.event_id), ("providerCode", event.provider_code),
+                       ("durationSeconds", event.duration_seconds)):
+        if value is not None:
+            detail[key] = value
+    if event.occurred_at is not None:
+        detail["occurredAt"] = event.occurred_at.isoformat()
+    return detail
+
+
+# -- voice settlement --------------------------------------------------------------------------------------------
+
+
+def voice_minutes(message: Message, event: DeliveryEvent) -> int | None:
+    """Billed minutes of a delivered call (started minutes), or None when there is nothing to settle."""
+    duration = event.duration_seconds
+    if message.channel != Channel.VOICE.value or duration is None or duration < 0:
+        return None
+    return math.ceil(duration / 60)
+
+
+def _settle_minutes(session: Session, message: Message, minutes: int) -> None:
+    """Move the balance by real minutes minus reserved ones; see the module docstring for an uncovered overrun."""
+    if message.merchant_id is None or minutes == message.units:
+        return
+    if minutes < message.units:
+        release_units(session, message.merchant_id, message.channel, message.units - minutes)
+        return
+    merchant = session.get(Merchant, message.merchant_id)
+    if merchant is None:
+        return
+    try:
+        reserve_units(session, merchant, message.channel, minutes - message.units)
+    except Refusal:
+        log.warning("voice message %s ran %d minute(s) over what the balance of merchant %s covers; not charged",
+                    message.id, minutes - message.units, message.merchant_id)
+
+
+# -- replies -----------------------------------------------------------------------------------------------------
+
+
+def is_stop_request(text: str | None) -> bool:
+    """True when the first word of ``text`` (any case, surrounding punctuation ignored) is a stop word."""
+    words = (text or "").strip().split()
+    return bool(words) and words[0].strip(_TRIM).upper() in STOP_WORDS
+
+
+def _apply_reply(session: Session, event: DeliveryEvent) -> str:
+    if not is_stop_request(event.reply_text):
+        return "ignored"
+    message = find_message(session, event) if (event.message_id or event.provider_ref) else None
+    if message is not None and message.channel != Channel.SMS.value:
+        message = None
+    contact = _reply_number(event.reply_from) or (message.recipient if message is not None else None)
+    if contact is None:
+        log.info("stop reply via %s without a readable number (event %s)", event.provider, event.event_id)
+        return "unknown-contact"
+    merchants = [message.merchant_id] if message is not None and message.merchant_id is not None \
+        else _merchants_who_messaged(session, contact)
+    for merchant_id in merchants:
+        set_consent(session, merchant_id, Channel.SMS.value, contact, ConsentStatus.OPT_OUT, "sms-reply")
+    log.info("stop reply from %s via %s: opted out for %d merchant(s)", mask_phone(contact), event.provider,
+             len(merchants))
+    return "opted-out" if merchants else "unknown-contact"
+
+
+def _reply_number(raw: str | None) -> str | None:
+    """The E.164 form of a reply's sender; many providers drop the '+', so digits alone are tried with one."""
+    if not raw:
+        return None
+    candidates = [raw] + (["+" + raw.strip()] if raw.strip().isdigit() else [])
+    for candidate in candidates:
+        try:
+            return normalize_phone(candidate, channel="VOICE", field="from")
+        except Refusal:
+            continue
+    return None
+
+
+def _merchants_who_messaged(session: Session, contact: str) -> list[int]:
+    rows = session.scalars(select(Message.merchant_id).distinct().where(
+        Message.channel == Channel.SMS.value, Message.recipient == contact, Message.merchant_id.is_not(None),
+        Message.status != MessageState.REFUSED.value)).all()
+    return sorted(int(m) for m in rows if m is not None)
+
+
+# -- batches through the broker ----------------------------------------------------------------------------------
+
+
+def apply_batch(provider_name: str, events_json: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Apply each event in its own transaction (one bad event cannot undo the others); the count per outcome.
+
+    Connection failures propagate so the caller can retry the whole batch: replaying applied events is harmless.
+    A row the database refuses (a value too long, say) is logged and counted as ``error``.
+    """
+    counts: Counter[str] = Counter()
+    for event in events_from_json(events_json, provider_name):
+        try:
+            with session_scope() as session:
+                counts[apply_event(session, event)] += 1
+        except (DataError, IntegrityError) as err:
+            log.warning("report from %s (event %s) refused by the database: %s", provider_name, event.event_id,
+                        type(err).__name__)
+            counts["error"] += 1
+    return dict(counts)
+
+
+def events_to_json(events: Sequence[DeliveryEvent]) -> list[dict[str, Any]]:
+    """Events as JSON-safe dicts (ISO times, raw made JSON-safe) for a JSON-only broker."""
+    return [{
+        "provider": e.provider, "status": e.status.value, "providerRef": e.provider_ref, "messageId": e.message_id,
+        "eventId": e.event_id, "occurredAt": e.occurred_at.isoformat() if e.occurred_at else None,
+        "providerCode": e.provider_code, "durationSeconds": e.duration_seconds, "replyFrom": e.reply_from,
+        "replyText": e.reply_text, "raw": _json_safe(e.raw),
+    } for e in events]
+
+
+def events_from_json(data: Iterable[Mapping[str, Any]], provider: str | None = None) -> list[DeliveryEvent]:
+    """The events back; ``provider`` (the webhook's provider) wins over what each item claims. Values of the wrong
+    type become None and an unknown status UNKNOWN, so a damaged item is ignored rather than misapplied."""
+    return [DeliveryEvent(
+        provider=provider or str(item.get("provider") or ""), status=_status(item.get("status")),
+        provider_ref=_str(item.get("providerRef")), message_id=_str(item.get("messageId")),
+        event_id=_str(item.get("eventId")), occurred_at=_time(item.get("occurredAt")),
+        provider_code=_str(item.get("providerCode")), duration_seconds=_int(item.get("durationSeconds")),
+        reply_from=_str(item.get("replyFrom")), reply_text=_str(item.get("replyText")), raw=item.get("raw"),
+    ) for item in data if isinstance(item, Mapping)]
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _status(value: object) -> DeliveryStatus:
+    try:
+        return DeliveryStatus(str(value))
+    except ValueError:
+        return DeliveryStatus.UNKNOWN
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
