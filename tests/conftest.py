@@ -13,7 +13,15 @@ import psycopg
 import pytest
 import redis
 
-from support import PG_ADMIN_URL, REDIS_HOST, REDIS_PORT, WorkerProcess, ensure_service, start_worker
+from support import (
+    PG_ADMIN_URL,
+    REDIS_HOST,
+    REDIS_PORT,
+    WorkerProcess,
+    ensure_service,
+    kill_leftover_workers,
+    start_worker,
+)
 
 _redis_dbs = itertools.cycle(range(1, 16))
 
@@ -158,3 +166,8 @@ def celery_worker(hexavox_env: dict[str, str], tmp_path: Path) -> Iterator[Worke
     worker = start_worker(hexavox_env, tmp_path / "worker.log", queues=",".join(ALL_QUEUES))
     yield worker
     worker.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No worker outlives the session, even when a test failed before stopping its own."""
+    kill_leftover_workers()

@@ -113,5 +113,20 @@ def start_worker(env: dict[str, str], log_path: Path, *, queues: str = "", concu
     proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     worker = WorkerProcess(proc, log_path, env)
+    STARTED.append(worker)
     worker.wait_ready()
     return worker
+
+
+#: Every worker a test started; whatever is still running at the end of the session is killed.
+STARTED: list[WorkerProcess] = []
+
+
+def kill_leftover_workers() -> int:
+    alive = [w for w in STARTED if w.proc.poll() is None]
+    for worker in alive:
+        try:
+            worker.kill()
+        except ProcessLookupError:
+            pass
+    return len(alive)

@@ -10,7 +10,7 @@ deliberately loose about formats (``to`` is any string): format rules belong to
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -66,7 +66,7 @@ class VoiceJob(_AuthenticatedJob):
     merchant_id: str = Field(alias="merchantId", max_length=64)
     to: JsonValue = None
     text: JsonValue = None
-    type: str = Field(default="TXN", max_length=16)
+    type: Literal["OTP", "TXN", "MKT", "REMINDER"] = "TXN"
     record: JsonValue = False
     timeout_seconds: JsonValue = Field(default=30, alias="timeoutSeconds")
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
@@ -92,11 +92,12 @@ class MerchantUpsertJob(_AuthenticatedJob):
     sms_limit: int = Field(default=0, alias="smsLimit", ge=0, le=10**12)
     voice_minutes_limit: int = Field(default=0, alias="voiceMinutesLimit", ge=0, le=10**12)
     email_limit: int = Field(default=0, alias="emailLimit", ge=0, le=10**12)
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: str = Field(default="UTC", max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")
     #: Which SMS types are enabled (routes): e.g. {"OTP": true, "TXN": true, "MKT": false}. Missing means enabled.
-    routes: dict[str, bool] = Field(default_factory=dict)
+    routes: dict[Literal["OTP", "TXN", "MKT"], bool] = Field(default_factory=dict)
     #: Provider order per channel, e.g. {"SMS": ["primary", "backup"]}. Missing means the default provider.
-    providers: dict[str, list[str]] = Field(default_factory=dict)
+    providers: dict[Literal["SMS", "VOICE", "EMAIL"], list[Annotated[str, Field(max_length=40)]]] = Field(
+        default_factory=dict)
     allowed_countries: list[str] = Field(default_factory=list, alias="allowedCountries")
 
 
@@ -143,7 +144,7 @@ class BillingUpgradeJob(_AuthenticatedJob):
     channel: Literal["SMS", "VOICE", "EMAIL"]
     units: int = Field(gt=0, le=10**9)
     amount_cents: int = Field(alias="amountCents", ge=0, le=10**12)
-    currency: str = Field(default="USD", min_length=3, max_length=3)
+    currency: str = Field(default="USD", pattern=r"^[A-Za-z]{3}$")
     payment_method_id: str = Field(default="", alias="paymentMethodId", max_length=100)
     reference_id: str = Field(alias="referenceId", min_length=1, max_length=100)
     note: str = Field(default="", max_length=500)

@@ -49,7 +49,13 @@ def _retrying(work: Callable[[Session], T]) -> T:
 
 
 def _refuse(request_id: str, task_name: str, refusal: Refusal, payload: Any) -> dict[str, Any]:
-    return _retrying(lambda s: record_refused_request(s, request_id, task_name, refusal, payload))
+    """Record the refusal under the request id; if even that fails, still answer with the code."""
+    try:
+        return _retrying(lambda s: record_refused_request(s, request_id, task_name, refusal, payload))
+    except Exception:
+        log.exception("recording refusal %s of request %s failed", refusal.code.value, request_id)
+        return {"requestId": request_id, "status": "REFUSED", "error": refusal.as_dict(), "messages": [],
+                "recorded": False}
 
 
 def run_send_job(task_name: str, payload: Any, request_id: str) -> IntakeOutcome:

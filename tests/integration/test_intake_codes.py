@@ -431,9 +431,6 @@ def test_a_billing_upgrade_credits_its_units_once_however_often_it_is_confirmed(
     pytest.param(LIST_CREATE, id="list-create"),
     pytest.param(LIST_IMPORT, id="list-import-csv"),
 ])
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: worker/policy/admin.py _add_members returns result.rowcount, which is -1 for the ORM "
-    "multi-row INSERT .. ON CONFLICT DO NOTHING on PostgreSQL, so 'added' is -1 instead of the number of new members"))
 def test_filling_a_list_reports_how_many_contacts_were_added(hexavox_env: dict[str, str], task: str) -> None:
     # Given a merchant
     tenant = make_tenant()

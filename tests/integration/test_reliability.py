@@ -155,11 +155,13 @@ def test_killing_the_whole_worker_mid_run_loses_nothing_and_sends_nothing_twice(
     reset_settings()
     env = {**hexavox_env, **fast}
     worker = _worker(env, tmp_path, "victim")
-    ids = _accept(tenant, 60)
-    # When the main process and its pool are SIGKILLed mid-send, then a new worker starts
-    _wait(lambda: _states(ids)["SENT"] + _states(ids)["DELIVERED"] >= 5, 60, "some sends")
-    worker.kill()
-    worker.proc.wait(10)
+    try:
+        ids = _accept(tenant, 60)
+        # When the main process and its pool are SIGKILLed mid-send, then a new worker starts
+        _wait(lambda: _states(ids)["SENT"] + _states(ids)["DELIVERED"] >= 5, 60, "some sends")
+    finally:
+        worker.kill()
+        worker.proc.wait(10)
     killed_at = time.monotonic()
     survivor = _worker(env, tmp_path, "survivor")
     try:

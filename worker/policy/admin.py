@@ -69,11 +69,11 @@ def _consent_bulk(session: Session, who: Principal, job: ConsentBulkJob, today: 
         try:
             one = ConsentUpsertJob.model_validate({**row, "merchantId": job.merchant_id, "auth": job.auth})
             with session.begin_nested():
-                results.append({"index": index, "status": "OK", **_consent_upsert(session, who, one, today)})
+                results.append({**_consent_upsert(session, who, one, today), "index": index, "outcome": "OK"})
         except Refusal as refusal:
-            results.append({"index": index, "status": "REFUSED", "error": refusal.as_dict()})
+            results.append({"index": index, "outcome": "REFUSED", "error": refusal.as_dict()})
         except ValueError as err:  # pydantic shape errors of one row
-            results.append({"index": index, "status": "REFUSED",
+            results.append({"index": index, "outcome": "REFUSED",
                             "error": {"code": Code.INVALID_INPUT.value, "detail": str(err).splitlines()[0][:200]}})
     return {"merchantId": job.merchant_id, "results": results}
 
@@ -93,8 +93,8 @@ def _add_members(session: Session, list_pk: int, contacts: list[str]) -> int:
         return 0
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     rows = [{"list_id": list_pk, "contact": c} for c in dict.fromkeys(contacts)]
-    result = session.execute(insert(ContactListMember).values(rows).on_conflict_do_nothing())
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    stmt = insert(ContactListMember).values(rows).on_conflict_do_nothing().returning(ContactListMember.id)
+    return len(session.execute(stmt).all())
 
 
 def _list_create(session: Session, who: Principal, job: ListCreateJob, _today: dt.date) -> dict[str, Any]:

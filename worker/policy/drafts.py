@@ -169,6 +169,8 @@ def sms_drafts(session: Session, job: SmsJob, merchant: Merchant, now: dt.dateti
     scheduled = parse_schedule(_optional_str(job.time, "time"), tz=merchant.timezone, now=now)
     warnings: list[str] = []
     pairs = _sms_recipients(session, job, merchant, sms_type, warnings)
+    if not pairs:
+        raise Refusal(Code.INVALID_MOBILE_NUMBER, "no recipients (empty list)", field="to")
     _check_counts(sms_type, len(pairs))
     global_body = None if job.sms is not None and job.body in (None, "") else _text(job.body, "body", Code.BODY_EMPTY)
     drafts = [_sms_draft(raw, node_body or global_body, sms_type, sender, options, merchant)
@@ -205,7 +207,7 @@ def voice_drafts(job: VoiceJob, merchant: Merchant) -> Drafts:
         raise ValidationError(Code.TO_REQUIRED, "to has to be one phone number", field="to")
     minutes = max(1, math.ceil(len(call.text) / TTS_CHARS_PER_MINUTE))
     options = {"record": call.record, "timeoutSeconds": call.timeout_seconds, "dlrUrl": _dlr_url(job.dlr_url)}
-    draft = _phone_draft(job.to, merchant, Channel.VOICE, message_type=job.type.upper(), body=call.text,
+    draft = _phone_draft(job.to, merchant, Channel.VOICE, message_type=job.type, body=call.text,
                          units=minutes, options=options)
     return Drafts([draft])
 

@@ -24,10 +24,42 @@ def parse_job(task_name: str, payload: Any) -> pydantic.BaseModel:
         raise ValidationError(Code.UNSUPPORTED_JOB, f"unknown job {task_name[:80]!r}")
     if not isinstance(payload, dict):
         raise ValidationError(Code.INVALID_INPUT, "the job payload must be a JSON object")
+    bad = _unstorable_text(payload)
+    if bad is not None:
+        raise ValidationError(Code.INVALID_INPUT, "text with NUL or invalid Unicode cannot be stored", field=bad)
     try:
         return model.model_validate(payload)
     except pydantic.ValidationError as err:
         raise _refusal(err) from None
+
+
+def _unstorable_text(value: Any, path: str = "payload", depth: int = 0) -> str | None:
+    """Where the first string (key or value) PostgreSQL cannot store is: NUL, or a lone surrogate.
+
+    The path names only keys that are themselves storable, so it is safe to echo back.
+    """
+    if isinstance(value, str):
+        return None if _storable(value) else path
+    if depth > 32:
+        return path
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in children:
+        if isinstance(key, str) and not _storable(key):
+            return f"{path}.<field name>"
+        found = _unstorable_text(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]", depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refusal(err: pydantic.ValidationError) -> ValidationError | AuthenticationError:

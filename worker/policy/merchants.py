@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,7 +13,8 @@ from schema.states import Channel
 from worker.callbacks.signing import new_secret
 from worker.catalogue import Code
 from worker.contract import MerchantUpsertJob
-from worker.errors import Refusal
+from worker.errors import Refusal, ValidationError
+from worker.settings import get_settings
 
 __all__ = ["load_merchant", "require_route", "upsert_merchant", "provider_order", "merchant_view"]
 
@@ -54,6 +56,7 @@ def provider_order(session: Session, merchant_id: int, channel: str, message_typ
 
 def upsert_merchant(session: Session, tenant_id: int, job: MerchantUpsertJob, today: dt.date) -> Merchant:
     """Create or update a merchant with its three balances and routes."""
+    _check_upsert(job)
     merchant = session.scalars(select(Merchant).where(Merchant.tenant_id == tenant_id,
                                                       Merchant.external_id == job.merchant_id)).first()
     if merchant is None:
@@ -67,6 +70,20 @@ def upsert_merchant(session: Session, tenant_id: int, job: MerchantUpsertJob, to
         _set_limit(session, merchant.id, channel, limit, today)
     _set_routes(session, merchant.id, job)
     return merchant
+
+
+def _check_upsert(job: MerchantUpsertJob) -> None:
+    """Refuse a time zone or provider name the service would only trip over later, at send time."""
+    try:
+        zoneinfo.ZoneInfo(job.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(Code.INVALID_INPUT, "unknown time zone", field="timezone") from None
+    known = get_settings().providers
+    for channel, names in job.providers.items():
+        unknown = [name for name in names if name not in known]
+        if unknown or not names:
+            raise ValidationError(Code.INVALID_INPUT, f"unknown or missing provider for {channel}",
+                                  field="providers")
 
 
 def _set_limit(session: Session, merchant_id: int, channel: Channel, limit: int, today: dt.date) -> None:

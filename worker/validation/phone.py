@@ -68,6 +68,8 @@ def _parse(raw: object, field: str, default_region: str | None) -> PhoneNumber:
         raise _refuse(Code.INVALID_MOBILE_NUMBER, raw, "not a phone number", field)
     if any(not (ch.isdecimal() or ch in _PUNCTUATION) for ch in raw):
         raise _refuse(Code.INVALID_MOBILE_NUMBER, raw, "only digits, spaces and + - . ( ) are allowed", field)
+    if "+" in raw.strip()[1:]:
+        raise _refuse(Code.INVALID_MOBILE_NUMBER, raw, "'+' may only start the number", field)
     try:
         number = phonenumbers.parse(raw, default_region)
     except NumberParseException:
