@@ -8,6 +8,8 @@ from dataclasses import asdict
 from providers.base import Provider
 from providers.registry import get_provider
 from worker.celery_app import app
+from worker.db import session_scope
+from worker.policy.alerts import check_reconcile_backlog
 from worker.policy.outbox import release_due as _release_due
 from worker.policy.outbox import stale_queued
 from worker.policy.reconcile import sweep
@@ -43,3 +45,11 @@ def reconcile_sweep() -> dict[str, int]:
     counts, resend = sweep(settings, providers_for)
     publish_dispatch(resend)
     return asdict(counts)
+
+
+@app.task(name="hexavox.internal.check_backlog")
+def check_backlog() -> int:
+    """Raise a RECONCILE_BACKLOG alert when AMBIGUOUS messages wait longer than a quarter of their maximum age."""
+    max_age = max(60, get_settings().reconcile_max_age // 4)
+    with session_scope() as session:
+        return check_reconcile_backlog(session, max_age_seconds=max_age)

@@ -47,15 +47,26 @@ def intake_queue(task_name: str, payload: Mapping[str, Any] | None) -> str:
         return VOICE
     if ".email." in task_name:
         return queue_for_message("EMAIL", str((payload or {}).get("type", "")).upper())
-    if ".campaign." in task_name or ".list." in task_name:
+    if task_name.startswith(("hexavox.campaign.", "hexavox.list.")):
         return BULK
     return ADMIN
 
 
+#: Where the service's own periodic and follow-up tasks run (dispatch names its queue per message).
+INTERNAL_QUEUES = {
+    "hexavox.internal.reconcile_sweep": RECONCILE,
+    "hexavox.internal.relay_outbox": RECONCILE,
+    "hexavox.internal.release_due": RECONCILE,
+    "hexavox.internal.check_backlog": RECONCILE,
+    "hexavox.internal.deliver_callbacks": CALLBACKS,
+    "hexavox.internal.apply_reports": CALLBACKS,
+}
+
+
 def route_task(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], options: Mapping[str, Any],
                task: Any = None, **_: Any) -> dict[str, str] | None:
-    """Celery router: intake jobs by kind and type; internal tasks name their queue when enqueued."""
+    """Celery router: intake jobs by kind and type, internal tasks by name; an explicit queue option wins."""
     if name.startswith("hexavox.internal."):
-        return None
+        return {"queue": INTERNAL_QUEUES[name]} if name in INTERNAL_QUEUES else None
     payload = args[0] if args and isinstance(args[0], Mapping) else kwargs.get("payload")
     return {"queue": intake_queue(name, payload if isinstance(payload, Mapping) else None)}

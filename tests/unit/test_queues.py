@@ -1,0 +1,40 @@
+"""Routing: OTP alone on its queue, marketing on bulk, internal work on its own queues."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.queues import ALL_QUEUES, intake_queue, queue_for_message, route_task
+
+cases = (
+    ("hexavox.sms.send.v1", {"type": "OTP", "to": "+1"}, "otp"),
+    ("hexavox.sms.send.v1", {"type": "TXN", "to": "+1"}, "transactional"),
+    ("hexavox.sms.send.v1", {"type": "MKT", "to": "+1"}, "bulk"),
+    ("hexavox.sms.send.v1", {"type": "TXN", "listId": "vip"}, "bulk"),
+    ("hexavox.sms.send.v1", {"type": "TXN", "sms": [{"to": "+1"}]}, "bulk"),
+    ("hexavox.voice.send.v1", {"type": "REMINDER"}, "voice"),
+    ("hexavox.email.send.v1", {"type": "TRANSACTIONAL"}, "email"),
+    ("hexavox.email.send.v1", {"type": "MARKETING"}, "bulk"),
+    ("hexavox.list.import_csv.v1", {}, "bulk"),
+    ("hexavox.alerts.list.v1", {}, "admin"),
+    ("hexavox.merchant.upsert.v1", {}, "admin"),
+)
+
+
+@pytest.mark.parametrize(("task", "payload", "queue"), cases)
+def test_each_intake_job_goes_to_its_queue(task: str, payload: dict[str, object], queue: str) -> None:
+    assert intake_queue(task, payload) == queue
+    assert route_task(task, (payload,), {}, {}) == {"queue": queue}
+
+
+def test_otp_dispatch_never_shares_a_queue_with_marketing() -> None:
+    assert queue_for_message("SMS", "OTP") == "otp"
+    assert queue_for_message("SMS", "MKT") == queue_for_message("EMAIL", "MARKETING") == "bulk"
+    assert queue_for_message("VOICE", "MKT") == "bulk"
+
+
+def test_internal_tasks_have_their_own_queues() -> None:
+    assert route_task("hexavox.internal.reconcile_sweep", (), {}, {}) == {"queue": "reconcile"}
+    assert route_task("hexavox.internal.deliver_callbacks", (), {}, {}) == {"queue": "callbacks"}
+    assert route_task("hexavox.internal.dispatch", ("id",), {}, {}) is None  # dispatch names its queue per message
+    assert {"reconcile", "callbacks", "otp", "bulk"} <= set(ALL_QUEUES)
