@@ -34,8 +34,9 @@ def _on_worker_start(**_: Any) -> None:
 
 def reconfigure() -> None:
     """Re-read the settings into the app and drop pooled broker connections (tests switch databases per case)."""
+    from kombu import pools
+
     app.conf.update(celery_config(get_settings()))
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    app._pool = None
     app.amqp._producer_pool = None
+    pools.reset()  # kombu keeps producer pools per connection URL, process-wide

@@ -21,6 +21,7 @@ from worker.settings import get_settings
 __all__ = ["engine", "session_scope", "dispose_engines", "normalize_url"]
 
 _engines: dict[tuple[int, str], Engine] = {}
+_factories: dict[int, sessionmaker[Session]] = {}
 _lock = threading.Lock()
 
 
@@ -63,7 +64,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session committed on success and rolled back on error."""
-    session = sessionmaker(engine(url), expire_on_commit=False)()
+    session = _factory(engine(url))()
     try:
         yield session
         session.commit()
@@ -74,9 +75,18 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         session.close()
 
 
+def _factory(eng: Engine) -> sessionmaker[Session]:
+    """One session factory per engine: building a sessionmaker sets up event machinery, too slow per task."""
+    factory = _factories.get(id(eng))
+    if factory is None or factory.kw.get("bind") is not eng:
+        factory = _factories[id(eng)] = sessionmaker(eng, expire_on_commit=False)
+    return factory
+
+
 def dispose_engines() -> None:
     """Close every pooled connection of this process (after fork, or between tests)."""
     with _lock:
         for eng in _engines.values():
             eng.dispose()
         _engines.clear()
+        _factories.clear()

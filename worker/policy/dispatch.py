@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
@@ -99,10 +99,11 @@ def _claim(message_id: str, default_provider: str) -> _Claim | None:
     with session_scope() as session:
         if not transition(session, message_id, [MessageState.QUEUED], MessageState.DISPATCHING):
             return None
-        msg = session.get(Message, message_id)
-        assert msg is not None and msg.merchant_id is not None
+        msg = session.execute(select(Message.merchant_id, Message.channel, Message.message_type, Message.recipient,
+                                     Message.body, Message.sender, Message.subject, Message.options, Message.units)
+                              .where(Message.id == message_id)).one()
         providers = provider_order(session, msg.merchant_id, msg.channel, msg.message_type, default_provider)
-        outbound = OutboundMessage(message_id=msg.id, channel=Channel(msg.channel), message_type=msg.message_type,
+        outbound = OutboundMessage(message_id=message_id, channel=Channel(msg.channel), message_type=msg.message_type,
                                    recipient=msg.recipient, body=msg.body, sender=msg.sender, subject=msg.subject,
                                    options=dict(msg.options))
         return _Claim(outbound, providers, msg.merchant_id, msg.units)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zoneinfo
 
 from sqlalchemy import select
@@ -45,13 +46,25 @@ def require_route(session: Session, merchant_id: int, channel: str, message_type
         raise Refusal(_ROUTE_CODES.get(message_type, Code.DEFAULT_ROUTE_DISABLED), f"{message_type} route disabled")
 
 
+_ROUTE_CACHE_SECONDS = 5.0
+_route_cache: dict[tuple[str, int, str, str, str], tuple[float, list[str]]] = {}
+
+
 def provider_order(session: Session, merchant_id: int, channel: str, message_type: str, default: str) -> list[str]:
-    """Providers to try in order for this merchant, channel and type; the default provider when none is set."""
-    for mtype in (message_type, "*"):
-        route = _route(session, merchant_id, channel, mtype)
-        if route is not None and route.providers:
-            return [str(p) for p in route.providers]
-    return [default]
+    """Providers to try in order for this merchant, channel and type; the default provider when none is set.
+
+    Cached for a few seconds per process: every dispatch asks, and a route change may take that long to apply.
+    """
+    key = (str(session.get_bind().engine.url), merchant_id, channel, message_type, default)
+    hit = _route_cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return list(hit[1])
+    rows: dict[str, list[str]] = {t: list(p) for t, p in session.execute(select(Route.message_type, Route.providers)
+                                  .where(Route.merchant_id == merchant_id, Route.channel == channel,
+                                         Route.message_type.in_([message_type, "*"])))}
+    order = next(([str(p) for p in rows[t]] for t in (message_type, "*") if rows.get(t)), [default])
+    _route_cache[key] = (time.monotonic() + _ROUTE_CACHE_SECONDS, order)
+    return list(order)
 
 
 def upsert_merchant(session: Session, tenant_id: int, job: MerchantUpsertJob, today: dt.date) -> Merchant:
