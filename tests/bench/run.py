@@ -122,14 +122,16 @@ def baseline(redis_url: str, n: int, pool: list[str], logs: Path) -> float:
 
 def dispatch_scenario(db_url: str, redis_url: str, n: int, latency_ms: int, pool: list[str], logs: Path) -> float:
     """P1/P2: N accepted messages, dispatch tasks pre-enqueued, then a worker drains them through the provider."""
-    from factories import make_merchant, make_tenant, sms
     from worker.celery_app import reconfigure
     from worker.db import dispose_engines, session_scope
     from worker.publish import publish_dispatch
     from worker.runner import run_send_job
     from worker.settings import reset_settings
 
-    env = {"HEXAVOX_DATABASE_URL": db_url, "HEXAVOX_BROKER_URL": redis_url + "/3", "HEXAVOX_REDIS_URL": redis_url + "/4",
+    from factories import make_merchant, make_tenant, sms
+
+    env = {"HEXAVOX_DATABASE_URL": db_url, "HEXAVOX_BROKER_URL": redis_url + "/3",
+           "HEXAVOX_REDIS_URL": redis_url + "/4",
            "HEXAVOX_RESULT_BACKEND": redis_url + "/5", "HEXAVOX_SIMULATOR_LATENCY_MS": str(latency_ms),
            "HEXAVOX_DB_POOL_SIZE": "20", "HEXAVOX_DB_MAX_OVERFLOW": "80", "HEXAVOX_PROVIDER_TIMEOUT": "5"}
     os.environ.update(env)

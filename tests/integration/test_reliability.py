@@ -4,6 +4,7 @@ provider ambiguity at scale. The simulated provider's ledger is the ground truth
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -61,7 +62,10 @@ def _sweep_until_final(ids: list[str], timeout: float = 60) -> float:
     def settled() -> bool:
         relay_outbox()
         reconcile_sweep()
-        return set(_states(ids)) <= TERMINAL
+        states = _states(ids)
+        if os.environ.get("HEXAVOX_TEST_TRACE"):
+            print(f"  {time.monotonic():.1f} {dict(states)}")
+        return set(states) <= TERMINAL
 
     return _wait(settled, timeout, "every message FINAL")
 
@@ -80,7 +84,12 @@ def _worker(env: dict[str, str], tmp_path: Path, name: str, **extra_env: str) ->
 
 
 @pytest.fixture
-def tenant(hexavox_env: dict[str, str]) -> Tenant:
+def tenant(hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Tenant:
+    """A merchant with room to send; reconcile asks about a SENT message after 1 s (the simulator reports at once)."""
+    from worker.settings import reset_settings
+
+    monkeypatch.setenv("HEXAVOX_DLR_GRACE", "1")
+    reset_settings()
     tenant = make_tenant()
     make_merchant(tenant, "gym-a", sms=100_000)
     return tenant
@@ -147,7 +156,7 @@ def test_killing_the_whole_worker_mid_run_loses_nothing_and_sends_nothing_twice(
         hexavox_env: dict[str, str], tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a slow provider (300 ms) and a short visibility timeout
     fast = {"HEXAVOX_SIMULATOR_LATENCY_MS": "300", "HEXAVOX_VISIBILITY_TIMEOUT": "10",
-            "HEXAVOX_TASK_TIME_LIMIT": "5", "HEXAVOX_OUTBOX_STALE": "3"}
+            "HEXAVOX_TASK_TIME_LIMIT": "5", "HEXAVOX_OUTBOX_STALE": "3", "HEXAVOX_PROVIDER_TIMEOUT": "2"}
     for key, value in fast.items():
         monkeypatch.setenv(key, value)
     from worker.settings import reset_settings
@@ -183,13 +192,16 @@ def test_killing_the_whole_worker_mid_run_loses_nothing_and_sends_nothing_twice(
 def test_a_broker_flushed_mid_run_is_recovered_by_the_outbox_relay(
         hexavox_env: dict[str, str], tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given 300 accepted messages waiting behind a 100 ms provider
-    monkeypatch.setenv("HEXAVOX_OUTBOX_STALE", "2")
-    monkeypatch.setenv("HEXAVOX_SIMULATOR_LATENCY_MS", "100")
+    fast = {"HEXAVOX_OUTBOX_STALE": "2", "HEXAVOX_SIMULATOR_LATENCY_MS": "100", "HEXAVOX_TASK_TIME_LIMIT": "5",
+            "HEXAVOX_VISIBILITY_TIMEOUT": "10", "HEXAVOX_PROVIDER_TIMEOUT": "2"}
+    for key, value in fast.items():
+        monkeypatch.setenv(key, value)
+    from worker.queues import ALL_QUEUES
     from worker.settings import reset_settings
 
     reset_settings()
-    env = {**hexavox_env, "HEXAVOX_SIMULATOR_LATENCY_MS": "100"}
-    worker = _worker(env, tmp_path, "flushed")
+    worker = start_worker({**hexavox_env, **fast}, tmp_path / "flushed.log", queues=",".join(ALL_QUEUES),
+                          pool="threads", concurrency=16)
     try:
         ids = _accept(tenant, 300)
         _wait(lambda: _states(ids)["QUEUED"] < 290, 60, "dispatch under way")
@@ -245,6 +257,19 @@ def test_ten_percent_ambiguity_over_thousands_of_messages_settles_every_one_exac
     assert set(states) <= {"DELIVERED", "FAILED"} and sum(states.values()) == 2000
     assert max(calls[mid] for mid in ids) <= 1
     assert used == delivered_units == states["DELIVERED"]
+    # And the usage report is FINAL and bills exactly the delivered units
+    import datetime as dt
+
+    from worker.policy.usage import usage_report
+    from worker.settings import get_settings
+
+    today = dt.datetime.now(dt.UTC).date()
+    with session_scope() as session:
+        report = usage_report(session, tenant.tenant_id, "gym-a", today - dt.timedelta(days=1), today,
+                              prices=get_settings().unit_prices, markup_percent=get_settings().markup_percent)
+    assert report["freshnessState"] == "FINAL", report["freshnessReason"]
+    assert report["totalSmsCount"] == states["DELIVERED"]
+    assert report["channels"]["SMS"]["units"] == delivered_units
 
 
 def test_a_non_python_service_can_publish_the_raw_json_with_plain_kombu(

@@ -56,8 +56,12 @@ class SweepCounts:
 
 def adopt_stale_dispatching(settings: Settings, limit: int = 1000) -> int:
     """DISPATCHING longer than a task may live means the worker died and its task is gone (broker lost it):
-    the provider may have the message, so it becomes AMBIGUOUS for reconcile, never QUEUED."""
-    cutoff = utcnow() - dt.timedelta(seconds=settings.task_time_limit + 60)
+    the provider may have the message, so it becomes AMBIGUOUS for reconcile, never QUEUED.
+
+    A live dispatch ends within the task time limit (prefork) or the provider timeout (thread pools do not
+    enforce time limits; drivers enforce their own timeout), so both plus a margin is safely past it.
+    """
+    cutoff = utcnow() - dt.timedelta(seconds=settings.task_time_limit + settings.provider_timeout + 15)
     with session_scope() as session:
         ids = session.scalars(select(Message.id).where(Message.status == MessageState.DISPATCHING.value,
                                                        Message.updated_at <= cutoff).limit(limit)).all()
