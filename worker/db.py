@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.settings import get_settings
 
-__all__ = ["engine", "session_scope", "dispose_engines", "normalize_url"]
+__all__ = ["engine", "session_scope", "dispose_engines", "normalize_url", "upsert_insert"]
 
 _engines: dict[tuple[int, str], Engine] = {}
 _factories: dict[int, sessionmaker[Session]] = {}
@@ -90,3 +91,10 @@ def dispose_engines() -> None:
             eng.dispose()
         _engines.clear()
         _factories.clear()
+
+
+def upsert_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with ON CONFLICT support for the session's database (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

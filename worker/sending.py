@@ -6,16 +6,13 @@ import datetime as dt
 import logging
 import threading
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from providers.base import OutboundMessage, SendResult
 from providers.breaker import Breaker, breaker_for
 from providers.registry import get_provider
 from providers.routing import dispatch_with_failover
 from providers.throttle import Throttle, throttle_for
 from schema.models import Alert
-from worker.db import session_scope
+from worker.db import session_scope, upsert_insert
 from worker.policy.dispatch import Sender
 from worker.settings import Settings
 
@@ -31,9 +28,9 @@ def alert_circuit_open(provider: str) -> None:
     """Write one provider alert per provider per minute the breaker opens in."""
     minute = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M")
     with session_scope() as session:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(Alert).values(kind="PROVIDER_CIRCUIT_OPEN", dedupe_key=f"circuit:{provider}:{minute}",
-                                             detail={"provider": provider}).on_conflict_do_nothing())
+        row = {"kind": "PROVIDER_CIRCUIT_OPEN", "dedupe_key": f"circuit:{provider}:{minute}",
+               "detail": {"provider": provider}}
+        session.execute(upsert_insert(session, Alert).values(**row).on_conflict_do_nothing())
     log.warning("circuit opened for provider %s", provider)
 
 

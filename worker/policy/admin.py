@@ -10,8 +10,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.models import BillingUpgrade, ContactList, ContactListMember
@@ -28,6 +26,7 @@ from worker.contract import (
     MerchantUpsertJob,
     UsageReportJob,
 )
+from worker.db import upsert_insert
 from worker.errors import Refusal, ValidationError
 from worker.policy.alerts import run_alerts_job
 from worker.policy.auth import Principal
@@ -91,9 +90,9 @@ def _list_row(session: Session, merchant_id: int, list_id: str, name: str, sourc
 def _add_members(session: Session, list_pk: int, contacts: list[str]) -> int:
     if not contacts:
         return 0
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     rows = [{"list_id": list_pk, "contact": c} for c in dict.fromkeys(contacts)]
-    stmt = insert(ContactListMember).values(rows).on_conflict_do_nothing().returning(ContactListMember.id)
+    stmt = (upsert_insert(session, ContactListMember).values(rows).on_conflict_do_nothing()
+            .returning(ContactListMember.id))
     return len(session.execute(stmt).all())
 
 
@@ -130,8 +129,7 @@ def _upgrade_view(row: BillingUpgrade, credits: int) -> dict[str, Any]:
 def _billing_upgrade(session: Session, who: Principal, job: BillingUpgradeJob, _today: dt.date) -> dict[str, Any]:
     merchant = load_merchant(session, who.tenant_id, job.merchant_id, must_be_active=False)
     digest = payload_digest(job.model_dump(exclude={"auth", "idempotency_key"}))
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(BillingUpgrade).values(
+    session.execute(upsert_insert(session, BillingUpgrade).values(
         merchant_id=merchant.id, channel=job.channel, units=job.units, amount_cents=job.amount_cents,
         currency=job.currency.upper(), reference_id=job.reference_id, payment_method_id=job.payment_method_id,
         payment_id=f"pay_{uuid.uuid4().hex[:16]}", payment_status=PaymentStatus.PENDING.value, fulfilled=False,

@@ -13,13 +13,12 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.models import Alert, Merchant, Message
 from schema.states import MessageState
 from worker.contract import AlertsListJob
+from worker.db import upsert_insert
 from worker.policy.auth import Principal
 from worker.policy.merchants import load_merchant
 from worker.policy.transitions import utcnow
@@ -69,9 +68,8 @@ def check_reconcile_backlog(session: Session, *, max_age_seconds: int, now: dt.d
         .where(Message.status == MessageState.AMBIGUOUS.value, Message.created_at <= cutoff)
     ).one()
     if count:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         detail = {"count": int(count), "oldestCreatedAt": _iso(oldest), "maxAgeSeconds": max_age_seconds}
-        session.execute(insert(Alert).values(
+        session.execute(upsert_insert(session, Alert).values(
             kind=RECONCILE_BACKLOG, dedupe_key=f"reconcile_backlog:{now.astimezone(dt.UTC):%Y%m%dT%H}",
             detail=detail).on_conflict_do_nothing())
     return int(count)

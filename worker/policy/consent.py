@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.models import Consent
 from schema.states import ConsentStatus
 from worker.catalogue import Code
+from worker.db import upsert_insert
 from worker.errors import Refusal
 
 __all__ = ["require_consent", "set_consent", "is_marketing"]
@@ -32,10 +31,8 @@ def require_consent(session: Session, merchant_id: int, channel: str, contact: s
 def set_consent(session: Session, merchant_id: int, channel: str, contact: str, status: ConsentStatus,
                 source: str) -> None:
     """Insert or overwrite one consent (last write wins; concurrent upserts cannot create two rows)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Consent).values(merchant_id=merchant_id, channel=channel, contact=contact, status=status.value,
-                                  source=source)
+    stmt = upsert_insert(session, Consent).values(merchant_id=merchant_id, channel=channel, contact=contact,
+                                                  status=status.value, source=source)
     stmt = stmt.on_conflict_do_update(index_elements=["merchant_id", "channel", "contact"],
                                       set_={"status": stmt.excluded.status, "source": stmt.excluded.source,
                                             "updated_at": stmt.excluded.updated_at})

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.models import DuplicateGuard
 from worker.catalogue import Code
+from worker.db import upsert_insert
 from worker.errors import Refusal
 from worker.policy.dbtime import epoch_ms_now
 
@@ -28,9 +27,8 @@ def content_digest(merchant_id: int, channel: str, recipient: str, subject: str,
 
 def claim_window(session: Session, digest: str, message_id: str, window_seconds: int) -> None:
     """Claim the duplicate window for ``digest`` or refuse with E807."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     expires = epoch_ms_now() + window_seconds * 1000
-    stmt = insert(DuplicateGuard).values(digest=digest, expires_at_ms=expires, message_id=message_id)
+    stmt = upsert_insert(session, DuplicateGuard).values(digest=digest, expires_at_ms=expires, message_id=message_id)
     upsert = stmt.on_conflict_do_update(
         index_elements=["digest"],
         set_={"expires_at_ms": stmt.excluded.expires_at_ms, "message_id": stmt.excluded.message_id},

@@ -13,13 +13,12 @@ import json
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.models import Request
 from schema.states import RequestStatus
 from worker.catalogue import Code
+from worker.db import upsert_insert
 from worker.errors import Refusal
 
 __all__ = ["payload_digest", "begin_request", "finish_request"]
@@ -34,10 +33,9 @@ def payload_digest(payload: dict[str, Any]) -> str:
 def begin_request(session: Session, request_id: str, *, tenant_id: int | None, merchant_id: int | None, kind: str,
                   idempotency_key: str | None, digest: str) -> dict[str, Any] | None:
     """Insert the request row. Returns None when this job is new, else the earlier result to answer with."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(Request).values(id=request_id, tenant_id=tenant_id, merchant_id=merchant_id, kind=kind,
-                                  idempotency_key=idempotency_key, payload_sha256=digest,
-                                  status=RequestStatus.REFUSED.value, result={})
+    stmt = upsert_insert(session, Request).values(id=request_id, tenant_id=tenant_id, merchant_id=merchant_id,
+                                                  kind=kind, idempotency_key=idempotency_key, payload_sha256=digest,
+                                                  status=RequestStatus.REFUSED.value, result={})
     if session.execute(stmt.on_conflict_do_nothing().returning(Request.id)).first() is not None:
         return None
     earlier = session.get(Request, request_id)

@@ -8,12 +8,11 @@ once per merchant, channel, period and threshold when a reservation crosses 80 %
 from __future__ import annotations
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from schema.models import Alert, Balance, Merchant
 from worker.catalogue import Code
+from worker.db import upsert_insert
 from worker.errors import Refusal
 
 __all__ = ["reserve_units", "release_units", "add_credits", "THRESHOLDS"]
@@ -64,6 +63,5 @@ def _alert_on_threshold(session: Session, merchant: Merchant, channel: str, befo
 
 
 def _insert_alert(session: Session, merchant: Merchant, kind: str, key: str, detail: dict[str, object]) -> None:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(Alert).values(tenant_id=merchant.tenant_id, merchant_id=merchant.id, kind=kind,
-                                         dedupe_key=key, detail=detail).on_conflict_do_nothing())
+    row = dict(tenant_id=merchant.tenant_id, merchant_id=merchant.id, kind=kind, dedupe_key=key, detail=detail)
+    session.execute(upsert_insert(session, Alert).values(**row).on_conflict_do_nothing())
