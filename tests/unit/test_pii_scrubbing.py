@@ -235,3 +235,11 @@ def test_pii_filter_never_drops_a_record() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "value %s", (object(),), None)
     assert PiiFilter().filter(record) is True
     assert record.getMessage().startswith("value <object object at")
+
+
+def test_task_durations_in_celery_log_lines_stay_readable() -> None:
+    from worker.pii import scrub_text
+
+    line = "Task hexavox.internal.dispatch[3f2a9c1e-1111-2222-3333-444455556666] succeeded in 0.012345678901s: 'SENT'"
+    assert scrub_text(line) == line
+    assert "1234" in scrub_text("call 813.555.1234") and "813.555" not in scrub_text("call 813.555.1234")
