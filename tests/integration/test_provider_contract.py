@@ -141,7 +141,7 @@ def _smtp_harness(smtp: FakeSmtp, settings: Settings) -> Harness:
 
 
 def _simulated_harness(ledger: Path, settings: Settings) -> Harness:
-    simulated = pytest.importorskip("providers.simulated", reason="providers/simulated.py is not written yet")
+    import providers.simulated as simulated
     url = f"sqlite:///{ledger}"
     rates = {"reject": {"reject_rate": 1.0}, "timeout": {"ambiguous_rate": 1.0}, "refused": {"unavailable_rate": 1.0}}
 
