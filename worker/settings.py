@@ -197,10 +197,21 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError("HEXAVOX_MARKUP_PERCENT must not be negative")
     if settings.max_delivery_attempts < 1:
         raise ConfigurationError("HEXAVOX_MAX_DELIVERY_ATTEMPTS must be at least 1")
+    if settings.environment == "production":
+        _check_production(settings)
     if settings.environment == "production" and settings.crash_point:
         raise ConfigurationError("HEXAVOX_CRASH_POINT is for tests only and refused in production")
     if settings.environment == "production" and settings.allow_private_callbacks:
         raise ConfigurationError("HEXAVOX_ALLOW_PRIVATE_CALLBACKS is for tests only and refused in production")
+
+
+def _check_production(settings: Settings) -> None:
+    """Production runs on real servers, and whoever can write to the broker can run tasks: it must need credentials."""
+    if settings.database_url.startswith("sqlite") or settings.broker_url.startswith(("filesystem", "memory")):
+        raise ConfigurationError("production needs HEXAVOX_DATABASE_URL (PostgreSQL) and HEXAVOX_BROKER_URL set")
+    for name, url in (("HEXAVOX_BROKER_URL", settings.broker_url), ("HEXAVOX_REDIS_URL", settings.redis_url)):
+        if url and "@" not in url and not url.startswith(("rediss://", "amqps://")):
+            raise ConfigurationError(f"{name} must carry credentials or use TLS in production")
 
 
 @lru_cache(maxsize=1)
