@@ -27,10 +27,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for ``settings``."""
     transport_options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
     if settings.broker_url.startswith("filesystem"):
-        for folder in (settings.broker_in_dir, settings.broker_processed_dir):
+        control = settings.data_dir / "broker" / "control"
+        for folder in (settings.broker_in_dir, settings.broker_processed_dir, control):
             folder.mkdir(parents=True, exist_ok=True)
         transport_options.update(data_folder_in=str(settings.broker_in_dir),
-                                 data_folder_out=str(settings.broker_in_dir),
+                                 data_folder_out=str(settings.broker_in_dir), control_folder=str(control),
                                  processed_folder=str(settings.broker_processed_dir), store_processed=False)
     return {
         "broker_url": settings.broker_url,
