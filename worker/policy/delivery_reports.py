@@ -12,10 +12,7 @@ or the fifth copy of a FAILED, finds the message elsewhere and changes nothing, 
 * ACCEPTED: DISPATCHING | AMBIGUOUS -> SENT; settles an ambiguous send without asking the provider.
 * UNKNOWN / NOT_FOUND: ignored and logged (ids and provider code only: raw payloads carry personal data).
 * Voice: a DELIVERED report with ``duration_seconds`` settles the message at ``ceil(duration / 60)`` real minutes
-  (the estimate from the text length was reserved at intake). Fewer minutes give the difference back with
-  ``release_units``; more are charged with ``reserve_units``. When the balance cannot cover the overrun the
-  message still records the real minutes (what the provider bills us, and what usage reports show) and the
-  uncharged overrun is logged: the call already happened, and the balance's no-overspend constraint must hold.
+  (the estimate from the text length was reserved at intake); see :func:`~worker.policy.quota.settle_voice_minutes`.
 * Replies: a reply whose first word is a stop word opts the number out of SMS (source ``sms-reply``) for the
   merchant of the message it answers when the event identifies one (message id or provider reference), else for
   every merchant whose SMS (not REFUSED) reached that number: a STOP sent to a shared number cannot be attributed,
@@ -31,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -41,13 +37,13 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from providers.base import DeliveryEvent, DeliveryStatus
-from schema.models import Merchant, Message
+from schema.models import Message
 from schema.states import Channel, ConsentStatus, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
 from worker.errors import Refusal
 from worker.policy.consent import set_consent
-from worker.policy.quota import release_units, reserve_units
+from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
 from worker.policy.transitions import transition
 from worker.validation.masking import mask_phone
 from worker.validation.phone import normalize_phone
@@ -114,7 +110,7 @@ def _delivered(session: Session, message: Message, event: DeliveryEvent) -> str:
     if not transition(session, message.id, REPORTABLE, MessageState.DELIVERED, detail=_detail(event), **fields):
         return "unchanged"
     if minutes is not None:
-        _settle_minutes(session, message, minutes)
+        settle_voice_minutes(session, message.merchant_id, message.units, minutes, message.id)
     return "delivered"
 
 
@@ -168,27 +164,7 @@ def _detail(event: DeliveryEvent) -> dict[str, Any]:
 
 def voice_minutes(message: Message, event: DeliveryEvent) -> int | None:
     """Billed minutes of a delivered call (started minutes), or None when there is nothing to settle."""
-    duration = event.duration_seconds
-    if message.channel != Channel.VOICE.value or duration is None or duration < 0:
-        return None
-    return math.ceil(duration / 60)
-
-
-def _settle_minutes(session: Session, message: Message, minutes: int) -> None:
-    """Move the balance by real minutes minus reserved ones; see the module docstring for an uncovered overrun."""
-    if message.merchant_id is None or minutes == message.units:
-        return
-    if minutes < message.units:
-        release_units(session, message.merchant_id, message.channel, message.units - minutes)
-        return
-    merchant = session.get(Merchant, message.merchant_id)
-    if merchant is None:
-        return
-    try:
-        reserve_units(session, merchant, message.channel, minutes - message.units)
-    except Refusal:
-        log.warning("voice message %s ran %d minute(s) over what the balance of merchant %s covers; not charged",
-                    message.id, minutes - message.units, message.merchant_id)
+    return billed_minutes(event.duration_seconds) if message.channel == Channel.VOICE.value else None
 
 
 # -- replies -----------------------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ once per merchant, channel, period and threshold when a reservation crosses 80 %
 
 from __future__ import annotations
 
+import logging
+import math
+
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -15,7 +18,9 @@ from worker.catalogue import Code
 from worker.db import upsert_insert
 from worker.errors import Refusal
 
-__all__ = ["reserve_units", "release_units", "add_credits", "THRESHOLDS"]
+__all__ = ["reserve_units", "release_units", "add_credits", "billed_minutes", "settle_voice_minutes", "THRESHOLDS"]
+
+log = logging.getLogger(__name__)
 
 THRESHOLDS = (80, 100)
 
@@ -40,6 +45,37 @@ def release_units(session: Session, merchant_id: int, channel: str, units: int) 
     if units > 0:
         session.execute(update(Balance).where(Balance.merchant_id == merchant_id, Balance.channel == channel,
                                               Balance.used >= units).values(used=Balance.used - units))
+
+
+def billed_minutes(duration_seconds: int | None) -> int | None:
+    """Started minutes of a call (what providers bill), or None when the duration is unknown or unreadable."""
+    if duration_seconds is None or duration_seconds < 0:
+        return None
+    return math.ceil(duration_seconds / 60)
+
+
+def settle_voice_minutes(session: Session, merchant_id: int | None, reserved: int, minutes: int,
+                         message_id: str) -> None:
+    """Move a call's balance from the minutes reserved at intake (estimated from the text) to the real ones.
+
+    Fewer minutes give the difference back; more are charged. When the balance cannot cover the overrun
+    the call already happened, so the message keeps its real minutes (what the provider bills, what usage
+    shows) and the uncharged overrun is logged: the no-overspend constraint on the balance must hold.
+    Callers run this only in the transaction whose transition made the call DELIVERED, so it runs once.
+    """
+    if merchant_id is None or minutes == reserved:
+        return
+    if minutes < reserved:
+        release_units(session, merchant_id, "VOICE", reserved - minutes)
+        return
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
+        return
+    try:
+        reserve_units(session, merchant, "VOICE", minutes - reserved)
+    except Refusal:
+        log.warning("voice message %s ran %d minute(s) over what the balance of merchant %s covers; not charged",
+                    message_id, minutes - reserved, merchant_id)
 
 
 def add_credits(session: Session, merchant_id: int, channel: str, units: int) -> int:

@@ -5,7 +5,8 @@ the provider's reference or by our own message id (which every driver passes to 
 provider as its idempotency reference). The answer settles the state; NOT_FOUND puts the
 message back to QUEUED for one more dispatch under the same reference; no answer leaves it
 for the next sweep, until the maximum age turns it EXPIRED. Units are returned at FAILED
-and EXPIRED. Each sweep reads one batch ordered by age, so its cost grows linearly.
+and EXPIRED; a call found DELIVERED settles its real minutes. Each sweep reads one batch
+ordered by age, so its cost grows linearly.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from providers.base import DeliveryStatus, Provider, ProviderRef, StatusResult
 from schema.models import Message
-from schema.states import MessageState
+from schema.states import Channel, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
 from worker.policy.merchants import provider_order
-from worker.policy.quota import release_units
+from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
 from worker.policy.transitions import transition, utcnow
 from worker.settings import Settings
 
@@ -106,8 +107,7 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
     name, answer = _ask(item, providers)
     with session_scope() as session:
         if answer.status == DeliveryStatus.DELIVERED:
-            transition(session, item.id, PENDING, MessageState.DELIVERED, provider=name or item.provider,
-                       provider_ref=answer.provider_ref or item.provider_ref, detail={"via": "reconcile"})
+            _deliver(session, item, name, answer)
             return "settled"
         if answer.status == DeliveryStatus.FAILED:
             if transition(session, item.id, PENDING, MessageState.FAILED, error_code=Code.PROVIDER_REJECTED.value,
@@ -123,6 +123,16 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
                        detail={"why": "provider proves it never received it"})
             return "resent"
         return _expire_or_wait(session, item, settings)
+
+
+def _deliver(session: Session, item: Pending, name: str | None, answer: StatusResult) -> None:
+    """DELIVERED from a lookup; a call settles its real minutes, as a delivery report would."""
+    minutes = billed_minutes(answer.duration_seconds) if item.channel == Channel.VOICE.value else None
+    detail = {"via": "reconcile"} | ({"durationSeconds": answer.duration_seconds} if minutes is not None else {})
+    if transition(session, item.id, PENDING, MessageState.DELIVERED, provider=name or item.provider,
+                  provider_ref=answer.provider_ref or item.provider_ref, detail=detail,
+                  **({"units": minutes} if minutes is not None else {})) and minutes is not None:
+        settle_voice_minutes(session, item.merchant_id, item.units, minutes, item.id)
 
 
 def _expire_or_wait(session: Session, item: Pending, settings: Settings) -> str:
