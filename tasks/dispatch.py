@@ -11,17 +11,23 @@ from worker.policy.dispatch import DispatchStep, dispatch_message, give_up_unava
 from worker.sending import provider_sender
 from worker.settings import get_settings
 
-MAX_UNAVAILABLE_RETRIES = 3
+#: Seconds between retries while every provider is unavailable, throttled or open-circuited: doubling up to this cap.
+MAX_RETRY_DELAY = 30.0
 
 
-@app.task(name="hexavox.internal.dispatch", bind=True, max_retries=MAX_UNAVAILABLE_RETRIES)
+@app.task(name="hexavox.internal.dispatch", bind=True, max_retries=None)
 def dispatch(self: Task, message_id: str) -> str:
-    """Retries only when every provider was unavailable (nothing left our side); never on ambiguity."""
+    """Retries only when nothing left our side (every provider unavailable); never on ambiguity.
+
+    The retry budget is time, not a count: a burst above a provider's throughput limit or a breaker that stays
+    open for a while only delays a message; it fails with E816 once it waited HEXAVOX_UNAVAILABLE_GIVE_UP seconds.
+    The countdown stays far below the visibility timeout, so Redis never redelivers a waiting retry.
+    """
     settings = get_settings()
     step = dispatch_message(message_id, settings, provider_sender(settings))
     if step == DispatchStep.RETRY:
-        if self.request.retries >= MAX_UNAVAILABLE_RETRIES:
-            give_up_unavailable(message_id)
+        if give_up_unavailable(message_id, settings.unavailable_give_up):
             return DispatchStep.FAILED.value
-        raise self.retry(countdown=min(60.0, 2.0 ** self.request.retries + random.random()))
+        delay = min(MAX_RETRY_DELAY, 2.0 ** min(self.request.retries, 8))
+        raise self.retry(countdown=delay * (0.5 + random.random() / 2))
     return step.value

@@ -89,6 +89,9 @@ class Settings:
     reconcile_max_age: int = 86400
     #: HEXAVOX_DLR_GRACE: seconds a SENT message waits for its delivery report before reconcile asks.
     dlr_grace: int = 60
+    #: HEXAVOX_UNAVAILABLE_GIVE_UP: seconds a message may wait for a provider that is unavailable, throttled or
+    #: open-circuited before it fails with E816 (its units returned).
+    unavailable_give_up: int = 600
     #: HEXAVOX_OUTBOX_STALE: seconds a QUEUED message may wait before the relay publishes it again.
     outbox_stale: int = 30
     #: HEXAVOX_CRASH_POINT: test-only fault injection; the worker process exits at this named point
@@ -145,6 +148,7 @@ def load_settings() -> Settings:
         reconcile_max_age=_env_int("HEXAVOX_RECONCILE_MAX_AGE", 86400),
         dlr_grace=_env_int("HEXAVOX_DLR_GRACE", 60),
         outbox_stale=_env_int("HEXAVOX_OUTBOX_STALE", 30),
+        unavailable_give_up=_env_int("HEXAVOX_UNAVAILABLE_GIVE_UP", 600),
         crash_point=_env("HEXAVOX_CRASH_POINT", ""),
         db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),
         db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),

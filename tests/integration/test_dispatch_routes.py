@@ -4,8 +4,10 @@ and writes a provider alert. Real PostgreSQL and Redis; simulated providers with
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -90,3 +92,96 @@ def test_an_ambiguous_provider_is_never_failed_over(tenant: Tenant) -> None:
     counts = ledger_counts(get_settings().database_url)
     assert {mid: counts.get(mid, 0) for mid in ids} == dict.fromkeys(ids, 1)
     assert ledger_counts(get_settings().database_url, provider="up") == {}
+
+
+def _row(message_id: str) -> tuple[str, str | None, int]:
+    from schema.models import Message
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        msg = session.get(Message, message_id)
+        assert msg is not None
+        return msg.status, msg.error_code, msg.dispatch_attempts
+
+
+def _sms_used(tenant: Tenant, merchant: str) -> int:
+    from schema.models import Balance, Merchant
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        used = session.scalar(select(Balance.used).join(Merchant, Merchant.id == Balance.merchant_id)
+                              .where(Merchant.external_id == merchant, Balance.channel == "SMS"))
+    assert used is not None
+    return int(used)
+
+
+def test_every_provider_unavailable_waits_without_counting_as_a_crash_then_fails_e816(tenant: Tenant) -> None:
+    # Given a merchant whose only provider is down
+    from worker.policy.dispatch import give_up_unavailable
+
+    make_merchant(tenant, "downonly", providers={"SMS": ["down"]})
+    [(step, mid)] = _dispatch_all(tenant, "downonly", 1)
+    assert step == "RETRY" and _sms_used(tenant, "downonly") == 1
+
+    # When it has waited less than the give-up window, it stays QUEUED and the clean delivery is not counted
+    assert not give_up_unavailable(mid, 600)
+    assert _row(mid) == ("QUEUED", None, 0)
+
+    # Then past the window it fails with E816 and its unit goes back
+    assert give_up_unavailable(mid, 0)
+    assert _row(mid)[:2] == ("FAILED", "E816") and _sms_used(tenant, "downonly") == 0
+    assert not give_up_unavailable(mid, 0)  # once only
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_burst_above_the_throughput_limit_is_delayed_never_failed(hexavox_env: dict[str, str],
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    # Given a provider that takes 2 messages a second, and a worker with more threads than that
+    from schema.models import Message
+    from worker.client import HexavoxClient
+    from worker.db import session_scope
+    from worker.queues import ALL_QUEUES
+
+    from support import start_worker
+
+    env = {**hexavox_env, "HEXAVOX_PROVIDERS": json.dumps({"slow": {"driver": "simulated", "max_rps": 2}}),
+           "HEXAVOX_DEFAULT_PROVIDER": "slow"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _reset_provider_settings()
+    tenant = make_tenant()
+    make_merchant(tenant)
+    worker = start_worker(env, tmp_path / "worker.log", queues=",".join(ALL_QUEUES), pool="threads", concurrency=16)
+    try:
+        # When 50 messages arrive at once (25 s of the provider's capacity, far past a few quick retries)
+        client = HexavoxClient(tenant.key_id, tenant.secret)
+        try:
+            numbers = [f"+1813555{2000 + i}" for i in range(50)]
+            answer = client.result(client.send_sms(**sms(tenant, to=numbers)), timeout=60)
+        finally:
+            client.close()
+        ids = [row["messageId"] for row in answer["messages"]]
+        assert len(ids) == 50
+
+        # Then every one is sent, in its turn, and none failed for want of a provider
+        states: Counter[str] = Counter()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with session_scope() as session:
+                states = Counter(session.scalars(select(Message.status).where(Message.id.in_(ids))))
+            if states["SENT"] + states["DELIVERED"] == 50 or states["FAILED"]:
+                break
+            time.sleep(0.5)
+        assert states["SENT"] + states["DELIVERED"] == 50, states
+    finally:
+        worker.stop()
+
+
+def _reset_provider_settings() -> None:
+    from providers.registry import reset_providers
+    from worker.settings import reset_settings
+
+    reset_settings()
+    reset_providers()

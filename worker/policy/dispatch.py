@@ -9,6 +9,7 @@ is parked after ``max_attempts``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
 from schema.models import Message
-from schema.states import TERMINAL_STATES, Channel, MessageState
+from schema.states import Channel, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
 from worker.policy.merchants import provider_order
 from worker.policy.quota import release_units
-from worker.policy.transitions import transition
+from worker.policy.transitions import transition, utcnow
 from worker.settings import Settings
 
 __all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "crash_if"]
@@ -125,7 +126,10 @@ def _record(claim: _Claim, result: SendResult) -> DispatchStep:
             transition(session, mid, sending, MessageState.AMBIGUOUS, provider=result.provider,
                        detail={"why": result.detail[:300]})
             return DispatchStep.AMBIGUOUS
-        transition(session, mid, sending, MessageState.QUEUED, detail={"why": result.detail[:300]})
+        # Nothing left our side and this delivery ended cleanly: it is not one of the crashed deliveries the
+        # attempt cap counts, so a throttled burst or a provider outage never parks a message as poison (E818).
+        transition(session, mid, sending, MessageState.QUEUED, detail={"why": result.detail[:300]},
+                   dispatch_attempts=Message.dispatch_attempts - 1)
         return DispatchStep.RETRY
 
 
@@ -139,11 +143,19 @@ def _fail(session: Session, message_id: str, merchant_id: int | None, channel: s
             release_units(session, merchant_id, channel, units)
 
 
-def give_up_unavailable(message_id: str) -> bool:
-    """After the last retry with every provider unavailable: FAILED with E816, units returned."""
+def give_up_unavailable(message_id: str, give_up_after: int) -> bool:
+    """FAILED with E816 (units returned) once a message has waited ``give_up_after`` seconds for a provider.
+
+    Measured from when the message became due (its schedule, else its creation): an OTP that could not go out
+    for minutes is worthless, while a throttled campaign chunk only needs its turn. False while it may wait on.
+    """
     with session_scope() as session:
         msg = session.get(Message, message_id)
-        if msg is None or MessageState(msg.status) in TERMINAL_STATES or msg.status != MessageState.QUEUED:
+        if msg is None or msg.status != MessageState.QUEUED.value:
+            return False
+        due = msg.scheduled_at or msg.created_at
+        due = due if due.tzinfo else due.replace(tzinfo=dt.UTC)
+        if utcnow() - due < dt.timedelta(seconds=give_up_after):
             return False
         _fail(session, message_id, msg.merchant_id, msg.channel, msg.units, Code.PROVIDER_UNAVAILABLE,
               [MessageState.QUEUED])
