@@ -18,6 +18,9 @@ from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+#: How long one reconcile run may keep taking batches; below the beat period (30 s), so runs rarely overlap.
+RECONCILE_BUDGET_SECONDS = 20.0
+
 
 @app.task(name="hexavox.internal.release_due")
 def release_due() -> int:
@@ -42,7 +45,7 @@ def reconcile_sweep() -> dict[str, int]:
     def providers_for(names: list[str]) -> list[Provider]:
         return [get_provider(name, settings) for name in names]
 
-    counts, resend = sweep(settings, providers_for)
+    counts, resend = sweep(settings, providers_for, budget_seconds=RECONCILE_BUDGET_SECONDS)
     publish_dispatch(resend)
     return asdict(counts)
 

@@ -130,6 +130,8 @@ def hexavox_env(database_url: str, redis_url: str, tmp_path: Path,
         "HEXAVOX_VISIBILITY_TIMEOUT": "30",
         "HEXAVOX_TASK_TIME_LIMIT": "20",
         "HEXAVOX_ALLOW_PRIVATE_CALLBACKS": "1",
+        # The simulator's ledger is committed before it answers, so a lookup may follow a send at once.
+        "HEXAVOX_AMBIGUOUS_GRACE": "0",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

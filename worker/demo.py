@@ -26,6 +26,7 @@ def _prepare_environment(data_dir: Path) -> None:
     data_dir.mkdir(parents=True)
     os.environ.setdefault("HEXAVOX_DATA_DIR", str(data_dir))
     os.environ.setdefault("HEXAVOX_DLR_GRACE", "0")
+    os.environ.setdefault("HEXAVOX_AMBIGUOUS_GRACE", "0")
     from worker.settings import reset_settings
 
     reset_settings()

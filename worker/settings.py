@@ -87,6 +87,9 @@ class Settings:
     allow_private_callbacks: bool
     #: HEXAVOX_RECONCILE_MAX_AGE: seconds after which a message with no final outcome becomes EXPIRED.
     reconcile_max_age: int = 86400
+    #: HEXAVOX_AMBIGUOUS_GRACE: seconds an AMBIGUOUS message waits before reconcile asks its provider: a lookup
+    #: right after the send may not find a message the provider is still taking in, and NOT_FOUND means resend.
+    ambiguous_grace: int = 30
     #: HEXAVOX_DLR_GRACE: seconds a SENT message waits for its delivery report before reconcile asks.
     dlr_grace: int = 60
     #: HEXAVOX_UNAVAILABLE_GIVE_UP: seconds a message may wait for a provider that is unavailable, throttled or
@@ -147,6 +150,7 @@ def load_settings() -> Settings:
         providers=_env_providers(),
         reconcile_max_age=_env_int("HEXAVOX_RECONCILE_MAX_AGE", 86400),
         dlr_grace=_env_int("HEXAVOX_DLR_GRACE", 60),
+        ambiguous_grace=_env_int("HEXAVOX_AMBIGUOUS_GRACE", 30),
         outbox_stale=_env_int("HEXAVOX_OUTBOX_STALE", 30),
         unavailable_give_up=_env_int("HEXAVOX_UNAVAILABLE_GIVE_UP", 600),
         crash_point=_env("HEXAVOX_CRASH_POINT", ""),

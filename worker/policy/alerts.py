@@ -58,14 +58,15 @@ def list_alerts(session: Session, tenant_id: int, merchant_external_id: str | No
 def check_reconcile_backlog(session: Session, *, max_age_seconds: int, now: dt.datetime | None = None) -> int:
     """Count AMBIGUOUS messages older than ``max_age_seconds``; when there are any, alert once per hour.
 
-    Age is taken from ``created_at``: reconcile touches ``updated_at`` on every attempt, which would hide
-    a message that has been stuck for days.
+    Age is taken from when the message became due (its schedule, else its creation): reconcile touches
+    ``updated_at`` on every attempt, which would hide a message that has been stuck for days, and a send
+    scheduled for next week is not late the moment it goes out.
     """
     now = now or utcnow()
     cutoff = now - dt.timedelta(seconds=max_age_seconds)
+    due = func.coalesce(Message.scheduled_at, Message.created_at)
     count, oldest = session.execute(
-        select(func.count(), func.min(Message.created_at))
-        .where(Message.status == MessageState.AMBIGUOUS.value, Message.created_at <= cutoff)
+        select(func.count(), func.min(due)).where(Message.status == MessageState.AMBIGUOUS.value, due <= cutoff)
     ).one()
     if count:
         detail = {"count": int(count), "oldestCreatedAt": _iso(oldest), "maxAgeSeconds": max_age_seconds}

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -114,8 +115,9 @@ def _record(claim: _Claim, result: SendResult) -> DispatchStep:
     mid, sending = claim.message.message_id, [MessageState.DISPATCHING]
     with session_scope() as session:
         if result.outcome == SendOutcome.ACCEPTED:
-            transition(session, mid, sending, MessageState.SENT, provider=result.provider,
-                       provider_ref=result.provider_ref, detail={"providerCode": result.provider_code})
+            settled = MessageState.DELIVERED if result.final else MessageState.SENT
+            transition(session, mid, sending, settled, provider=result.provider, provider_ref=result.provider_ref,
+                       detail={"providerCode": result.provider_code, "final": result.final})
             return DispatchStep.SENT
         if result.outcome == SendOutcome.REJECTED:
             _fail(session, mid, claim.merchant_id, claim.message.channel.value, claim.units,
@@ -136,7 +138,7 @@ def _record(claim: _Claim, result: SendResult) -> DispatchStep:
 def _fail(session: Session, message_id: str, merchant_id: int | None, channel: str, units: int, code: Code,
           from_states: list[MessageState], *, provider: str | None = None, detail: str = "") -> None:
     """Final failure: the message costs nothing, so its reserved units go back."""
-    extra = {"provider": provider} if provider else {}
+    extra: dict[str, Any] = {"provider": provider} if provider else {}
     if transition(session, message_id, from_states, MessageState.FAILED, error_code=code.value,
                   error_detail=(detail or code.name)[:500], detail={"code": code.value}, **extra):
         if merchant_id is not None:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from providers.base import DeliveryStatus, Provider, ProviderRef, StatusResult
@@ -43,7 +44,10 @@ class Pending:
     channel: str
     message_type: str
     units: int
-    created_at: dt.datetime
+    #: When the message became due (its schedule, else its creation): the clock of the maximum age.
+    due_at: dt.datetime
+    #: Dispatch attempts when it was read: a resend is allowed only if no dispatch happened since.
+    dispatch_attempts: int
 
 
 @dataclass
@@ -70,18 +74,28 @@ def adopt_stale_dispatching(settings: Settings, limit: int = 1000) -> int:
                               detail={"why": "stale DISPATCHING: its worker died"}) for mid in ids)
 
 
-def pending_batch(settings: Settings, limit: int) -> list[Pending]:
-    """The oldest unsettled messages due for a look: AMBIGUOUS now, SENT once the report is overdue."""
-    overdue = utcnow() - dt.timedelta(seconds=settings.dlr_grace)
+def pending_batch(settings: Settings, limit: int, *, before: dt.datetime | None = None) -> list[Pending]:
+    """The oldest unsettled messages due for a look: AMBIGUOUS once ``ambiguous_grace`` has passed (a provider
+    may need a moment before a lookup finds what it just received), SENT once its report is overdue.
+
+    Only rows last touched before ``before`` qualify, so a sweep that loops never reads a row it already asked
+    about: every look either settles the row or touches it.
+    """
+    now = utcnow()
+    before = before or now
+    ambiguous_cutoff = min(before, now - dt.timedelta(seconds=settings.ambiguous_grace))
+    sent_cutoff = min(before, now - dt.timedelta(seconds=settings.dlr_grace))
     with session_scope() as session:
         rows = session.execute(
             select(Message.id, Message.status, Message.provider, Message.provider_ref, Message.merchant_id,
-                   Message.channel, Message.message_type, Message.units, Message.created_at)
-            .where(or_(Message.status == MessageState.AMBIGUOUS.value,
-                       (Message.status == MessageState.SENT.value) & (Message.updated_at <= overdue)))
+                   Message.channel, Message.message_type, Message.units,
+                   func.coalesce(Message.scheduled_at, Message.created_at), Message.dispatch_attempts)
+            .where(or_((Message.status == MessageState.AMBIGUOUS.value) & (Message.updated_at < ambiguous_cutoff),
+                       (Message.status == MessageState.SENT.value) & (Message.updated_at < sent_cutoff)))
             .order_by(Message.updated_at).limit(limit)).all()
     return [Pending(id=r[0], status=MessageState(r[1]), provider=r[2], provider_ref=r[3], merchant_id=r[4],
-                    channel=r[5], message_type=r[6], units=r[7], created_at=_aware(r[8])) for r in rows]
+                    channel=r[5], message_type=r[6], units=r[7], due_at=_aware(r[8]), dispatch_attempts=r[9])
+            for r in rows]
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -119,9 +133,12 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
                        provider_ref=answer.provider_ref, detail={"via": "reconcile"})
             return "settled"
         if answer.status == DeliveryStatus.NOT_FOUND and item.status == MessageState.AMBIGUOUS:
-            transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED,
-                       detail={"why": "provider proves it never received it"})
-            return "resent"
+            # Only if nothing dispatched it since we read it: an answer about an older attempt proves nothing.
+            if transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED,
+                          where=[Message.dispatch_attempts == item.dispatch_attempts],
+                          detail={"why": "provider proves it never received it"}):
+                return "resent"
+            return "unknown"
         return _expire_or_wait(session, item, settings)
 
 
@@ -129,14 +146,15 @@ def _deliver(session: Session, item: Pending, name: str | None, answer: StatusRe
     """DELIVERED from a lookup; a call settles its real minutes, as a delivery report would."""
     minutes = billed_minutes(answer.duration_seconds) if item.channel == Channel.VOICE.value else None
     detail = {"via": "reconcile"} | ({"durationSeconds": answer.duration_seconds} if minutes is not None else {})
-    if transition(session, item.id, PENDING, MessageState.DELIVERED, provider=name or item.provider,
-                  provider_ref=answer.provider_ref or item.provider_ref, detail=detail,
-                  **({"units": minutes} if minutes is not None else {})) and minutes is not None:
+    billed: dict[str, Any] = {"units": minutes} if minutes is not None else {}
+    moved = transition(session, item.id, PENDING, MessageState.DELIVERED, provider=name or item.provider,
+                       provider_ref=answer.provider_ref or item.provider_ref, detail=detail, **billed)
+    if moved and minutes is not None:
         settle_voice_minutes(session, item.merchant_id, item.units, minutes, item.id)
 
 
 def _expire_or_wait(session: Session, item: Pending, settings: Settings) -> str:
-    if utcnow() - item.created_at > dt.timedelta(seconds=settings.reconcile_max_age):
+    if utcnow() - item.due_at > dt.timedelta(seconds=settings.reconcile_max_age):
         if transition(session, item.id, PENDING, MessageState.EXPIRED, error_code=Code.DELIVERY_EXPIRED.value):
             _release(session, item)
         return "expired"
@@ -150,18 +168,26 @@ def _release(session: Session, item: Pending) -> None:
         release_units(session, item.merchant_id, item.channel, item.units)
 
 
-def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200
-          ) -> tuple[SweepCounts, list[tuple[str, str, str]]]:
-    """One reconcile pass; returns the counts and the messages to publish again for dispatch."""
+def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200,
+          budget_seconds: float = 0.0) -> tuple[SweepCounts, list[tuple[str, str, str]]]:
+    """One reconcile pass; returns the counts and the messages to publish again for dispatch.
+
+    With ``budget_seconds`` it goes on batch after batch until the backlog is drained or the budget is spent,
+    so the number of messages settled per beat tick grows with the backlog instead of being one batch.
+    """
     counts, resend = SweepCounts(), []
+    started = utcnow()
     adopt_stale_dispatching(settings)
-    for item in pending_batch(settings, limit):
-        counts.examined += 1
-        outcome = settle(item, providers_for(_names(item, settings)), settings)
-        setattr(counts, outcome, getattr(counts, outcome) + 1)
-        if outcome == "resent":
-            resend.append((item.id, item.channel, item.message_type))
-    return counts, resend
+    while True:
+        batch = pending_batch(settings, limit, before=started)
+        for item in batch:
+            counts.examined += 1
+            outcome = settle(item, providers_for(_names(item, settings)), settings)
+            setattr(counts, outcome, getattr(counts, outcome) + 1)
+            if outcome == "resent":
+                resend.append((item.id, item.channel, item.message_type))
+        if len(batch) < limit or (utcnow() - started).total_seconds() >= budget_seconds:
+            return counts, resend
 
 
 def _names(item: Pending, settings: Settings) -> list[str]:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import ColumnElement, insert, update
 from sqlalchemy.orm import Session
 
 from schema.models import Message, MessageEvent, OutboundCallback
@@ -26,15 +26,17 @@ def utcnow() -> dt.datetime:
 
 
 def transition(session: Session, message_id: str, from_states: Iterable[MessageState], to_state: MessageState,
-               *, detail: dict[str, Any] | None = None, **fields: Any) -> bool:
-    """Move ``message_id`` from one of ``from_states`` to ``to_state``; False when it was not in any of them."""
+               *, detail: dict[str, Any] | None = None, where: Iterable[ColumnElement[bool]] = (),
+               **fields: Any) -> bool:
+    """Move ``message_id`` from one of ``from_states`` to ``to_state``; False when it was not in any of them
+    (or when one of the extra ``where`` conditions no longer holds)."""
     now = utcnow()
     values: dict[str, Any] = {"status": to_state.value, "updated_at": now, **fields}
     if to_state in TERMINAL_STATES:
         values.update(freshness=Freshness.FINAL.value, final_at=now)
     sources = [s.value for s in from_states]
     row = session.execute(
-        update(Message).where(Message.id == message_id, Message.status.in_(sources)).values(**values)
+        update(Message).where(Message.id == message_id, Message.status.in_(sources), *where).values(**values)
         .returning(Message.merchant_id, Message.request_id, Message.options, Message.error_code, Message.units)
         .execution_options(synchronize_session=False)
     ).first()
