@@ -57,11 +57,16 @@ class SendResult:
     error_code: Code | None = None
     detail: str = ""
     raw: Any = None
+    #: For ACCEPTED: the acceptance is the last word this provider will ever give (an SMTP relay's 250 hands the
+    #: message over and offers no lookup), so the message is settled DELIVERED at once instead of waiting for a
+    #: report that cannot come and expiring unbilled.
+    final: bool = False
 
     @classmethod
-    def accepted(cls, provider: str, provider_ref: str, *, raw: Any = None, provider_code: str | None = None
-                 ) -> SendResult:
-        return cls(SendOutcome.ACCEPTED, provider, provider_ref=provider_ref, provider_code=provider_code, raw=raw)
+    def accepted(cls, provider: str, provider_ref: str, *, raw: Any = None, provider_code: str | None = None,
+                 final: bool = False) -> SendResult:
+        return cls(SendOutcome.ACCEPTED, provider, provider_ref=provider_ref, provider_code=provider_code, raw=raw,
+                   final=final)
 
     @classmethod
     def rejected(cls, provider: str, provider_code: str | None, detail: str, *, raw: Any = None,

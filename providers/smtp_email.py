@@ -315,11 +315,13 @@ class SmtpEmailProvider:
         if code != 250:
             return _reply_result(self.name, "CONTENT", code, reply, progress)
         raw = {"phase": "CONTENT", "smtp_code": code, "smtp_reply": reply.decode("utf-8", "replace")}
-        return SendResult.accepted(self.name, str(email["Message-ID"]), raw=raw, provider_code=str(code))
+        # The relay took responsibility for the message (RFC 5321 section 6.1) and SMTP has no lookup: final.
+        return SendResult.accepted(self.name, str(email["Message-ID"]), raw=raw, provider_code=str(code), final=True)
 
     def fetch_status(self, ref: ProviderRef) -> StatusResult:
-        """SMTP has no lookup: a relay's 250 is all it ever says. Always UNKNOWN; email settles through the
-        bounce/delivery webhook or, failing that, expiry."""
+        """SMTP has no lookup: a relay's 250 is all it ever says, and it settles the message at send time. Always
+        UNKNOWN here, so an AMBIGUOUS email (the answer to DATA was lost) settles through the webhook or, failing
+        that, expires unbilled: nothing proves the relay took it."""
         return StatusResult(DeliveryStatus.UNKNOWN, provider_ref=ref.provider_ref,
                             raw={"reason": "SMTP offers no status lookup"})
 

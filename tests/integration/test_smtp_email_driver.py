@@ -75,6 +75,7 @@ def test_accepted_message_has_html_and_text_parts_and_a_findable_message_id(sett
     result = make(settings, smtp).send(msg)
 
     assert result.outcome is SendOutcome.ACCEPTED and result.provider_code == "250"
+    assert result.final  # the relay's 250 is the last word SMTP gives: dispatch settles it DELIVERED
     assert result.provider_ref == f"<{msg.message_id}@hexavox.test>"
     [received] = [r for r in smtp.recorder.received if r.rcpt_tos == [msg.recipient]]
     parsed = message_from_bytes(received.data, policy=default)
@@ -221,3 +222,43 @@ def test_html_to_text_is_a_simple_readable_fallback() -> None:
 def test_unsafe_or_wrong_options_fail_at_start_up(settings: Settings, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         make(settings, None, **options)
+
+
+def test_an_email_the_relay_accepted_is_delivered_and_billed_at_dispatch(hexavox_env: dict[str, str], smtp: FakeSmtp,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without this, a relayed email would wait for a report SMTP never sends, then expire and be refunded."""
+    from providers.registry import reset_providers
+    from schema.models import Balance, Message
+    from worker.db import session_scope
+    from worker.policy.dispatch import DispatchStep, dispatch_message
+    from worker.runner import run_send_job
+    from worker.sending import provider_sender
+    from worker.settings import get_settings, reset_settings
+
+    from factories import make_merchant, make_tenant
+
+    # Given a merchant whose email goes out through the SMTP relay
+    options = {"driver": "smtp_email", "host": smtp.host, "port": smtp.port, "from_address": FROM,
+               "starttls": False}
+    monkeypatch.setenv("HEXAVOX_PROVIDERS", json.dumps({"relay": options}))
+    monkeypatch.setenv("HEXAVOX_DEFAULT_PROVIDER", "relay")
+    reset_settings()
+    reset_providers()
+    tenant = make_tenant()
+    merchant_id = make_merchant(tenant)
+    answer = run_send_job("hexavox.email.send.v1", {"auth": tenant.auth, "merchantId": "gym-a",
+                                                    "to": "member@example.com", "subject": "Receipt",
+                                                    "body": "<p>Thanks</p>", "type": "TRANSACTIONAL"},
+                          str(uuid.uuid4())).result["messages"][0]
+
+    # When it is dispatched
+    settings = get_settings()
+    assert dispatch_message(answer["messageId"], settings, provider_sender(settings)) == DispatchStep.SENT
+
+    # Then it is DELIVERED and FINAL, and its unit stays charged
+    with session_scope() as session:
+        mail = session.get(Message, answer["messageId"])
+        balance = session.get(Balance, (merchant_id, "EMAIL"))
+        assert mail is not None and balance is not None
+        assert (mail.status, mail.freshness, mail.provider) == ("DELIVERED", "FINAL", "relay")
+        assert balance.used == 1
