@@ -2,8 +2,9 @@
 
 ``hexa`` (seed 000): ``POST messages`` as a form with ``to, body, sender, type, ref, dlrurl`` and an ``api-key``
 header; the answer carries an E-code (E100 submitted, E4xx/E6xx refusals). ``panel`` (seed 004): ``POST
-api/sendsms`` as JSON with ``mobiles, message, sender`` and an ``authkey`` header; the answer is
-``{"type": "success", "message": "<request id>"}`` or ``{"type": "error", "code": 202, ...}``.
+api/sendsms`` as JSON with ``mobiles, message, sender, route`` (and the DLT entity and template ids and the flow id
+when configured) and an ``authkey`` header; the answer is ``{"type": "success", "message": "<request id>"}`` or
+``{"type": "error", "code": 202, ...}``.
 
 Our message id travels as the provider's client reference (hexa ``ref``, panel ``clientRef``) so reconcile can look
 a message up even when the send timed out before a provider reference came back. Every provider code goes through
@@ -69,9 +70,10 @@ _R, _U, _A = SendOutcome.REJECTED, SendOutcome.UNAVAILABLE, SendOutcome.AMBIGUOU
 
 #: Seed 000 answers that mean the message was taken.
 HEXA_SUCCESS_CODES = frozenset({"E100", "E101"})
-#: Seed 000 error codes. Refusals of the message itself are REJECTED with our catalogue code; "no medium
-#: configured" and disabled routes concern our account, not the message, so another provider may take it
-#: (UNAVAILABLE); "something went wrong at our end" may come after the message was queued (AMBIGUOUS).
+#: Seed 000 error codes. Refusals of the message itself are REJECTED with our catalogue code (PROVIDER_REJECTED when
+#: the catalogue has none, for fields we never send); "no medium configured" and disabled routes concern our account,
+#: not the message, so another provider may take it (UNAVAILABLE); "something went wrong at our end" may come after
+#: the message was queued (AMBIGUOUS). E104, E105 (lookups) and E700 ("unable to upload": whose side?) stay unmapped.
 HEXA_SEND_CODES: CodeTable = {
     "E102": (_U, None),
     "E103": (_A, None),
@@ -82,58 +84,106 @@ HEXA_SEND_CODES: CodeTable = {
     "E404": (_R, Code.OTP_SINGLE_RECIPIENT),
     "E405": (_R, Code.TXN_TOO_MANY_RECIPIENTS),
     "E406": (_R, Code.INVALID_MOBILE_NUMBER),
+    # E407-E412 belong to the JSON batch form; we post the plain form, but a refusal is still a refusal.
+    "E407": (_R, Code.SMS_NODES_REQUIRED),
+    "E408": (_R, Code.SMS_NODE_TO_REQUIRED),
+    "E409": (_R, Code.TOO_MANY_SMS_NODES),
     "E410": (_R, Code.TO_CONTAINS_COMMAS),
+    "E411": (_R, Code.SMS_NODE_TO_EMPTY),
+    "E412": (_R, Code.BODY_REQUIRED_IN_NODE_OR_GLOBAL),
     "E413": (_R, Code.INVALID_INPUT),
     "E600": (_R, Code.TO_REQUIRED),
     "E601": (_R, Code.BODY_EMPTY),
     "E602": (_R, Code.SENDER_REQUIRED),
+    "E603": (_R, Code.PROVIDER_REJECTED),  # port number not numeric: a field we never send
     "E604": (_R, Code.INVALID_UNICODE_FLAG),
+    "E605": (_R, Code.PROVIDER_REJECTED),  # duplicate flag not 0/1: a field we never send
     "E606": (_R, Code.INVALID_FLASH_FLAG),
     "E607": (_R, Code.INVALID_CAMPAIGN_NAME),
     "E608": (_R, Code.INVALID_REF),
-    "E609": (_R, Code.INVALID_REF),
+    "E609": (_R, Code.INVALID_REF),  # ref1
+    "E610": (_R, Code.INVALID_REF),  # ref2
     "E611": (_R, Code.TYPE_REQUIRED),
+    "E612": (_R, Code.PROVIDER_REJECTED),  # 'to' and 'list_id' together: we only ever send 'to'
+    "E613": (_R, Code.LIST_ID_REQUIRED),
+    "E614": (_R, Code.LIST_SEND_NOT_OTP),
     "E615": (_R, Code.INVALID_TYPE),
     "E616": (_R, Code.SENDER_REQUIRED),
+    "E617": (_R, Code.PROVIDER_REJECTED),  # campaign_id missing: the catalogue has no campaign id
     "E618": (_R, Code.BODY_EMPTY),
     "E619": (_R, Code.INVALID_SENDER_PATTERN),
+    # E620 "Campaign validated successfully" and E626 "Request Completed Successfully" answer other calls: on a send
+    # that brings no message id they prove nothing either way, so reconcile asks.
+    "E620": (_A, None),
     "E621": (_R, Code.INVALID_SENDER_PATTERN),
     "E622": (_R, Code.INVALID_SENDER_PATTERN),
     "E623": (_U, None),
     "E624": (_U, None),
     "E625": (_U, None),
+    "E626": (_A, None),
+    "E638": (_R, Code.UPLOAD_REQUIRED),
+    "E639": (_R, Code.UPLOAD_NOT_CSV),
+    "E640": (_R, Code.UPLOAD_TOO_LARGE),
+    "E641": (_R, Code.INVALID_SOURCE_LENGTH),
+    "E642": (_R, Code.INVALID_SOURCE_TYPE),
 }
 #: Seed 000 lookup answers that settle a status without one: E104 "No Records Found" proves it never arrived.
 HEXA_LOOKUP_CODES: Mapping[str, DeliveryStatus] = {"E104": DeliveryStatus.NOT_FOUND}
 
-#: Seed 004 error codes, read the same way: message refusals are REJECTED; credentials, IP rules, account state
-#: and routes are UNAVAILABLE (fail over); "internal error" is AMBIGUOUS. 301 (balance) and 311 (the same text to
-#: the same number within 10 s: the first is delivered, this one dropped) are final for this message.
+#: Seed 004 error codes. REJECTED: the panel refused something about this message (its number, text, sender, or the
+#: DLT template or flow its text must match); sending it elsewhere or later would not change that. UNAVAILABLE: the
+#: state of our account at the panel (credentials, IP rules, wallet, routes), nothing about the message: another
+#: provider may take it, and the breaker opens and alerts while it lasts. REJECTED there would fail every message
+#: with a code that blames the merchant, and look like a healthy provider to the breaker. AMBIGUOUS: internal errors.
 PANEL_SEND_CODES: CodeTable = {
     "101": (_R, Code.TO_REQUIRED),
     "102": (_R, Code.BODY_EMPTY),
+    "104": (_U, None),  # missing username: our credentials
+    "105": (_U, None),  # missing password: our credentials
+    "201": (_U, None),  # invalid username or password: our credentials
     "202": (_R, Code.INVALID_MOBILE_NUMBER),
-    "203": (_R, Code.INVALID_SENDER_PATTERN),
-    "211": (_R, Code.PROVIDER_REJECTED),
-    "301": (_R, Code.INSUFFICIENT_BALANCE),
+    "203": (_R, Code.INVALID_SENDER_PATTERN),  # bad sender id or no DLT entity id: bound to the message's sender
+    "207": (_U, None),  # invalid authentication key: our credentials
+    "208": (_U, None),  # our IP is blacklisted
+    "209": (_U, None),  # our account has no default route: account set-up, nothing about this message
+    "210": (_U, None),  # the panel cannot determine our route ("contact support"): account set-up
+    "211": (_R, Code.PROVIDER_REJECTED),  # no DLT template id: every retry of this text would be refused
+    "301": (_U, None),  # our wallet at the panel is empty, not the merchant's units (E808): top up, fail over
+    "302": (_U, None),  # our account expired
+    "303": (_U, None),  # our account banned
+    "306": (_U, None),  # route unavailable for now
     "307": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
     "308": (_R, Code.INVALID_CAMPAIGN_NAME),
     "309": (_R, Code.LIST_NOT_FOUND),
-    "310": (_R, Code.SMS_TOO_LONG),
-    "311": (_R, Code.DUPLICATE_WITHIN_WINDOW),
-    "400": (_R, Code.PROVIDER_REJECTED),
-    "401": (_R, Code.PROVIDER_REJECTED),
-    "402": (_R, Code.PROVIDER_REJECTED),
-    "403": (_R, Code.PROVIDER_REJECTED),
-    "603": (_R, Code.INVALID_SENDER_PATTERN),
+    "310": (_R, Code.SMS_TOO_LONG),  # "paused": not sent unless someone resumes it by hand in the panel
+    "311": (_R, Code.DUPLICATE_WITHIN_WINDOW),  # same text and number within 10 s: the first goes, this is dropped
+    "400": (_R, Code.PROVIDER_REJECTED),  # flow id missing or invalid: permanent for this text
+    "401": (_R, Code.PROVIDER_REJECTED),  # flow not yet approved: approval takes days, not a retry
+    "402": (_R, Code.PROVIDER_REJECTED),  # hard-blocked keywords in the text
+    "403": (_R, Code.PROVIDER_REJECTED),  # flow disabled
+    "418": (_U, None),  # our IP is not whitelisted
+    "506": (_A, None),  # internal error: the request may have been queued
+    "601": (_A, None),
+    "602": (_U, None),  # our route is disabled ("select another route"): fail over
+    "603": (_R, Code.INVALID_SENDER_PATTERN),  # the message's sender id is blacklisted
     "604": (_R, Code.INVALID_MOBILE_NUMBER),
     "606": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
     "607": (_R, Code.INVALID_CAMPAIGN_NAME),
     "608": (_R, Code.SCHEDULE_OUT_OF_WINDOW),
-    **dict.fromkeys(("104", "105", "201", "207", "208", "209", "210", "302", "303", "306", "418", "602"), (_U, None)),
-    "506": (_A, None),
-    "601": (_A, None),
 }
+#: Seed 004 request fields taken from the provider's options, not the message ("the authentication key, sender id,
+#: and route will always be static"): option -> (request field, default). The route is always sent: without one the
+#: panel falls back to the account's default route and answers 209 when there is none. The default "4" is the panel's
+#: transactional route (1 is promotional: give MKT its own provider instance). The DLT entity and template ids (203,
+#: 211) and the flow id (400) are sent only when set: accounts and destinations outside India's DLT rules have none.
+#: The seed names these parameters but never shows their wire spelling; the fields follow the API's camelCase.
+PANEL_FIELDS: Mapping[str, tuple[str, str]] = {
+    "route": ("route", "4"),
+    "dlt_entity_id": ("dltEntityId", ""),
+    "dlt_template_id": ("dltTemplateId", ""),
+    "flow_id": ("flowId", ""),
+}
+
 #: The panel's report lookup (our design; seed 004 only promises reports and webhooks) says "NO_RECORDS" for a
 #: request id or client reference it never saw.
 PANEL_LOOKUP_CODES: Mapping[str, DeliveryStatus] = {"NO_RECORDS": DeliveryStatus.NOT_FOUND}
@@ -203,6 +253,7 @@ class LookupReply:
 class _Config:
     sender: str
     dlr_url: str
+    panel_fields: Mapping[str, str]  #: request field -> value, from :data:`PANEL_FIELDS`; empty for hexa
 
 
 class Shape(Protocol):
@@ -287,7 +338,7 @@ class PanelShape:
 
     def send_call(self, message: OutboundMessage, config: _Config) -> HttpCall:
         payload = {"mobiles": message.recipient.lstrip("+"), "message": message.body,
-                   "sender": message.sender or config.sender, "clientRef": message.message_id}
+                   "sender": message.sender or config.sender, "clientRef": message.message_id, **config.panel_fields}
         return HttpCall("POST", "api/sendsms", params={"response": "json"}, json=payload)
 
     def read_send(self, body: Any) -> SendReply:
@@ -338,13 +389,28 @@ def _report_status(item: Mapping[str, Any]) -> DeliveryStatus:
 
 
 SHAPES: Mapping[str, type[HexaShape] | type[PanelShape]] = {"hexa": HexaShape, "panel": PanelShape}
-_OPTIONS = frozenset({"base_url", "api_key", "sender", "shape", "max_rps", "timeout", "dlr_url", "webhook_secret"})
+_OPTIONS = frozenset({"base_url", "api_key", "sender", "shape", "max_rps", "timeout", "dlr_url", "webhook_secret"}
+                     ).union(PANEL_FIELDS)
+
+
+def _panel_fields(name: str, shape: str, read: OptionReader, options: Mapping[str, Any]) -> dict[str, str]:
+    """The configured :data:`PANEL_FIELDS` as request fields. Hexa has no such parameters, so setting one there is a
+    mistake to catch at start-up, as is a blank route: the panel would pick one itself."""
+    if shape != "panel":
+        if given := sorted(PANEL_FIELDS.keys() & options.keys()):
+            raise ConfigurationError(f"provider {name!r}: {', '.join(given)} only apply to the panel shape")
+        return {}
+    values = {field: read.text(option, default).strip() for option, (field, default) in PANEL_FIELDS.items()}
+    if not values["route"]:
+        raise ConfigurationError(f"provider {name!r}: route must not be blank, the panel always gets one")
+    return {field: value for field, value in values.items() if value}
 
 
 class HttpSmsProvider:
     """One configured SMS API. Options: ``base_url``, ``api_key`` (secret), ``shape`` ("hexa" | "panel"),
     ``sender`` (default sender id), ``max_rps``, ``timeout`` (seconds, default HEXAVOX_PROVIDER_TIMEOUT),
-    ``dlr_url`` (hexa only: where the provider posts delivery reports), ``webhook_secret`` (secret)."""
+    ``dlr_url`` (hexa only: where the provider posts delivery reports), ``webhook_secret`` (secret); panel only:
+    ``route`` (default "4", transactional), ``dlt_entity_id``, ``dlt_template_id``, ``flow_id`` (sent when set)."""
 
     channels = frozenset({Channel.SMS})
 
@@ -365,10 +431,11 @@ class HttpSmsProvider:
             raise ConfigurationError(f"provider {name!r}: shape must be one of {', '.join(SHAPES)}")
         if shape_name != "hexa" and options.get("dlr_url"):
             raise ConfigurationError(f"provider {name!r}: dlr_url is set in the panel, not per request")
+        config = _Config(sender=read.text("sender", ""), dlr_url=read.text("dlr_url", ""),
+                         panel_fields=_panel_fields(name, shape_name, read, options))
         shape = SHAPES[shape_name]()
         client = make_client(read.text("base_url"), read.number("timeout", settings.provider_timeout),
                              shape.auth_headers(read.text("api_key")))
-        config = _Config(sender=read.text("sender", ""), dlr_url=read.text("dlr_url", ""))
         return cls(name, shape, client, config=config, max_rps=read.number("max_rps", 0.0),
                    webhook_secret=read.text("webhook_secret", "") or None)
 

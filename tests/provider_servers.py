@@ -4,7 +4,9 @@
 prefix: ``/hexa`` (seed 000 style), ``/panel`` (seed 004 style) and ``/voice``. ``FakeSmtp`` is an aiosmtpd
 ``Controller``, optionally with STARTTLS (a self-signed certificate made at run time with the ``openssl`` command)
 and AUTH. Both record every request they receive and can be scripted per recipient: accept, reject with a code,
-answer with an HTTP error, hang past the client's timeout after reading the request, or drop the connection.
+answer with an HTTP error, hang past the client's timeout after reading the request, or drop the connection. The
+panel also checks the seed-004 fields the driver takes from its options (route, flow id, and the DLT entity and
+template ids for Indian numbers) and refuses with the panel's codes, so a field the driver forgets shows.
 
 Everything binds to and talks to 127.0.0.1 only. Tests wrap the context managers in their own fixtures
 (``with running_fake_api() as api: yield api``).
@@ -245,10 +247,37 @@ def _hexa_lookup(api: FakeApi, request: Recorded) -> tuple[int, Any]:
                  "data": {"message_id": found.provider_ref, "ref": found.client_ref, "status": found.status}}
 
 
+#: Routes the fake panel account has (the panel's convention: 1 promotional, 4 transactional).
+PANEL_ROUTES = frozenset({"1", "4"})
+#: Flows the fake panel knows: flow id -> the seed-004 code it refuses a send with (None: approved).
+PANEL_FLOWS: dict[str, int | None] = {"flow-approved": None, "flow-pending": 401, "flow-disabled": 403}
+#: Numbers under India's DLT rules, which need the entity and the template id on every send.
+DLT_PREFIX = "91"
+
+
+def _panel_refusal(payload: dict[str, Any]) -> int | None:
+    """The seed-004 code a real panel would refuse these request fields with, so driver tests see them checked."""
+    route = payload.get("route")
+    if not route:
+        return 209  # no route given and the account has no default route
+    if route not in PANEL_ROUTES:
+        return 210
+    if "flowId" in payload and (code := PANEL_FLOWS.get(payload["flowId"], 400)):
+        return code
+    if str(payload.get("mobiles", "")).startswith(DLT_PREFIX):
+        if not payload.get("dltEntityId"):
+            return 203
+        if not payload.get("dltTemplateId"):
+            return 211
+    return None
+
+
 def _panel_send(api: FakeApi, request: Recorded, script: Script) -> tuple[int, Any]:
     payload = request.json()
     if request.headers.get("authkey") != API_KEY:
         return 200, {"type": "error", "code": 207, "message": "Invalid authentication key"}
+    if code := _panel_refusal(payload):
+        return 200, {"type": "error", "code": code, "message": "refused by the fake panel's request checks"}
     if script.action == "reject":
         return script.http_status or 200, {"type": "error", "code": _number(script.code), "message": "refused"}
     ref = api.new_ref("req")

@@ -92,28 +92,76 @@ def test_panel_send_posts_the_seed_004_json_with_authkey(api: FakeApi, settings:
     [request] = api.sends_to(msg.recipient)
     assert request.headers["authkey"] == API_KEY and request.query == {"response": "json"}
     assert request.json() == {"mobiles": msg.recipient.lstrip("+"), "message": msg.body, "sender": "OTHER",
-                              "clientRef": msg.message_id}
+                              "clientRef": msg.message_id, "route": "4"}
     assert result.provider_ref == result.raw["body"]["message"]
+
+
+def test_panel_send_carries_the_configured_route_dlt_ids_and_flow(api: FakeApi, settings: Settings) -> None:
+    driver = make(settings, api.url("panel"), "panel", route="1", dlt_entity_id=" 1201159100000000001 ",
+                  dlt_template_id="1207161000000000002", flow_id="flow-approved")
+    msg = message(recipient=f"+9198{next(_numbers):08d}")
+
+    result = driver.send(msg)
+
+    assert result.outcome is SendOutcome.ACCEPTED
+    [request] = api.sends_to(msg.recipient)
+    assert request.json() == {"mobiles": msg.recipient.lstrip("+"), "message": msg.body, "sender": "HEXAVX",
+                              "clientRef": msg.message_id, "route": "1", "dltEntityId": "1201159100000000001",
+                              "dltTemplateId": "1207161000000000002", "flowId": "flow-approved"}
+
+
+DLT = {"dlt_entity_id": "1201159100000000001", "dlt_template_id": "1207161000000000002"}
+PANEL_FIELD_CASES = (  # options, recipient prefix -> what the fake panel answers, and what that becomes
+    ({}, "+91", "203", SendOutcome.REJECTED, Code.INVALID_SENDER_PATTERN),
+    ({"dlt_entity_id": DLT["dlt_entity_id"]}, "+91", "211", SendOutcome.REJECTED, Code.PROVIDER_REJECTED),
+    ({"route": "9", **DLT}, "+91", "210", SendOutcome.UNAVAILABLE, None),
+    ({"flow_id": "no-such-flow"}, "+49", "400", SendOutcome.REJECTED, Code.PROVIDER_REJECTED),
+    ({"flow_id": "flow-pending"}, "+49", "401", SendOutcome.REJECTED, Code.PROVIDER_REJECTED),
+    ({"flow_id": "flow-disabled"}, "+49", "403", SendOutcome.REJECTED, Code.PROVIDER_REJECTED),
+)
+
+
+@pytest.mark.parametrize(("options", "prefix", "code", "outcome", "error_code"), PANEL_FIELD_CASES)
+def test_panel_refuses_missing_or_wrong_fields_with_its_codes(
+        api: FakeApi, settings: Settings, options: dict[str, str], prefix: str, code: str, outcome: SendOutcome,
+        error_code: Code | None) -> None:
+    driver = make(settings, api.url("panel"), "panel", **options)
+    msg = message(recipient=f"{prefix}98{next(_numbers):08d}")
+
+    result = driver.send(msg)
+
+    assert (result.outcome, result.error_code, result.provider_code) == (outcome, error_code, code)
+    assert len(api.sends_to(msg.recipient)) == 1
 
 
 # -- response and error mapping -------------------------------------------------------------------------------
 
-CODE_CASES = (
-    ("hexa", "E406", SendOutcome.REJECTED, Code.INVALID_MOBILE_NUMBER),
-    ("hexa", "E401", SendOutcome.REJECTED, Code.SMS_TOO_LONG),
-    ("hexa", "E602", SendOutcome.REJECTED, Code.SENDER_REQUIRED),
-    ("hexa", "E403", SendOutcome.AMBIGUOUS, None),
-    ("hexa", "E103", SendOutcome.AMBIGUOUS, None),
-    ("hexa", "E623", SendOutcome.UNAVAILABLE, None),
-    ("hexa", "E999", SendOutcome.AMBIGUOUS, None),
-    ("panel", "202", SendOutcome.REJECTED, Code.INVALID_MOBILE_NUMBER),
-    ("panel", "301", SendOutcome.REJECTED, Code.INSUFFICIENT_BALANCE),
-    ("panel", "311", SendOutcome.REJECTED, Code.DUPLICATE_WITHIN_WINDOW),
-    ("panel", "306", SendOutcome.UNAVAILABLE, None),
-    ("panel", "207", SendOutcome.UNAVAILABLE, None),
-    ("panel", "506", SendOutcome.AMBIGUOUS, None),
-    ("panel", "999", SendOutcome.AMBIGUOUS, None),
+R, U, A = SendOutcome.REJECTED, SendOutcome.UNAVAILABLE, SendOutcome.AMBIGUOUS
+HEXA_CASES = (  # seed 000 code -> outcome, catalogue code
+    ("E406", R, Code.INVALID_MOBILE_NUMBER), ("E401", R, Code.SMS_TOO_LONG), ("E602", R, Code.SENDER_REQUIRED),
+    ("E403", A, None), ("E103", A, None), ("E623", U, None), ("E102", U, None),
+    ("E407", R, Code.SMS_NODES_REQUIRED), ("E408", R, Code.SMS_NODE_TO_REQUIRED), ("E409", R, Code.TOO_MANY_SMS_NODES),
+    ("E411", R, Code.SMS_NODE_TO_EMPTY), ("E412", R, Code.BODY_REQUIRED_IN_NODE_OR_GLOBAL),
+    ("E603", R, Code.PROVIDER_REJECTED), ("E605", R, Code.PROVIDER_REJECTED), ("E610", R, Code.INVALID_REF),
+    ("E612", R, Code.PROVIDER_REJECTED), ("E613", R, Code.LIST_ID_REQUIRED), ("E614", R, Code.LIST_SEND_NOT_OTP),
+    ("E617", R, Code.PROVIDER_REJECTED), ("E638", R, Code.UPLOAD_REQUIRED), ("E639", R, Code.UPLOAD_NOT_CSV),
+    ("E640", R, Code.UPLOAD_TOO_LARGE), ("E641", R, Code.INVALID_SOURCE_LENGTH), ("E642", R, Code.INVALID_SOURCE_TYPE),
+    # success words of other calls, and codes no table knows, are never a refusal and never a success
+    ("E620", A, None), ("E626", A, None), ("E700", A, None), ("E999", A, None),
 )
+PANEL_CASES = (  # every seed 004 code -> outcome, catalogue code
+    ("101", R, Code.TO_REQUIRED), ("102", R, Code.BODY_EMPTY), ("104", U, None), ("105", U, None), ("201", U, None),
+    ("202", R, Code.INVALID_MOBILE_NUMBER), ("203", R, Code.INVALID_SENDER_PATTERN), ("207", U, None),
+    ("208", U, None), ("209", U, None), ("210", U, None), ("211", R, Code.PROVIDER_REJECTED), ("301", U, None),
+    ("302", U, None), ("303", U, None), ("306", U, None), ("307", R, Code.SCHEDULE_OUT_OF_WINDOW),
+    ("308", R, Code.INVALID_CAMPAIGN_NAME), ("309", R, Code.LIST_NOT_FOUND), ("310", R, Code.SMS_TOO_LONG),
+    ("311", R, Code.DUPLICATE_WITHIN_WINDOW), ("400", R, Code.PROVIDER_REJECTED), ("401", R, Code.PROVIDER_REJECTED),
+    ("402", R, Code.PROVIDER_REJECTED), ("403", R, Code.PROVIDER_REJECTED), ("418", U, None), ("506", A, None),
+    ("601", A, None), ("602", U, None), ("603", R, Code.INVALID_SENDER_PATTERN), ("604", R, Code.INVALID_MOBILE_NUMBER),
+    ("606", R, Code.SCHEDULE_OUT_OF_WINDOW), ("607", R, Code.INVALID_CAMPAIGN_NAME),
+    ("608", R, Code.SCHEDULE_OUT_OF_WINDOW), ("999", A, None),
+)
+CODE_CASES = [("hexa", *case) for case in HEXA_CASES] + [("panel", *case) for case in PANEL_CASES]
 
 
 @pytest.mark.parametrize(("shape", "code", "outcome", "error_code"), CODE_CASES)
@@ -296,7 +344,8 @@ def test_secrets_stay_out_of_repr(settings: Settings) -> None:
 
 @pytest.mark.parametrize("options", [
     {"shape": "other"}, {"base_url": ""}, {"timout": 3}, {"shape": "panel", "dlr_url": "https://x.example"},
-    {"max_rps": -1},
+    {"max_rps": -1}, {"route": "4"}, {"shape": "hexa", "dlt_template_id": "1207161000000000002"},
+    {"shape": "panel", "route": " "}, {"shape": "panel", "route": 4}, {"shape": "panel", "flow_id": None},
 ])
 def test_bad_options_fail_at_start_up(settings: Settings, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
