@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.queues import TRANSACTIONAL, route_task
+from kombu import Exchange, Queue
+
+from worker.queues import ALL_QUEUES, TRANSACTIONAL, route_task
 from worker.settings import Settings
 
 
@@ -56,6 +58,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_expires": 7 * 24 * 3600,
         "result_extended": False,
         "task_default_queue": TRANSACTIONAL,
+        # Declared, so a plain `celery -A worker worker` consumes every queue (-Q picks a subset); each is bound
+        # to an exchange of its own name, exactly what Celery would create for a missing queue.
+        "task_queues": tuple(Queue(name, Exchange(name), routing_key=name) for name in ALL_QUEUES),
         "task_create_missing_queues": True,
         "task_routes": (route_task,),
         "worker_hijack_root_logger": False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import create_engine, inspect, select
 
-from support import REPO, WorkerProcess
+from support import REPO, WorkerProcess, start_worker
 
 EXPECTED_TABLES = {"tenants", "api_keys", "merchants", "balances", "routes", "consents", "contact_lists",
                    "contact_list_members", "campaigns", "requests", "messages", "message_events",
@@ -89,6 +90,36 @@ def test_a_job_goes_through_the_queue_into_the_database(celery_worker: WorkerPro
     with session_scope() as session:
         merchant = session.scalars(select(Merchant).where(Merchant.external_id == "gym-a")).one()
         assert session.get(Balance, (merchant.id, "SMS")).unit_limit == 5000  # type: ignore[union-attr]
+
+
+def test_a_plain_worker_consumes_every_queue(hexavox_env: dict[str, str], tmp_path: Path) -> None:
+    """`celery -A worker worker` with no -Q, as Celery users start it, must not leave OTP or admin jobs unread."""
+    from worker.client import HexavoxClient
+    from worker.queues import ADMIN, ALL_QUEUES
+
+    from factories import make_tenant
+
+    # Given a worker started without naming any queue
+    worker = start_worker(hexavox_env, tmp_path / "plain.log")
+    try:
+        # When the active queues are asked for and an admin job is sent
+        result = subprocess.run([sys.executable, "-m", "celery", "-A", "worker", "inspect", "active_queues", "-j",
+                                 "--timeout", "10"], cwd=REPO, env={**os.environ, **hexavox_env},
+                                capture_output=True, text=True, timeout=60)
+        tenant = make_tenant()
+        client = HexavoxClient(tenant.key_id, tenant.secret)
+        try:
+            answer = client.result(client.submit("hexavox.merchant.upsert.v1", {"merchantId": "gym-b",
+                                                                                "displayName": "Gym B"}), timeout=30)
+        finally:
+            client.close()
+    finally:
+        worker.stop()
+    # Then it listens on all of them and the admin job was answered
+    assert result.returncode == 0, result.stdout + result.stderr
+    consumed = {queue["name"] for queues in json.loads(result.stdout).values() for queue in queues}
+    assert consumed == set(ALL_QUEUES) and ADMIN in consumed
+    assert answer["status"] == "ACCEPTED", answer
 
 
 def test_a_pickled_job_is_refused_and_never_executed(celery_worker: WorkerProcess) -> None:
