@@ -27,6 +27,7 @@ Sentry) keeps the ``1234`` tail that support staff ask for.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Mapping
 from typing import Any, Final
@@ -41,6 +42,7 @@ __all__ = [
     "mask_phone",
     "scrub",
     "scrub_text",
+    "storable_raw",
 ]
 
 #: What a value under a sensitive key is replaced with (the marker Sentry itself uses).
@@ -172,3 +174,22 @@ def _scrub_value(key: Any, value: Any, keep: frozenset[str], depth: int) -> Any:
     if is_sensitive_key(key):
         return None if value is None else FILTERED
     return _scrub(value, keep, depth + 1)
+
+
+#: Keys of a provider answer whose values are identifiers, copied as they are into the message history.
+RAW_ID_KEYS: Final = frozenset({"provider_ref", "providerRef", "message_id", "messageId", "request_id", "requestId",
+                                "id", "callId", "clientRef", "ref", "provider_code", "status", "outcome", "attempt"})
+#: The most of one provider answer the history keeps, in characters of JSON.
+RAW_MAX_CHARS: Final = 4000
+
+
+def storable_raw(raw: Any) -> Any:
+    """A provider's raw answer as the message history keeps it: scrubbed of personal data, JSON, bounded.
+
+    The raw payload is evidence (what the provider really said, for support and disputes), but it echoes the
+    recipient and the text, so it gets the same scrubbing as logs; identifiers are kept so it stays useful.
+    """
+    if raw is None:
+        return None
+    text = json.dumps(scrub(raw, keep=RAW_ID_KEYS), default=str, ensure_ascii=False)
+    return json.loads(text) if len(text) <= RAW_MAX_CHARS else {"truncated": text[:RAW_MAX_CHARS]}

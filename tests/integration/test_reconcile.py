@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import uuid
 from typing import Any
@@ -223,3 +224,24 @@ def test_one_sweep_drains_the_backlog_batch_after_batch_and_asks_each_message_on
     assert {state(mid)[0] for mid in ids} == {"SENT"}
     # And a sweep without a budget takes one batch only (the SENT ones are overdue again at once: grace 0)
     assert sweep(get_settings(), providers_for, limit=2)[0].examined == 2
+
+
+def test_the_history_keeps_the_providers_raw_answer_without_personal_data(hexavox_env: dict[str, str]) -> None:
+    from schema.models import MessageEvent
+
+    # Given a message the simulated provider takes
+    tenant = make_tenant()
+    make_merchant(tenant)
+    mid = sms_job(tenant, "+18135551234")
+
+    # When it is dispatched
+    assert dispatched(mid) == DispatchStep.SENT
+
+    # Then its SENT history row carries the provider's answer, identifiers kept, the number masked
+    with session_scope() as session:
+        detail = session.scalars(select(MessageEvent.detail).where(MessageEvent.message_id == mid,
+                                                                   MessageEvent.to_state == "SENT")).one()
+        ref = session.get(Message, mid).provider_ref  # type: ignore[union-attr]
+    raw = detail["raw"]
+    assert raw["provider_ref"] == ref and raw["message_id"] == mid and raw["outcome"] == "accepted"
+    assert "8135551234" not in json.dumps(detail)

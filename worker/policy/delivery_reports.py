@@ -42,6 +42,7 @@ from schema.states import Channel, ConsentStatus, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
 from worker.errors import Refusal
+from worker.pii import storable_raw
 from worker.policy.consent import set_consent
 from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
 from worker.policy.transitions import transition
@@ -148,8 +149,8 @@ def _identity(event: DeliveryEvent) -> dict[str, Any]:
 
 
 def _detail(event: DeliveryEvent) -> dict[str, Any]:
-    """What the history row keeps of a report: ids, code and times, never the raw payload (personal data)."""
-    detail: dict[str, Any] = {"via": "dlr", "provider": event.provider}
+    """What the history row keeps of a report: ids, code, times and the raw payload scrubbed of personal data."""
+    detail: dict[str, Any] = {"via": "dlr", "provider": event.provider, "raw": storable_raw(event.raw)}
     for key, value in (("eventId", event.event_id), ("providerCode", event.provider_code),
                        ("durationSeconds", event.duration_seconds)):
         if value is not None:

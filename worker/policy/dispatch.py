@@ -24,6 +24,7 @@ from schema.models import Message
 from schema.states import Channel, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
+from worker.pii import storable_raw
 from worker.policy.merchants import provider_order
 from worker.policy.quota import release_units
 from worker.policy.transitions import transition, utcnow
@@ -112,21 +113,21 @@ def _claim(message_id: str, default_provider: str) -> _Claim | None:
 
 
 def _record(claim: _Claim, result: SendResult) -> DispatchStep:
-    mid, sending = claim.message.message_id, [MessageState.DISPATCHING]
+    mid, sending, raw = claim.message.message_id, [MessageState.DISPATCHING], storable_raw(result.raw)
     with session_scope() as session:
         if result.outcome == SendOutcome.ACCEPTED:
             settled = MessageState.DELIVERED if result.final else MessageState.SENT
             transition(session, mid, sending, settled, provider=result.provider, provider_ref=result.provider_ref,
-                       detail={"providerCode": result.provider_code, "final": result.final})
+                       detail={"providerCode": result.provider_code, "final": result.final, "raw": raw})
             return DispatchStep.SENT
         if result.outcome == SendOutcome.REJECTED:
             _fail(session, mid, claim.merchant_id, claim.message.channel.value, claim.units,
                   result.error_code or Code.PROVIDER_REJECTED, sending, provider=result.provider,
-                  detail=f"{result.provider_code}: {result.detail}")
+                  detail=f"{result.provider_code}: {result.detail}", raw=raw)
             return DispatchStep.FAILED
         if result.outcome == SendOutcome.AMBIGUOUS:
             transition(session, mid, sending, MessageState.AMBIGUOUS, provider=result.provider,
-                       detail={"why": result.detail[:300]})
+                       detail={"why": result.detail[:300], "raw": raw})
             return DispatchStep.AMBIGUOUS
         # Nothing left our side and this delivery ended cleanly: it is not one of the crashed deliveries the
         # attempt cap counts, so a throttled burst or a provider outage never parks a message as poison (E818).
@@ -136,11 +137,12 @@ def _record(claim: _Claim, result: SendResult) -> DispatchStep:
 
 
 def _fail(session: Session, message_id: str, merchant_id: int | None, channel: str, units: int, code: Code,
-          from_states: list[MessageState], *, provider: str | None = None, detail: str = "") -> None:
+          from_states: list[MessageState], *, provider: str | None = None, detail: str = "", raw: Any = None) -> None:
     """Final failure: the message costs nothing, so its reserved units go back."""
     extra: dict[str, Any] = {"provider": provider} if provider else {}
+    history = {"code": code.value} | ({"raw": raw} if raw is not None else {})
     if transition(session, message_id, from_states, MessageState.FAILED, error_code=code.value,
-                  error_detail=(detail or code.name)[:500], detail={"code": code.value}, **extra):
+                  error_detail=(detail or code.name)[:500], detail=history, **extra):
         if merchant_id is not None:
             release_units(session, merchant_id, channel, units)
 
