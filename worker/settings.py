@@ -217,6 +217,9 @@ def _check_production(settings: Settings) -> None:
     """Production runs on real servers, and whoever can write to the broker can run tasks: it must need credentials."""
     if settings.database_url.startswith("sqlite") or settings.broker_url.startswith(("filesystem", "memory")):
         raise ConfigurationError("production needs HEXAVOX_DATABASE_URL (PostgreSQL) and HEXAVOX_BROKER_URL set")
+    if not settings.redis_url:
+        raise ConfigurationError("production needs HEXAVOX_REDIS_URL: without it every worker process keeps its own "
+                                 "throughput limits and circuit breakers, and together they exceed a provider's limit")
     for name, url in (("HEXAVOX_BROKER_URL", settings.broker_url), ("HEXAVOX_REDIS_URL", settings.redis_url)):
         if url and "@" not in url and not url.startswith(("rediss://", "amqps://")):
             raise ConfigurationError(f"{name} must carry credentials or use TLS in production")

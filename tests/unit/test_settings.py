@@ -40,6 +40,7 @@ refusals = (
     ({**PRODUCTION, "HEXAVOX_DATABASE_URL": ""}, "PostgreSQL"),
     ({**PRODUCTION, "HEXAVOX_BROKER_URL": "redis://redis:6379/0"}, "HEXAVOX_BROKER_URL"),
     ({**PRODUCTION, "HEXAVOX_REDIS_URL": "redis://redis:6379/1"}, "HEXAVOX_REDIS_URL"),
+    ({**PRODUCTION, "HEXAVOX_REDIS_URL": ""}, "throughput limits"),
     ({**PRODUCTION, "HEXAVOX_CRASH_POINT": "after_provider_call"}, "CRASH_POINT"),
     ({**PRODUCTION, "HEXAVOX_ALLOW_PRIVATE_CALLBACKS": "1"}, "ALLOW_PRIVATE_CALLBACKS"),
 )
