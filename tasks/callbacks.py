@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from worker.celery_app import app
 from worker.policy.callbacks_out import SEND_TIMEOUT, DueCallback, claim_due, send_one
-from worker.queues import CALLBACKS
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ _MARGIN = 10.0
 _OUTCOMES = ("delivered", "retry", "refused", "failed", "error")
 
 
-@app.task(name="hexavox.internal.deliver_callbacks", queue=CALLBACKS)
+@app.task(name="hexavox.internal.deliver_callbacks")
 def deliver_callbacks() -> dict[str, int]:
     """Send due callbacks; the counts of claimed rows and of each outcome."""
     settings = get_settings()
