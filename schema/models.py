@@ -9,6 +9,7 @@ balances in range, foreign keys keep tenants apart. The same models run on Postg
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from schema.states import (
+    TERMINAL_STATES,
     CallbackState,
     CampaignState,
     Channel,
@@ -60,8 +62,14 @@ JsonType = JSON().with_variant(JSONB(), "postgresql")
 UtcDateTime = DateTime(timezone=True)
 
 
-def _in(column: str, values: type[StrEnum]) -> str:
+def _in(column: str, values: Iterable[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+#: Every message type a job may carry: SMS and voice types, and email's two.
+MESSAGE_TYPES = ("OTP", "TXN", "MKT", "REMINDER", "TRANSACTIONAL", "MARKETING")
+#: The terminal states in declaration order, so the generated DDL is stable.
+_TERMINAL = [state for state in MessageState if state in TERMINAL_STATES]
 
 
 class Base(DeclarativeBase):
@@ -240,6 +248,8 @@ class Message(Base):
         CheckConstraint(_in("channel", Channel), name="channel"),
         CheckConstraint("units >= 0", name="units_not_negative"),
         CheckConstraint("status <> 'REFUSED' OR (units = 0 AND error_code IS NOT NULL)", name="refused_is_free"),
+        CheckConstraint(f"message_type IN ({', '.join(repr(t) for t in MESSAGE_TYPES)})", name="message_type"),
+        CheckConstraint(f"({_in('status', _TERMINAL)}) = (freshness = 'FINAL')", name="final_iff_terminal"),
         Index("ix_messages_status_updated", "status", "updated_at"),
         Index("ix_messages_merchant_created", "merchant_id", "created_at"),
         Index("ix_messages_provider_ref", "provider", "provider_ref"),
@@ -277,6 +287,10 @@ class MessageEvent(Base):
     """State history of a message: every transition with its time and why."""
 
     __tablename__ = "message_events"
+    __table_args__ = (
+        CheckConstraint(_in("to_state", MessageState), name="to_state"),
+        CheckConstraint(f"from_state IS NULL OR {_in('from_state', MessageState)}", name="from_state"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     from_state: Mapped[str | None] = mapped_column(String(12))
@@ -304,6 +318,7 @@ class OutboundCallback(Base):
     __tablename__ = "outbound_callbacks"
     __table_args__ = (
         CheckConstraint(_in("state", CallbackState), name="state"),
+        CheckConstraint(_in("event_status", _TERMINAL), name="event_status"),
         UniqueConstraint("message_id", "event_status"),
         Index("ix_outbound_callbacks_due", "state", "next_attempt_at"),
     )

@@ -169,3 +169,39 @@ def test_every_catalogue_code_has_exactly_one_entry(name: str) -> None:
     assert CATALOGUE[Code[name]].code is Code[name]
     assert len(CATALOGUE) == len(Code)
     assert len({c.value for c in Code}) == len(Code)
+
+
+@pytest.mark.parametrize("change", [
+    {"freshness": "FINAL"},  # a QUEUED message cannot be final
+    {"status": "DELIVERED"},  # nor a delivered one provisional
+    {"message_type": "PROMO"},
+])
+def test_the_database_itself_refuses_inconsistent_message_rows(hexavox_env: dict[str, str],
+                                                               change: dict[str, str]) -> None:
+    import uuid as _uuid
+
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+
+    from schema.models import Message
+    from worker.db import session_scope
+    from worker.runner import run_send_job
+
+    from factories import make_merchant, make_tenant, sms
+
+    tenant = make_tenant()
+    make_merchant(tenant)
+    [row] = run_send_job("hexavox.sms.send.v1", sms(tenant), str(_uuid.uuid4())).result["messages"]
+    with pytest.raises(IntegrityError, match="ck_messages_"), session_scope() as session:
+        session.execute(update(Message).where(Message.id == row["messageId"]).values(**change))
+
+
+def test_the_database_refuses_a_history_row_with_an_unknown_state(hexavox_env: dict[str, str]) -> None:
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from schema.models import MessageEvent
+    from worker.db import session_scope
+
+    with pytest.raises(IntegrityError, match="ck_message_events_to_state"), session_scope() as session:
+        session.execute(insert(MessageEvent).values(message_id="m", from_state=None, to_state="LOST", detail={}))
