@@ -30,20 +30,35 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _start_postgres() -> None:
-    if shutil.which("pg_ctlcluster") and Path("/etc/postgresql").is_dir():
-        for version in sorted(os.listdir("/etc/postgresql")):
-            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-                           capture_output=True, timeout=60)
+def _run(cmd: list[str]) -> str:
+    """Run a start command; what it printed on failure, so a service that will not start says why."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"{cmd[0]}: {err}"
+    return "" if done.returncode == 0 else f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-500:]}"
 
 
-def _start_redis() -> None:
-    if shutil.which("redis-server"):
-        Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
-        Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
-                        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
-                        "--logfile", "/var/log/redis/ci.log"], capture_output=True, timeout=30)
+def _start_postgres() -> str:
+    if not (shutil.which("pg_ctlcluster") and Path("/etc/postgresql").is_dir()):
+        return "pg_ctlcluster not found"
+    return "; ".join(filter(None, (_run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"])
+                                   for version in sorted(os.listdir("/etc/postgresql")))))
+
+
+def _start_redis() -> str:
+    if not shutil.which("redis-server"):
+        return "redis-server not found"
+    Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
+    Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
+    return _run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
+                 "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"])
+
+
+def _start_rabbitmq() -> str:
+    if not shutil.which("rabbitmq-server"):
+        return "rabbitmq-server not found"
+    return _run(["rabbitmq-server", "-detached"])
 
 
 def ensure_service(name: str) -> str | None:
@@ -52,16 +67,19 @@ def ensure_service(name: str) -> str | None:
         "postgresql": ("127.0.0.1", 5432, _start_postgres,
                        "install PostgreSQL (apt-get install postgresql) and allow trust auth on 127.0.0.1:5432"),
         "redis": (REDIS_HOST, REDIS_PORT, _start_redis, "install Redis (apt-get install redis-server)"),
+        "rabbitmq": ("127.0.0.1", 5672, _start_rabbitmq,
+                     "install RabbitMQ (apt-get install rabbitmq-server) with the guest user on 127.0.0.1:5672"),
     }[name]
     if _port_open(host, port):
         return None
-    start()
-    deadline = time.monotonic() + 30
+    problem = start()
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if _port_open(host, port):
             return None
         time.sleep(0.5)
-    return f"{name} is not reachable on {host}:{port} and could not be started: {hint}"
+    why = f" (starting it: {problem})" if problem else ""
+    return f"{name} is not reachable on {host}:{port} and could not be started{why}: {hint}"
 
 
 @dataclass
