@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from worker.celeryconfig import celery_config
 from worker.settings import get_settings
@@ -12,6 +13,7 @@ from worker.settings import get_settings
 TASK_MODULES = ["tasks.intake", "tasks.admin", "tasks.dispatch", "tasks.maintenance", "tasks.delivery_reports",
                 "tasks.callbacks", "tasks.reports"]
 
+log = logging.getLogger(__name__)
 app = Celery("hexavox", include=TASK_MODULES)
 app.conf.update(celery_config(get_settings()))
 
@@ -30,6 +32,57 @@ def _on_worker_start(**_: Any) -> None:
 
     configure_logging()
     init_sentry(get_settings())
+
+
+def _is_ours(name: object) -> bool:
+    return isinstance(name, str) and name.startswith("hexavox.")
+
+
+@signals.task_unknown.connect
+def _answer_unknown_job(sender: Any = None, **kw: Any) -> None:
+    """Answer a job under an unknown ``hexavox.*`` name (a contract version we do not run) with E814.
+
+    Without this the caller gets Celery's ``NotRegistered``, which a service outside Python
+    cannot read as an answer. The answer is the refusal the intake gives any refused request.
+    Other unknown names keep Celery's default handling.
+    """
+    name, task_id = kw.get("name"), kw.get("id")
+    if not (_is_ours(name) and isinstance(task_id, str)):
+        return
+    from celery import states
+
+    from worker.runner import refuse_unknown_job
+
+    app.backend.store_result(task_id, refuse_unknown_job(str(name), task_id), states.SUCCESS)
+
+
+class _AnswerUnknownJobsOnly(bootsteps.Step):
+    """For unknown ``hexavox.*`` names, skip Celery's own ``NotRegistered`` result.
+
+    Celery stores that failure *before* it sends ``task_unknown``, so a caller already waiting
+    would read it and never see the E814 answer written after it. For our names this handler
+    does the rest of what Celery's does (log, reject the message, send the signal); every
+    other unknown name goes to Celery's handler unchanged.
+    """
+
+    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+        super().__init__(consumer, **kwargs)
+        default = consumer.on_unknown_task
+
+        def on_unknown_task(body: Any, message: Any, exc: Exception) -> None:
+            headers = message.headers or {}
+            name, task_id = headers.get("task"), headers.get("id")
+            if not _is_ours(name):
+                return default(body, message, exc)
+            log.warning("no task is registered as %.80s; request %.40s answered E814", name, task_id)
+            message.reject_log_error(log, consumer.connection_errors)
+            signals.task_unknown.send(sender=consumer, message=message, exc=exc, name=name, id=task_id)
+            return None
+
+        consumer.on_unknown_task = on_unknown_task
+
+
+app.steps["consumer"].add(_AnswerUnknownJobsOnly)
 
 
 def reconfigure() -> None:

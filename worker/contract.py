@@ -4,15 +4,20 @@ Other services enqueue a job by task name with one JSON object as its only argum
 :mod:`worker.client`, or publish the same JSON with any AMQP/Redis client). The models are
 deliberately loose about formats (``to`` is any string): format rules belong to
 :mod:`worker.validation`, which answers with catalogue codes; the models only fix the shape.
+Fields that must reach validation whatever their JSON type (so a number where text belongs
+is answered with its catalogue code, not a pydantic error) are parsed as any JSON value, but
+published with their documented shape (:func:`_published`): the JSON Schema tells other
+services what to send, the runtime stays lenient in what it answers.
 ``hexavox contract --write`` regenerates the JSON Schemas in ``schema/contract/``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
            "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "BillingConfirmJob", "JOBS",
@@ -21,6 +26,75 @@ __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "Merchant
 
 class _Job(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+
+_NULL: dict[str, Any] = {"type": "null"}
+_TEXT: dict[str, Any] = {"type": "string"}
+
+
+def _published(*shapes: dict[str, Any], nullable: bool = True) -> WithJsonSchema:
+    """Publish a field parsed as any JSON value as one of ``shapes`` (or null, meaning absent, when optional)."""
+    options = [*shapes, _NULL] if nullable else list(shapes)
+    return WithJsonSchema(options[0] if len(options) == 1 else {"anyOf": options})
+
+
+def _required(*names: str, any_of: tuple[str, ...] = ()) -> Callable[[dict[str, Any]], None]:
+    """Publish as required the fields the policy refuses a job without (each with its own catalogue code).
+
+    The models keep them optional, so a missing one reaches the check that answers its code.
+    ``any_of`` names alternatives of which at least one must be present (``to`` | ``listId`` | ``sms``).
+    """
+    def extra(schema: dict[str, Any]) -> None:
+        schema["required"] = sorted({*schema.get("required", ()), *names})
+        for name in names:  # the model's default (None) only lets a missing field reach its check
+            schema["properties"][name].pop("default", None)
+        if any_of:
+            schema["anyOf"] = [{"required": [name]} for name in any_of]
+    return extra
+
+
+def _string(**rules: Any) -> dict[str, Any]:
+    return {"type": "string", **rules}
+
+
+#: Seed 000 sender ids: 3-11 ASCII letters/digits with a letter, or 3-15 digits with an optional '+'.
+_ALPHA_SENDER, _NUMERIC_SENDER = "^(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{3,11}$", "^\\+?[0-9]{3,15}$"
+_SEND_TIME = ("dd-mm-yyyy hh:mm:ss in the merchant's time zone, or ISO 8601 date and time; "
+              "15 minutes to 3 months ahead")
+
+# SMS
+_Recipients = Annotated[JsonValue, _published(_TEXT, {"type": "array", "items": _TEXT})]
+_OptionalText = Annotated[JsonValue, _published(_TEXT)]
+_Sender = Annotated[JsonValue, _published(_string(pattern=_ALPHA_SENDER), _string(pattern=_NUMERIC_SENDER),
+                                          nullable=False)]
+_SmsType = Annotated[JsonValue, _published({"enum": ["OTP", "TXN", "MKT"]}, nullable=False)]
+_Ref = Annotated[JsonValue, _published(_string(pattern="^[A-Za-z0-9]{1,40}$"))]
+_SendTime = Annotated[JsonValue, _published(_string(maxLength=40, description=_SEND_TIME))]
+_UnicodeFlag = Annotated[JsonValue, _published({"enum": [0, 1, "0", "1", "AUTO"]})]
+_FlashFlag = Annotated[JsonValue, _published({"enum": [0, 1, "0", "1"]}, {"type": "boolean"})]
+_CampaignName = Annotated[JsonValue, _published(_string(pattern="^[A-Za-z0-9]{1,32}$"))]
+_NodeRecipient = Annotated[JsonValue, _published(_string(minLength=1, pattern="^[^,]*$", description="one number"),
+                                                 nullable=False)]
+# Voice and email
+_Phone = Annotated[JsonValue, _published(_string(minLength=1, description="E.164, e.g. +18135551234"), nullable=False)]
+_VoiceText = Annotated[JsonValue, _published(_string(minLength=1, maxLength=3000), nullable=False)]
+_Record = Annotated[JsonValue, _published({"type": "boolean"}, nullable=False)]
+_RingSeconds = Annotated[JsonValue, _published({"type": "integer", "minimum": 5, "maximum": 120}, nullable=False)]
+_EmailAddress = Annotated[JsonValue, _published(_string(format="email", maxLength=320), nullable=False)]
+_Subject = Annotated[JsonValue, _published(_string(minLength=1, maxLength=998, description="one line"),
+                                           nullable=False)]
+_HtmlBody = Annotated[JsonValue, _published(_string(minLength=1, contentMediaType="text/html"), nullable=False)]
+# Admin
+_CHANNELS: dict[str, Any] = {"enum": ["SMS", "VOICE", "EMAIL"]}
+_Channel = Annotated[JsonValue, _published(_CHANNELS, nullable=False)]
+_Contact = Annotated[JsonValue, _published(_string(minLength=1, description="E.164 number or email address"),
+                                           nullable=False)]
+_ConsentRow = Annotated[dict[str, JsonValue], WithJsonSchema({
+    "type": "object", "additionalProperties": False, "required": ["channel", "contact", "status"],
+    "properties": {"channel": _CHANNELS, "contact": _string(minLength=1), "status": {"enum": ["OPT_IN", "OPT_OUT"]},
+                   "source": _string(maxLength=100)}})]
+_ListContact = Annotated[JsonValue, _published(_string(description="E.164 number"), nullable=False)]
+_UploadSource = Annotated[JsonValue, _published(_string(pattern="^[A-Za-z]{3,10}$"), nullable=False)]
 
 
 class Credentials(_Job):
@@ -38,47 +112,55 @@ class _AuthenticatedJob(_Job):
 class SmsNode(_Job):
     """One entry of the batch form: a recipient and, optionally, its own body."""
 
-    to: JsonValue = None
-    body: JsonValue = None
+    model_config = ConfigDict(json_schema_extra=_required("to"))
+
+    to: _NodeRecipient = None
+    body: _OptionalText = None
 
 
 class SmsJob(_AuthenticatedJob):
     """hexavox.sms.send.v1 — single, several ``to`` (list or comma-separated), list, or batch (``sms`` nodes)."""
 
+    model_config = ConfigDict(json_schema_extra=_required("sender", "type", any_of=("to", "listId", "sms")))
+
     merchant_id: str = Field(alias="merchantId", max_length=64)
-    to: JsonValue = None
+    to: _Recipients = None
     list_id: str | None = Field(default=None, alias="listId", max_length=64)
-    sms: list[SmsNode] | None = None
-    body: JsonValue = None
-    sender: JsonValue = None
-    type: JsonValue = None
-    ref: JsonValue = None
-    time: JsonValue = None
+    sms: list[SmsNode] | None = Field(default=None, json_schema_extra={"maxItems": 1000})
+    body: _OptionalText = None
+    sender: _Sender = None
+    type: _SmsType = None
+    ref: _Ref = None
+    time: _SendTime = None
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
-    unicode: JsonValue = "AUTO"
-    flash: JsonValue = 0
-    campaign_name: JsonValue = Field(default=None, alias="campaignName")
+    unicode: _UnicodeFlag = "AUTO"
+    flash: _FlashFlag = 0
+    campaign_name: _CampaignName = Field(default=None, alias="campaignName")
 
 
 class VoiceJob(_AuthenticatedJob):
     """hexavox.voice.send.v1 — a text-to-speech call."""
 
+    model_config = ConfigDict(json_schema_extra=_required("to", "text"))
+
     merchant_id: str = Field(alias="merchantId", max_length=64)
-    to: JsonValue = None
-    text: JsonValue = None
+    to: _Phone = None
+    text: _VoiceText = None
     type: Literal["OTP", "TXN", "MKT", "REMINDER"] = "TXN"
-    record: JsonValue = False
-    timeout_seconds: JsonValue = Field(default=30, alias="timeoutSeconds")
+    record: _Record = False
+    timeout_seconds: _RingSeconds = Field(default=30, alias="timeoutSeconds")
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
 
 
 class EmailJob(_AuthenticatedJob):
     """hexavox.email.send.v1 — an HTML email."""
 
+    model_config = ConfigDict(json_schema_extra=_required("to", "subject", "body"))
+
     merchant_id: str = Field(alias="merchantId", max_length=64)
-    to: JsonValue = None
-    subject: JsonValue = None
-    body: JsonValue = None
+    to: _EmailAddress = None
+    subject: _Subject = None
+    body: _HtmlBody = None
     type: Literal["TRANSACTIONAL", "MARKETING"] = "TRANSACTIONAL"
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
 
@@ -104,9 +186,11 @@ class MerchantUpsertJob(_AuthenticatedJob):
 class ConsentUpsertJob(_AuthenticatedJob):
     """hexavox.consent.upsert.v1"""
 
+    model_config = ConfigDict(json_schema_extra=_required("channel", "contact"))
+
     merchant_id: str = Field(alias="merchantId", max_length=64)
-    channel: JsonValue = None
-    contact: JsonValue = None
+    channel: _Channel = None
+    contact: _Contact = None
     status: Literal["OPT_IN", "OPT_OUT"]
     source: str = Field(default="api", max_length=100)
 
@@ -115,7 +199,7 @@ class ConsentBulkJob(_AuthenticatedJob):
     """hexavox.consent.bulk_upsert.v1 — many consents of one merchant; each row answered on its own."""
 
     merchant_id: str = Field(alias="merchantId", max_length=64)
-    consents: list[dict[str, JsonValue]] = Field(max_length=10_000)
+    consents: list[_ConsentRow] = Field(max_length=10_000)
 
 
 class ListCreateJob(_AuthenticatedJob):
@@ -124,16 +208,18 @@ class ListCreateJob(_AuthenticatedJob):
     merchant_id: str = Field(alias="merchantId", max_length=64)
     list_id: str = Field(alias="listId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     name: str = Field(min_length=1, max_length=200)
-    contacts: list[JsonValue] = Field(default_factory=list, max_length=100_000)
+    contacts: list[_ListContact] = Field(default_factory=list, max_length=100_000)
 
 
 class ListImportJob(_AuthenticatedJob):
     """hexavox.list.import_csv.v1 — fill a list from a CSV upload (base64), E638-E642 rules."""
 
+    model_config = ConfigDict(json_schema_extra=_required("filename", "source", "contentBase64"))
+
     merchant_id: str = Field(alias="merchantId", max_length=64)
     list_id: str = Field(alias="listId", min_length=1, max_length=64)
-    filename: str = Field(default="", max_length=255)
-    source: JsonValue = None
+    filename: str = Field(default="", max_length=255, json_schema_extra={"pattern": "\\.[Cc][Ss][Vv]$"})
+    source: _UploadSource = None
     content_base64: str | None = Field(default=None, alias="contentBase64", max_length=1_500_000)
 
 

@@ -26,7 +26,7 @@ from worker.policy.jobs import parse_job
 from worker.policy.transitions import utcnow
 from worker.settings import get_settings
 
-__all__ = ["run_send_job", "run_admin_job_by_name"]
+__all__ = ["run_send_job", "run_admin_job_by_name", "refuse_unknown_job"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +69,16 @@ def run_send_job(task_name: str, payload: Any, request_id: str) -> IntakeOutcome
     except Exception:
         log.exception("intake of request %s failed", request_id)
         return IntakeOutcome(_refuse(request_id, task_name, Refusal(Code.INTERNAL_ERROR, "send it again"), payload))
+
+
+def refuse_unknown_job(task_name: str, request_id: str) -> dict[str, Any]:
+    """The E814 answer for a job no task is registered under, recorded like any refused request.
+
+    Kept under the request id so `hexavox status` finds it too. The body is never decoded: no
+    field of it could change the answer, and a body that is not JSON must never be loaded.
+    """
+    refusal = Refusal(Code.UNSUPPORTED_JOB, f"unknown job {task_name[:80]!r}")
+    return _refuse(request_id, task_name, refusal, None)
 
 
 def run_admin_job_by_name(task_name: str, payload: Any, request_id: str) -> dict[str, Any]:

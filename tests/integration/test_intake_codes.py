@@ -445,3 +445,69 @@ def test_filling_a_list_reports_how_many_contacts_were_added(hexavox_env: dict[s
     # Then the answer counts the two distinct members added
     assert answer["status"] == "ACCEPTED", answer
     assert answer["result"]["added"] == 2, answer
+
+
+def test_a_retry_gets_the_first_answer_after_the_merchant_was_deactivated(hexavox_env: dict[str, str]) -> None:
+    # Given a send accepted under an idempotency key, and then its merchant deactivated
+    tenant = make_tenant()
+    make_merchant(tenant)
+    payload = sms(tenant, idempotencyKey="order-43")
+    first = run_job(SMS, payload)
+    assert first["status"] == "ACCEPTED", first
+    make_merchant(tenant, active=False)
+    assert codes_in(run_job(SMS, sms(tenant, body="A new send"))) == {Code.MERCHANT_INACTIVE.value}
+    # When the same job is retried
+    retry = run_job(SMS, dict(payload))
+    # Then it gets the first answer, not E804, and nothing was added
+    assert retry == first
+    assert message_count() == 1
+    assert sms_used(tenant) == 1
+    # And the key still refuses a different payload (E809), not E804
+    assert codes_in(run_job(SMS, sms(tenant, idempotencyKey="order-43", body="Other"))) == {
+        Code.IDEMPOTENCY_KEY_REUSED.value}
+
+
+def test_a_retry_gets_the_first_answer_after_its_send_time_drifted_out_of_the_window(
+        hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.policy.transitions import utcnow
+
+    # Given a send scheduled 16 minutes ahead, accepted under an idempotency key
+    tenant = make_tenant()
+    make_merchant(tenant)
+    payload = sms(tenant, time=at(dt.timedelta(minutes=16)), idempotencyKey="reminder-7")
+    first = run_job(SMS, payload)
+    assert first["status"] == "ACCEPTED", first
+    assert [m["status"] for m in first["messages"]] == ["SCHEDULED"]
+    # And the clock intake reads moved on 5 minutes: that time is now 11 minutes ahead, which a new request may not use
+    later = utcnow() + dt.timedelta(minutes=5)
+    monkeypatch.setattr("worker.runner.utcnow", lambda: later)
+    assert codes_in(run_job(SMS, {**payload, "idempotencyKey": "reminder-8"})) == {Code.SCHEDULE_OUT_OF_WINDOW.value}
+    # When the first job is retried
+    retry = run_job(SMS, dict(payload))
+    # Then it gets the first answer, not E402, and nothing was added
+    assert retry == first
+    assert message_count() == 1
+
+
+@pytest.mark.parametrize(("merchant", "before", "payload", "code"), [
+    pytest.param({"active": False}, None, lambda t: sms(t, type="PROMO", sender="AB"), Code.MERCHANT_INACTIVE,
+                 id="merchant-activity-before-field-validation"),
+    pytest.param({"routes": {"OTP": False}}, lambda t: opt(t, "gym-a", "SMS", NUMBER, "OPT_OUT"),
+                 lambda t: sms(t, type="OTP", to=[NUMBER, OTHER_NUMBER]), Code.OTP_SINGLE_RECIPIENT,
+                 id="recipient-count-before-route-and-consent"),
+])
+def test_intake_checks_in_the_order_the_readme_states(hexavox_env: dict[str, str], merchant: dict[str, Any],
+                                                     before: Callable[[Tenant], None] | None,
+                                                     payload: Callable[[Tenant], Any], code: Code) -> None:
+    # Given a job that breaks two rules: one checked early in the actual order, one the SPEC numbers first
+    tenant = make_tenant()
+    make_merchant(tenant, **merchant)
+    if before is not None:
+        before(tenant)
+    # When it is run
+    answer = run_job(SMS, payload(tenant))
+    # Then the whole request is refused with the earlier rule's code only, and no message is written
+    assert answer["status"] == "REFUSED", answer
+    assert answer["error"]["code"] == code.value, answer
+    assert answer["messages"] == []
+    assert message_count() == 0

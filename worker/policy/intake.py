@@ -1,4 +1,8 @@
-"""Intake of send jobs: SPEC section 3 in order, atomically per message.
+"""Intake of send jobs: SPEC section 3, atomically per message, in the order the README's Policy section states.
+
+Request-level steps come first (shape, credentials, merchant, idempotency, activity, fields,
+schedule, recipient counts), then each message's own (recipient, body, route, consent,
+duplicate window, quota); see the README for why that differs from the SPEC's numbering.
 
 The request row (idempotency) and every message are written in one transaction; each
 message's policy steps (route, consent, duplicate window, quota, insert) run inside a
@@ -17,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from schema.models import Merchant, Message
 from schema.states import Freshness, MessageState, RequestStatus
+from worker.catalogue import Code
 from worker.contract import EmailJob, SmsJob, VoiceJob
 from worker.errors import Refusal
 from worker.policy.auth import authenticate
@@ -43,21 +48,33 @@ class IntakeOutcome:
 
 def accept_send(session: Session, task_name: str, payload: Any, request_id: str, *, now: dt.datetime,
                 window_seconds: int) -> IntakeOutcome:
-    """Admit one send job. Raises :class:`Refusal` for a job refused as a whole (nothing written)."""
+    """Admit one send job. Raises :class:`Refusal` for a job refused as a whole (nothing written).
+
+    The request is claimed (idempotency) as soon as its scope, (merchant, key), is known: before
+    the merchant's activity, the schedule window or a list's members are read, so a retry gets
+    the first answer even when one of those changed since.
+    """
     job = parse_job(task_name, payload)
     assert isinstance(job, SmsJob | VoiceJob | EmailJob)
     principal = authenticate(session, job.auth)
     channel = {"SmsJob": "SMS", "VoiceJob": "VOICE", "EmailJob": "EMAIL"}[type(job).__name__]
     principal.require(task_name, channel)
-    merchant = load_merchant(session, principal.tenant_id, job.merchant_id)
-    drafts = _drafts(session, job, merchant, now)
+    merchant = load_merchant(session, principal.tenant_id, job.merchant_id, must_be_active=False)
     earlier = begin_request(session, request_id, tenant_id=principal.tenant_id, merchant_id=merchant.id,
                             kind=task_name, idempotency_key=job.idempotency_key, digest=payload_digest(payload))
     if earlier is not None:
         return IntakeOutcome(earlier)
+    _require_active(merchant)
+    drafts = _drafts(session, job, merchant, now)
     outcome = _admit_all(session, request_id, merchant, drafts, window_seconds)
     finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
     return outcome
+
+
+def _require_active(merchant: Merchant) -> None:
+    """E804 for an inactive merchant; checked after the idempotency claim, which an earlier answer settles."""
+    if not merchant.active:
+        raise Refusal(Code.MERCHANT_INACTIVE, "merchant is not active", field="merchantId")
 
 
 def _drafts(session: Session, job: SendJob, merchant: Merchant, now: dt.datetime) -> Drafts:
@@ -101,8 +118,6 @@ def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Dra
     assert draft.refusal is not None
     session.add(_message(request_id, merchant, draft, MessageState.REFUSED, None))
     return MessageState.REFUSED
-
-
 
 
 def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int) -> None:
