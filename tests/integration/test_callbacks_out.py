@@ -419,14 +419,13 @@ def test_a_real_worker_delivers_the_callback_of_a_final_message(celery_worker: W
                                                                 hexavox_env: dict[str, str]) -> None:
     from kombu import Connection
 
-    from tasks.callbacks import deliver_callbacks
     from worker.celery_app import app
-    from worker.queues import CALLBACKS
+    from worker.queues import CALLBACKS, route_task
 
     tenant = make_tenant()
     shop = Shop(tenant, make_merchant(tenant))
     [message_id] = settled(shop, f"{receiver.base}/ok")
-    assert deliver_callbacks.queue == CALLBACKS  # send_task and beat use the registered task's queue
+    assert route_task(DELIVER_TASK, (), {}, {}) == {"queue": CALLBACKS}  # what send_task and beat publish to
     with Connection(hexavox_env["HEXAVOX_BROKER_URL"]) as conn:
         app.send_task(DELIVER_TASK, connection=conn)
     deadline = time.monotonic() + 20

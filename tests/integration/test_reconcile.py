@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select, update
 
 from providers.base import OutboundMessage, Provider, ProviderRef
-from providers.registry import get_provider
+from providers.registry import get_provider, reset_providers
 from providers.simulated import SimulatedProvider, ledger_calls
 from schema.models import Balance, Message
 from schema.states import Channel, MessageState
@@ -42,7 +42,14 @@ LONG_TEXT = "Your appointment at the clinic is tomorrow at nine. " * 55
 def lossy_voice(hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Every call reaches the simulated provider, whose answer is then lost."""
     monkeypatch.setenv("HEXAVOX_SIMULATOR_AMBIGUOUS_RATE", "1")
+    reread_settings()
     return hexavox_env
+
+
+def reread_settings() -> None:
+    """After changing the environment: hexavox_env already read the settings, and providers are built once."""
+    reset_settings()
+    reset_providers()
 
 
 def providers_for(names: list[str]) -> list[Provider]:
@@ -138,7 +145,7 @@ def no_reports(hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> 
     """The provider takes every message and never reports on it; reconcile asks at once."""
     monkeypatch.setenv("HEXAVOX_SIMULATOR_DLR_DELAY_MS", str(10**9))
     monkeypatch.setenv("HEXAVOX_DLR_GRACE", "0")
-    reset_settings()
+    reread_settings()
     return hexavox_env
 
 
@@ -150,7 +157,7 @@ def test_a_message_with_no_final_answer_expires_e817_and_its_units_go_back(no_re
     mid = sms_job(tenant, "+18135551234")
     assert dispatched(mid) == DispatchStep.SENT and sms_used(merchant_id) == 1
     monkeypatch.setenv("HEXAVOX_RECONCILE_MAX_AGE", "0")
-    reset_settings()
+    reread_settings()
 
     # When reconcile sweeps
     counts, resend = sweep(get_settings(), providers_for)

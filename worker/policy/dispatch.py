@@ -62,12 +62,9 @@ def crash_if(settings: Settings, point: str) -> None:
 
 def dispatch_message(message_id: str, settings: Settings, sender: Sender) -> DispatchStep:
     """Take one message through dispatch once; safe to call any number of times for the same id."""
-    early = _count_delivery(message_id, settings.max_delivery_attempts)
-    if early is not None:
-        return early
-    claim = _claim(message_id, settings.default_provider)
+    claim = _claim(message_id, settings.default_provider, settings.max_delivery_attempts)
     if claim is None:
-        return DispatchStep.SKIPPED
+        return _not_claimed(message_id, settings.max_delivery_attempts)
     crash_if(settings, "before_provider_call")
     result = sender(claim.message, claim.providers)
     crash_if(settings, "after_provider_call")
@@ -76,8 +73,12 @@ def dispatch_message(message_id: str, settings: Settings, sender: Sender) -> Dis
     return step
 
 
-def _count_delivery(message_id: str, max_attempts: int) -> DispatchStep | None:
-    """Count this delivery in its own commit; decide at once for redeliveries and poison messages."""
+def _not_claimed(message_id: str, max_attempts: int) -> DispatchStep:
+    """A delivery that found the message not claimable: count it in its own commit and say why.
+
+    DISPATCHING means a worker died mid-send (the provider may have it: reconcile decides); QUEUED here means the
+    attempt cap was reached (a message that keeps killing its worker is parked); anything else was done already.
+    """
     with session_scope() as session:
         row = session.execute(update(Message).where(Message.id == message_id)
                               .values(dispatch_attempts=Message.dispatch_attempts + 1)
@@ -95,12 +96,15 @@ def _count_delivery(message_id: str, max_attempts: int) -> DispatchStep | None:
         if attempts > max_attempts:
             _fail(session, message_id, merchant_id, channel, units, Code.ATTEMPTS_EXHAUSTED, [MessageState.QUEUED])
             return DispatchStep.PARKED
-    return None
+    return DispatchStep.SKIPPED
 
 
-def _claim(message_id: str, default_provider: str) -> _Claim | None:
+def _claim(message_id: str, default_provider: str, max_attempts: int) -> _Claim | None:
+    """QUEUED -> DISPATCHING, counting the delivery in the same UPDATE and commit (the hot path: one commit)."""
     with session_scope() as session:
-        if not transition(session, message_id, [MessageState.QUEUED], MessageState.DISPATCHING):
+        if not transition(session, message_id, [MessageState.QUEUED], MessageState.DISPATCHING,
+                          where=[Message.dispatch_attempts < max_attempts],
+                          dispatch_attempts=Message.dispatch_attempts + 1):
             return None
         msg = session.execute(select(Message.merchant_id, Message.channel, Message.message_type, Message.recipient,
                                      Message.body, Message.sender, Message.subject, Message.options, Message.units)
