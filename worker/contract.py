@@ -180,6 +180,12 @@ class MerchantUpsertJob(_AuthenticatedJob):
     #: Provider order per channel, e.g. {"SMS": ["primary", "backup"]}. Missing means the default provider.
     providers: dict[Literal["SMS", "VOICE", "EMAIL"], list[Annotated[str, Field(max_length=40)]]] = Field(
         default_factory=dict)
+    #: Provider order for one type of a channel, winning over ``providers`` for that type, e.g.
+    #: {"SMS": {"OTP": ["fast-otp", "primary"]}, "EMAIL": {"MARKETING": ["bulk-mail"]}}.
+    providers_by_type: dict[Literal["SMS", "VOICE", "EMAIL"],
+                            dict[Literal["OTP", "TXN", "MKT", "REMINDER", "TRANSACTIONAL", "MARKETING"],
+                                 list[Annotated[str, Field(max_length=40)]]]] = Field(
+        default_factory=dict, alias="providersByType")
     allowed_countries: list[str] = Field(default_factory=list, alias="allowedCountries")
 
 

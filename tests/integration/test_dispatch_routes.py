@@ -32,7 +32,7 @@ def tenant(hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Tena
     return make_tenant()
 
 
-def _dispatch_all(tenant: Tenant, merchant: str, count: int) -> list[tuple[str, str]]:
+def _dispatch_all(tenant: Tenant, merchant: str, count: int, **fields: object) -> list[tuple[str, str]]:
     """Accept ``count`` messages and dispatch each once in this process; returns (step, message id) pairs."""
     from worker.policy.dispatch import dispatch_message
     from worker.runner import run_send_job
@@ -40,7 +40,8 @@ def _dispatch_all(tenant: Tenant, merchant: str, count: int) -> list[tuple[str, 
     from worker.settings import get_settings
 
     numbers = [f"+1813555{1000 + i}" for i in range(count)]
-    outcome = run_send_job("hexavox.sms.send.v1", sms(tenant, merchantId=merchant, to=numbers), str(uuid.uuid4()))
+    to = numbers if count > 1 else numbers[0]
+    outcome = run_send_job("hexavox.sms.send.v1", sms(tenant, merchantId=merchant, to=to, **fields), str(uuid.uuid4()))
     settings = get_settings()
     send = provider_sender(settings)
     return [(dispatch_message(mid, settings, send).value, mid) for mid, _, _ in outcome.to_dispatch]
@@ -92,6 +93,33 @@ def test_an_ambiguous_provider_is_never_failed_over(tenant: Tenant) -> None:
     counts = ledger_counts(get_settings().database_url)
     assert {mid: counts.get(mid, 0) for mid in ids} == dict.fromkeys(ids, 1)
     assert ledger_counts(get_settings().database_url, provider="up") == {}
+
+
+def test_a_type_can_have_its_own_provider_order(tenant: Tenant) -> None:
+    # Given SMS through "down" in general, but OTP through "up"
+    make_merchant(tenant, "split", providers={"SMS": ["down"]}, providersByType={"SMS": {"OTP": ["up"]}})
+
+    # When an OTP and a TXN message are dispatched
+    otp = _dispatch_all(tenant, "split", 1, type="OTP", body="Your code is 482913")
+    txn = _dispatch_all(tenant, "split", 1)
+
+    # Then the OTP went out through its own route; the TXN waits on the channel's
+    assert [step for step, _ in otp] == ["SENT"] and _providers_of([m for _, m in otp]) == Counter({"up": 1})
+    assert [step for step, _ in txn] == ["RETRY"]
+
+
+@pytest.mark.parametrize(("by_type", "why"), [
+    ({"SMS": {"MARKETING": ["up"]}}, "SMS has no type MARKETING"),
+    ({"EMAIL": {"TRANSACTIONAL": ["nowhere"]}}, "unknown or missing provider"),
+    ({"VOICE": {"REMINDER": []}}, "unknown or missing provider"),
+])
+def test_a_per_type_order_must_fit_its_channel_and_name_known_providers(tenant: Tenant, by_type: dict[str, object],
+                                                                         why: str) -> None:
+    from worker.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=why) as refused:
+        make_merchant(tenant, "bad", providersByType=by_type)
+    assert refused.value.code.value == "E413" and refused.value.field == "providersByType"
 
 
 def _row(message_id: str) -> tuple[str, str | None, int]:

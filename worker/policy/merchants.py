@@ -19,6 +19,12 @@ from worker.settings import get_settings
 
 __all__ = ["load_merchant", "require_route", "upsert_merchant", "provider_order", "merchant_view"]
 
+#: The message types each channel carries: a per-type provider order must name one of its channel's types.
+CHANNEL_TYPES: dict[str, frozenset[str]] = {
+    "SMS": frozenset({"OTP", "TXN", "MKT"}),
+    "VOICE": frozenset({"OTP", "TXN", "MKT", "REMINDER"}),
+    "EMAIL": frozenset({"TRANSACTIONAL", "MARKETING"}),
+}
 _ROUTE_CODES = {"OTP": Code.DEFAULT_ROUTE_DISABLED, "TXN": Code.TXN_ROUTE_DISABLED, "MKT": Code.MKT_ROUTE_DISABLED}
 
 
@@ -92,11 +98,16 @@ def _check_upsert(job: MerchantUpsertJob) -> None:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(Code.INVALID_INPUT, "unknown time zone", field="timezone") from None
     known = get_settings().providers
-    for channel, names in job.providers.items():
+    orders = [(channel, "*", names, "providers") for channel, names in job.providers.items()]
+    orders += [(channel, message_type, names, "providersByType")
+               for channel, by_type in job.providers_by_type.items() for message_type, names in by_type.items()]
+    for channel, message_type, names, field in orders:
+        if message_type != "*" and message_type not in CHANNEL_TYPES[channel]:
+            raise ValidationError(Code.INVALID_INPUT, f"{channel} has no type {message_type}", field=field)
         unknown = [name for name in names if name not in known]
         if unknown or not names:
-            raise ValidationError(Code.INVALID_INPUT, f"unknown or missing provider for {channel}",
-                                  field="providers")
+            raise ValidationError(Code.INVALID_INPUT, f"unknown or missing provider for {channel} {message_type}",
+                                  field=field)
 
 
 def _set_limit(session: Session, merchant_id: int, channel: Channel, limit: int, today: dt.date) -> None:
@@ -109,10 +120,13 @@ def _set_limit(session: Session, merchant_id: int, channel: Channel, limit: int,
 
 
 def _set_routes(session: Session, merchant_id: int, job: MerchantUpsertJob) -> None:
-    for message_type, enabled in job.routes.items():
-        _route_row(session, merchant_id, Channel.SMS.value, message_type.upper()).enabled = bool(enabled)
+    for sms_type, enabled in job.routes.items():
+        _route_row(session, merchant_id, Channel.SMS.value, sms_type.upper()).enabled = bool(enabled)
     for channel, providers in job.providers.items():
         _route_row(session, merchant_id, channel.upper(), "*").providers = list(providers)
+    for channel, by_type in job.providers_by_type.items():
+        for message_type, names in by_type.items():
+            _route_row(session, merchant_id, channel, message_type).providers = list(names)
 
 
 def _route_row(session: Session, merchant_id: int, channel: str, message_type: str) -> Route:
