@@ -142,6 +142,19 @@ def _read_as_tenant(tenant: str | None, read: Callable[[Any, int], object]) -> i
     return 0
 
 
+def _rotate_webhook_secret(args: argparse.Namespace) -> int:
+    """A new dlrUrl signing secret; the newest ``--keep`` secrets sign, so the old one verifies until it drops out."""
+    from worker.policy.callbacks_out import rotate_secret
+    from worker.policy.merchants import load_merchant
+
+    def rotate(session: Any, tenant_id: int) -> dict[str, object]:
+        merchant = load_merchant(session, tenant_id, args.merchant_id, must_be_active=False)
+        secret = rotate_secret(session, merchant.id, keep=args.keep)
+        return {"merchantId": args.merchant_id, "webhookSecret": secret, "signingSecrets": args.keep}
+
+    return _read_as_tenant(args.tenant, rotate)
+
+
 def _web(host: str, port: int) -> int:
     from worker.web import serve
 
@@ -192,6 +205,12 @@ def _parser() -> argparse.ArgumentParser:
                         metavar="SMS,VOICE,EMAIL", help="channels the new key may use (default: all)")
     tenant.add_argument("--jobs", type=_key_rule(_job_names, "job"), metavar="TASK,...",
                         help="task names the new key may run, e.g. hexavox.sms.send.v1 (default: all)")
+    merchant = sub.add_parser("merchant")
+    merchant.add_argument("action", choices=["rotate-webhook-secret"])
+    merchant.add_argument("merchant_id")
+    merchant.add_argument("--tenant", help="tenant name; default: the only tenant")
+    merchant.add_argument("--keep", type=int, choices=[1, 2], default=2,
+                          help="secrets that sign from now on: 2 keeps the old one verifying, 1 revokes it at once")
     send = sub.add_parser("send")
     send.add_argument("task")
     send.add_argument("payload")
@@ -218,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "send": lambda: _send(args.task, args.payload), "status": lambda: _status(args.request_id),
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
-        "web": lambda: _web(args.host, args.port),
+        "web": lambda: _web(args.host, args.port), "merchant": lambda: _rotate_webhook_secret(args),
     }
     return int(handlers[args.command]())
 
