@@ -46,7 +46,7 @@ from schema.states import (
 
 __all__ = [
     "Base", "Tenant", "ApiKey", "Merchant", "Balance", "Route", "Consent", "ContactList", "ContactListMember",
-    "Campaign", "Request", "Message", "MessageEvent", "DuplicateGuard", "OutboundCallback", "Alert",
+    "Campaign", "Request", "Message", "MessageEvent", "DuplicateGuard", "TaskRedelivery", "OutboundCallback", "Alert",
     "BillingUpgrade",
 ]
 
@@ -297,6 +297,17 @@ class MessageEvent(Base):
     to_state: Mapped[str] = mapped_column(String(12))
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class TaskRedelivery(Base):
+    """How often the broker redelivered one job: Redis has no delivery limit, so a job that kills its worker
+    every time would loop forever. Only redelivered jobs get a row; it is deleted once the job completes."""
+
+    __tablename__ = "task_redeliveries"
+    task_id: Mapped[str] = mapped_column(String(155), primary_key=True)
+    task_name: Mapped[str] = mapped_column(String(80))
+    redeliveries: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
 
 
 class DuplicateGuard(Base):

@@ -6,16 +6,18 @@ from typing import Any
 
 from celery import Task
 
-from worker.celery_app import app
+from worker.celery_app import app, redelivered
 from worker.contract import JOBS
-from worker.runner import run_admin_job_by_name
+from worker.runner import guarded, run_admin_job_by_name
 
 ADMIN_JOBS = [name for name in JOBS if not name.startswith(("hexavox.sms.", "hexavox.voice.", "hexavox.email."))]
 
 
 def _make(name: str) -> Task:
     def run(self: Task, payload: Any) -> dict[str, Any]:
-        return run_admin_job_by_name(self.name, payload, str(self.request.id))
+        request_id = str(self.request.id)
+        return guarded(self.name, request_id, redelivered(self),
+                       lambda: run_admin_job_by_name(self.name, payload, request_id))
 
     run.__name__ = run.__qualname__ = name.replace(".", "_")
     run.__doc__ = JOBS[name].__doc__

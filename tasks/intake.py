@@ -6,15 +6,21 @@ from typing import Any
 
 from celery import Task
 
-from worker.celery_app import app
+from worker.celery_app import app, redelivered
+from worker.policy.dispatch import crash_if
 from worker.publish import publish_dispatch
-from worker.runner import run_send_job
+from worker.runner import guarded, run_send_job
+from worker.settings import get_settings
 
 
 def _send(task: Task, payload: Any) -> dict[str, Any]:
-    outcome = run_send_job(task.name, payload, str(task.request.id))
-    publish_dispatch(outcome.to_dispatch)
-    return outcome.result
+    def run() -> dict[str, Any]:
+        crash_if(get_settings(), "during_intake")
+        outcome = run_send_job(task.name, payload, str(task.request.id))
+        publish_dispatch(outcome.to_dispatch)
+        return outcome.result
+
+    return guarded(task.name, str(task.request.id), redelivered(task), run)
 
 
 @app.task(name="hexavox.sms.send.v1", bind=True, ignore_result=False)

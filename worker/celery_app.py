@@ -85,6 +85,11 @@ class _AnswerUnknownJobsOnly(bootsteps.Step):
 app.steps["consumer"].add(_AnswerUnknownJobsOnly)
 
 
+def redelivered(task: Any) -> bool:
+    """True when the broker gave this job back after a worker died holding it (see worker.policy.redeliveries)."""
+    return bool((task.request.delivery_info or {}).get("redelivered"))
+
+
 def reconfigure() -> None:
     """Re-read the settings into the app and drop pooled broker connections (tests switch databases per case)."""
     from kombu import pools

@@ -3,8 +3,9 @@
 * ``task_acks_late`` + ``task_reject_on_worker_lost``: a task is acknowledged only after it
   finished, so a worker killed mid-task has its job redelivered instead of lost. The price is
   that a task can run twice; every task is written for that (state machine claims in the
-  database, dispatch attempts capped in ``messages.dispatch_attempts``; Redis has no delivery
-  limit of its own, so the cap lives in PostgreSQL).
+  database). Redis has no delivery limit of its own, so the attempt caps live in PostgreSQL:
+  dispatch in ``messages.dispatch_attempts``, intake and admin jobs in ``task_redeliveries``
+  (counted only for copies the broker marks redelivered; see worker/policy/redeliveries.py).
 * ``worker_prefetch_multiplier = 1``: a worker reserves one job per process, so a killed worker
   strands at most that many, and long sends do not hold short OTPs hostage.
 * The visibility timeout (Redis redelivers an unacked task after it) is set in all three

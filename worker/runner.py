@@ -23,10 +23,11 @@ from worker.policy.auth import authenticate
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
 from worker.policy.intake import IntakeOutcome, accept_send, record_refused_request
 from worker.policy.jobs import parse_job
+from worker.policy.redeliveries import count_redelivery, forget_redeliveries
 from worker.policy.transitions import utcnow
 from worker.settings import get_settings
 
-__all__ = ["run_send_job", "run_admin_job_by_name", "refuse_unknown_job"]
+__all__ = ["run_send_job", "run_admin_job_by_name", "refuse_unknown_job", "guarded"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,6 +80,24 @@ def refuse_unknown_job(task_name: str, request_id: str) -> dict[str, Any]:
     """
     refusal = Refusal(Code.UNSUPPORTED_JOB, f"unknown job {task_name[:80]!r}")
     return _refuse(request_id, task_name, refusal, None)
+
+
+def guarded(task_name: str, request_id: str, redelivered: bool, run: Callable[[], T]) -> T | dict[str, Any]:
+    """Run a job unless the broker redelivered it more often than the attempt cap allows (then: E818).
+
+    See :mod:`worker.policy.redeliveries`. A parked request that had in fact been answered keeps its first
+    answer: recording the refusal returns an existing answer instead of replacing it.
+    """
+    if not redelivered:
+        return run()
+    cap = get_settings().max_delivery_attempts
+    if count_redelivery(request_id, task_name) >= cap:
+        log.error("request %s (%s) was redelivered %d times: parked with E818", request_id, task_name, cap)
+        return _refuse(request_id, task_name, Refusal(Code.ATTEMPTS_EXHAUSTED, "the job kept stopping its worker"),
+                       None)
+    result = run()
+    forget_redeliveries(request_id)
+    return result
 
 
 def run_admin_job_by_name(task_name: str, payload: Any, request_id: str) -> dict[str, Any]:

@@ -98,7 +98,7 @@ class Settings:
     #: HEXAVOX_OUTBOX_STALE: seconds a QUEUED message may wait before the relay publishes it again.
     outbox_stale: int = 30
     #: HEXAVOX_CRASH_POINT: test-only fault injection; the worker process exits at this named point
-    #: (before_provider_call, after_provider_call, after_record). Refused in production.
+    #: (before_provider_call, after_provider_call, after_record, during_intake). Refused in production.
     crash_point: str = ""
     #: HEXAVOX_DB_POOL_SIZE / HEXAVOX_DB_MAX_OVERFLOW: connections kept / extra allowed per process.
     db_pool_size: int = 10

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect, select
 from support import REPO, WorkerProcess, start_worker
 
 EXPECTED_TABLES = {"tenants", "api_keys", "merchants", "balances", "routes", "consents", "contact_lists",
-                   "contact_list_members", "campaigns", "requests", "messages", "message_events",
+                   "task_redeliveries", "contact_list_members", "campaigns", "requests", "messages", "message_events",
                    "duplicate_guard", "outbound_callbacks", "alerts", "billing_upgrades"}
 
 

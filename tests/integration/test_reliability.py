@@ -151,6 +151,33 @@ def test_a_message_that_kills_every_worker_is_parked_after_the_attempt_cap(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_an_intake_job_that_kills_every_worker_is_answered_e818_after_the_attempt_cap(
+        hexavox_env: dict[str, str], tenant: Tenant, tmp_path: Path) -> None:
+    # Given a worker whose pool process dies inside every intake job, and a cap of 3 deliveries
+    from schema.models import Message, TaskRedelivery
+    from worker.client import HexavoxClient
+    from worker.db import session_scope
+
+    worker = _worker(hexavox_env, tmp_path, "poison-intake", HEXAVOX_CRASH_POINT="during_intake",
+                     HEXAVOX_MAX_DELIVERY_ATTEMPTS="3")
+    client = HexavoxClient(tenant.key_id, tenant.secret)
+    try:
+        # When a send job is published (Redis gives it back each time its worker is lost)
+        request_id = client.send_sms(**sms(tenant))
+        answer = client.result(request_id, timeout=150)
+    finally:
+        client.close()
+        worker.stop()
+    # Then it ran 3 times, is answered E818 instead of looping forever, and wrote no message
+    assert answer["status"] == "REFUSED" and answer["error"]["code"] == "E818", answer
+    assert worker.log().count(f"hexavox.sms.send.v1[{request_id}] received") == 4, worker.log()[-3000:]
+    with session_scope() as session:
+        assert session.scalars(select(Message.id).where(Message.request_id == request_id)).all() == []
+        assert session.get(TaskRedelivery, request_id).redeliveries == 3  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_killing_the_whole_worker_mid_run_loses_nothing_and_sends_nothing_twice(
         hexavox_env: dict[str, str], tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
