@@ -118,3 +118,60 @@ def test_the_published_sender_pattern_matches_the_intake(sender: str) -> None:
     patterns = [option["pattern"] for option in _alternatives(_properties("hexavox.sms.send.v1")["sender"])]
     # Then a sender matches one of them exactly when the intake accepts it
     assert any(re.search(p, sender) for p in patterns) == _accepted(check_sender, sender)
+
+
+# --- the schemas through an independent validator -----------------------------------------------------------------
+
+AUTH = {"keyId": "hxk_0123456789abcdef", "secret": "s3cret"}
+VALID = [
+    ("hexavox.sms.send.v1", {"merchantId": "gym-a", "to": "+18135551234", "body": "Your OTP is 482913",
+                             "sender": "GYMA", "type": "OTP"}),
+    ("hexavox.sms.send.v1", {"merchantId": "gym-a", "to": ["+18135551234", "+18135551235"], "body": "Class at 6",
+                             "sender": "GYMA", "type": "TXN", "unicode": "AUTO", "flash": 0,
+                             "time": "24-12-2026 09:30:00", "dlrUrl": "https://gym.example/dlr"}),
+    ("hexavox.sms.send.v1", {"merchantId": "gym-a", "sender": "GYMA", "type": "MKT", "body": "Sale",
+                             "sms": [{"to": "+18135551234"}, {"to": "+18135551235", "body": "Sale, Ann"}]}),
+    ("hexavox.voice.send.v1", {"merchantId": "gym-a", "to": "+18135551234", "text": "Your class starts soon",
+                               "type": "REMINDER", "record": False, "timeoutSeconds": 30}),
+    ("hexavox.email.send.v1", {"merchantId": "gym-a", "to": "ann@example.com", "subject": "Receipt",
+                               "body": "<p>Thanks</p>", "type": "TRANSACTIONAL"}),
+    ("hexavox.merchant.upsert.v1", {"merchantId": "gym-a", "displayName": "Gym A", "smsLimit": 5000,
+                                    "routes": {"MKT": False}, "providers": {"SMS": ["primary", "backup"]},
+                                    "providersByType": {"SMS": {"OTP": ["fast-otp"]}}}),
+    ("hexavox.consent.upsert.v1", {"merchantId": "gym-a", "channel": "SMS", "contact": "+18135551234",
+                                   "status": "OPT_IN"}),
+]
+INVALID = [
+    ("hexavox.sms.send.v1", {"merchantId": "gym-a", "to": "+18135551234", "body": "x", "sender": "GYMA",
+                             "type": "PROMO"}),
+    ("hexavox.sms.send.v1", {"merchantId": "gym-a", "to": 18135551234, "body": "x", "sender": "GYMA", "type": "TXN"}),
+    ("hexavox.sms.send.v1", {"merchantId": "gym-a", "to": "+18135551234", "body": "x", "sender": "GYMA",
+                             "type": "TXN", "unicode": 2}),
+    ("hexavox.sms.send.v1", {"merchantId": "gym-a", "body": "x", "sender": "GYMA", "type": "TXN"}),  # no recipient
+    ("hexavox.voice.send.v1", {"merchantId": "gym-a", "to": "+18135551234", "text": "hi", "timeoutSeconds": 500}),
+    ("hexavox.email.send.v1", {"merchantId": "gym-a", "to": "ann@example.com", "subject": "s", "body": "b",
+                               "type": "NEWSLETTER"}),
+    ("hexavox.merchant.upsert.v1", {"merchantId": "gym-a", "displayName": "Gym A",
+                                    "providersByType": {"SMS": {"BULK": ["cheap"]}}}),
+    ("hexavox.consent.upsert.v1", {"merchantId": "gym-a", "channel": "FAX", "contact": "+18135551234",
+                                   "status": "OPT_IN"}),
+]
+
+
+def _validator(name: str) -> Any:
+    import jsonschema
+
+    schema = SHIPPED[name]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize(("name", "payload"), VALID, ids=[f"{n}-{i}" for i, (n, _) in enumerate(VALID)])
+def test_documented_payloads_validate_against_the_shipped_schema(name: str, payload: dict[str, Any]) -> None:
+    errors = [e.message for e in _validator(name).iter_errors({"auth": AUTH, **payload})]
+    assert errors == []
+
+
+@pytest.mark.parametrize(("name", "payload"), INVALID, ids=[f"{n}-{i}" for i, (n, _) in enumerate(INVALID)])
+def test_wrongly_shaped_payloads_do_not_validate(name: str, payload: dict[str, Any]) -> None:
+    assert not _validator(name).is_valid({"auth": AUTH, **payload})
