@@ -1,0 +1,35 @@
+"""The README's first command: `hexavox demo` on the embedded default (SQLite, local-file broker, no servers)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEXAVOX = Path(sys.executable).with_name("hexavox")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_demo_runs_every_job_kind_through_the_queue_with_no_servers(tmp_path: Path) -> None:
+    # Given an environment that names no database, broker or Redis (the embedded default)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HEXAVOX_")}
+    env["HEXAVOX_DATA_DIR"] = str(tmp_path / "data")
+
+    # When the demo runs
+    done = subprocess.run([str(HEXAVOX), "demo"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=150)
+
+    # Then it exits 0 with every message FINAL, on SQLite, after OTP, TXN, MKT, voice and email jobs and refusals
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "SQLite + local-file broker" in out
+    assert "final message states: {'DELIVERED': 5, 'REFUSED': 3}" in out
+    for shown in ("OTP to one number", "TXN to two numbers", "MKT with OPT_IN", "voice call", "email ->",
+                  "E807", "E404", "E406", "E805", "E823", "E803"):
+        assert shown in out, shown
+    assert (tmp_path / "data" / "hexavox.db").is_file()
+    assert "+18135551234" not in out  # numbers are masked in what the demo prints
