@@ -370,9 +370,16 @@ def note_outcome(label: str, answer: dict[str, Any]) -> None:
 def run_send(task: str, payload: Any, tenant: Tenant) -> dict[str, Any]:
     from worker.runner import run_send_job
 
-    answer = run_send_job(task, with_auth(payload, tenant), str(uuid.uuid4())).result
+    request_id = str(uuid.uuid4())
+    outcome = run_send_job(task, with_auth(payload, tenant), request_id)
+    answer = outcome.result
     note_outcome(answer["status"], answer)
     assert_send_answer_is_sound(answer)
+    # Every message this request queued is handed to dispatch (the rest wait for their time or were refused);
+    # a retry under an earlier Idempotency-Key gets the first answer and dispatches nothing again
+    queued = {row["messageId"] for row in answer["messages"] if row["status"] == MessageState.QUEUED}
+    handed = {message_id for message_id, _, _ in outcome.to_dispatch}
+    assert handed == (queued if answer["requestId"] == request_id else set()), (answer, outcome.to_dispatch)
     return answer
 
 
