@@ -6,7 +6,7 @@ import random
 
 from celery import Task
 
-from worker.celery_app import app
+from worker.celery_app import app, redelivered
 from worker.policy.dispatch import DispatchStep, dispatch_message, give_up_unavailable
 from worker.sending import provider_sender
 from worker.settings import get_settings
@@ -24,7 +24,7 @@ def dispatch(self: Task, message_id: str) -> str:
     The countdown stays far below the visibility timeout, so Redis never redelivers a waiting retry.
     """
     settings = get_settings()
-    step = dispatch_message(message_id, settings, provider_sender(settings))
+    step = dispatch_message(message_id, settings, provider_sender(settings), redelivered=redelivered(self))
     if step == DispatchStep.RETRY:
         if give_up_unavailable(message_id, settings.unavailable_give_up):
             return DispatchStep.FAILED.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import asdict
 
@@ -13,7 +14,8 @@ from worker.policy.alerts import check_reconcile_backlog
 from worker.policy.outbox import release_due as _release_due
 from worker.policy.outbox import stale_queued
 from worker.policy.reconcile import sweep
-from worker.publish import publish_dispatch
+from worker.policy.transitions import utcnow
+from worker.publish import broker_epoch, publish_dispatch
 from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,15 @@ def release_due() -> int:
 
 @app.task(name="hexavox.internal.relay_outbox")
 def relay_outbox() -> int:
-    """Publish again the dispatch of QUEUED messages the broker may have lost."""
-    items = stale_queued(get_settings().outbox_stale)
+    """Publish again the dispatch of QUEUED messages the broker may have lost.
+
+    Those queued before the broker's current data began (a Redis that lost its queues), and any that waited
+    ``outbox_stale`` seconds (a publish that failed); a backlog that is merely slow to drain is not copied.
+    """
+    settings = get_settings()
+    cutoff = utcnow() - dt.timedelta(seconds=settings.outbox_stale)
+    epoch = broker_epoch(settings.broker_url)
+    items = stale_queued(max(cutoff, epoch) if epoch else cutoff)
     if items:
         log.warning("outbox relay re-publishing %d queued messages", len(items))
     return publish_dispatch(items)

@@ -6,15 +6,18 @@ the outbox relay re-publishes QUEUED messages that nobody picked up.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 
 from worker.queues import queue_for_message
 
-__all__ = ["publish_dispatch", "DISPATCH_TASK"]
+__all__ = ["publish_dispatch", "broker_epoch", "DISPATCH_TASK", "BROKER_EPOCH_KEY"]
 
 log = logging.getLogger(__name__)
 DISPATCH_TASK = "hexavox.internal.dispatch"
+#: A key the relay keeps in a Redis broker's own database: when it is gone, so is everything queued with it.
+BROKER_EPOCH_KEY = "hexavox:broker-epoch"
 
 
 def publish_dispatch(items: Iterable[tuple[str, str, str]]) -> int:
@@ -31,3 +34,33 @@ def publish_dispatch(items: Iterable[tuple[str, str, str]]) -> int:
     except Exception:  # broker down: the relay covers it
         log.exception("publishing dispatch failed after %d; the outbox relay will re-publish", published)
     return published
+
+
+
+def broker_epoch(broker_url: str) -> dt.datetime | None:
+    """When a Redis broker's current data began: the queues hold nothing published before it.
+
+    A marker key in the queues' own database carries the moment the relay first saw the broker without it;
+    a restart without persistence, a flush or a failover to an empty replica removes it, and the next call
+    starts a new epoch at once. Other brokers keep their queues on disk (RabbitMQ) or are local (the file
+    broker): None. A Redis that cannot be asked starts an epoch now: re-publishing costs copies that dispatch
+    ignores, never sends.
+    """
+    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    import redis
+
+    now = dt.datetime.now(dt.UTC)
+    try:
+        client = redis.Redis.from_url(broker_url, socket_timeout=5)
+        try:
+            if client.set(BROKER_EPOCH_KEY, now.isoformat(), nx=True):
+                return now
+            began = client.get(BROKER_EPOCH_KEY)
+        finally:
+            client.close()
+        text = began.decode() if isinstance(began, bytes) else began
+        return dt.datetime.fromisoformat(text) if text else now
+    except (redis.RedisError, ValueError):
+        log.warning("could not read the broker's epoch marker; assuming it lost its queues just now")
+        return now

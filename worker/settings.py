@@ -95,8 +95,10 @@ class Settings:
     #: HEXAVOX_UNAVAILABLE_GIVE_UP: seconds a message may wait for a provider that is unavailable, throttled or
     #: open-circuited before it fails with E816 (its units returned).
     unavailable_give_up: int = 600
-    #: HEXAVOX_OUTBOX_STALE: seconds a QUEUED message may wait before the relay publishes it again.
-    outbox_stale: int = 30
+    #: HEXAVOX_OUTBOX_STALE: seconds a QUEUED message may wait before the relay publishes it again (a publish
+    #: that failed). Long, so a backlog that takes a while to drain is not copied over and over; what a Redis
+    #: broker lost with its queues is published again at once, whatever its age (see worker.publish).
+    outbox_stale: int = 600
     #: HEXAVOX_CRASH_POINT: test-only fault injection; the worker process exits at this named point
     #: (before_provider_call, after_provider_call, after_record, during_intake). Refused in production.
     crash_point: str = ""
@@ -151,7 +153,7 @@ def load_settings() -> Settings:
         reconcile_max_age=_env_int("HEXAVOX_RECONCILE_MAX_AGE", 86400),
         dlr_grace=_env_int("HEXAVOX_DLR_GRACE", 60),
         ambiguous_grace=_env_int("HEXAVOX_AMBIGUOUS_GRACE", 30),
-        outbox_stale=_env_int("HEXAVOX_OUTBOX_STALE", 30),
+        outbox_stale=_env_int("HEXAVOX_OUTBOX_STALE", 600),
         unavailable_give_up=_env_int("HEXAVOX_UNAVAILABLE_GIVE_UP", 600),
         crash_point=_env("HEXAVOX_CRASH_POINT", ""),
         db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),

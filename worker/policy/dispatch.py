@@ -60,11 +60,17 @@ def crash_if(settings: Settings, point: str) -> None:
         os._exit(137)
 
 
-def dispatch_message(message_id: str, settings: Settings, sender: Sender) -> DispatchStep:
-    """Take one message through dispatch once; safe to call any number of times for the same id."""
+def dispatch_message(message_id: str, settings: Settings, sender: Sender, *, redelivered: bool = True
+                     ) -> DispatchStep:
+    """Take one message through dispatch once; safe to call any number of times for the same id.
+
+    ``redelivered`` says whether the broker marked this copy as given back after its worker was lost. Only
+    such a copy may conclude from DISPATCHING that a worker died mid-send; a fresh copy (the outbox relay's,
+    or a resend's) that finds DISPATCHING is a second copy while the first is still sending. Unknown: True.
+    """
     claim = _claim(message_id, settings.default_provider, settings.max_delivery_attempts)
     if claim is None:
-        return _not_claimed(message_id, settings.max_delivery_attempts)
+        return _not_claimed(message_id, settings.max_delivery_attempts, redelivered)
     crash_if(settings, "before_provider_call")
     result = sender(claim.message, claim.providers)
     crash_if(settings, "after_provider_call")
@@ -73,13 +79,18 @@ def dispatch_message(message_id: str, settings: Settings, sender: Sender) -> Dis
     return step
 
 
-def _not_claimed(message_id: str, max_attempts: int) -> DispatchStep:
+def _not_claimed(message_id: str, max_attempts: int, redelivered: bool) -> DispatchStep:
     """A delivery that found the message not claimable: count it in its own commit and say why.
 
-    DISPATCHING means a worker died mid-send (the provider may have it: reconcile decides); QUEUED here means the
-    attempt cap was reached (a message that keeps killing its worker is parked); anything else was done already.
+    DISPATCHING on a redelivered copy means a worker died mid-send (the provider may have it: reconcile decides);
+    QUEUED here means the attempt cap was reached (a message that keeps killing its worker is parked); anything
+    else, or a fresh copy finding DISPATCHING, was or is being done by another copy and is left alone.
     """
     with session_scope() as session:
+        current = session.scalar(select(Message.status).where(Message.id == message_id))
+        if current not in (MessageState.QUEUED.value, MessageState.DISPATCHING.value) or (
+                current == MessageState.DISPATCHING.value and not redelivered):
+            return DispatchStep.SKIPPED
         row = session.execute(update(Message).where(Message.id == message_id)
                               .values(dispatch_attempts=Message.dispatch_attempts + 1)
                               .returning(Message.status, Message.dispatch_attempts, Message.merchant_id,

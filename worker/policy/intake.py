@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schema.models import Merchant, Message
@@ -63,12 +64,25 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     earlier = begin_request(session, request_id, tenant_id=principal.tenant_id, merchant_id=merchant.id,
                             kind=task_name, idempotency_key=job.idempotency_key, digest=payload_digest(payload))
     if earlier is not None:
-        return IntakeOutcome(earlier)
+        return IntakeOutcome(earlier, _still_queued(session, request_id) if earlier.get("requestId") == request_id
+                             else [])
     _require_active(merchant)
     drafts = _drafts(session, job, merchant, now)
     outcome = _admit_all(session, request_id, merchant, drafts, window_seconds)
     finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
     return outcome
+
+
+def _still_queued(session: Session, request_id: str) -> list[tuple[str, str, str]]:
+    """The messages of a redelivered job that still wait for dispatch: publish them again.
+
+    The broker gives a job back when its worker died, possibly after the intake committed but before it
+    published dispatch; republishing is safe (dispatch claims QUEUED -> DISPATCHING once) and closes that gap
+    at once instead of leaving it to the outbox relay's safety pass.
+    """
+    rows = session.execute(select(Message.id, Message.channel, Message.message_type).where(
+        Message.request_id == request_id, Message.status == MessageState.QUEUED.value)).all()
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def _require_active(merchant: Merchant) -> None:

@@ -20,9 +20,9 @@ from worker.policy.transitions import transition, utcnow
 __all__ = ["stale_queued", "release_due"]
 
 
-def stale_queued(stale_seconds: int, limit: int = 1000) -> list[tuple[str, str, str]]:
-    """QUEUED messages untouched for ``stale_seconds``; their clock is reset so the next pass skips them."""
-    cutoff, now = utcnow() - dt.timedelta(seconds=stale_seconds), utcnow()
+def stale_queued(cutoff: dt.datetime, limit: int = 1000) -> list[tuple[str, str, str]]:
+    """QUEUED messages untouched since ``cutoff``; their clock is reset so the next pass skips them."""
+    now = utcnow()
     with session_scope() as session:
         rows = session.execute(select(Message.id, Message.channel, Message.message_type)
                                .where(Message.status == MessageState.QUEUED.value, Message.updated_at <= cutoff)
