@@ -2,17 +2,19 @@
 
 Without it, every worker keeps paying connect timeouts to a dead provider instead of failing over at once.
 
-States: CLOSED (calls go through) -> OPEN after ``failure_threshold`` consecutive UNAVAILABLE outcomes within
+States: CLOSED (calls go through) -> OPEN after ``failure_threshold`` consecutive failures within
 ``window_seconds`` (calls are refused) -> HALF_OPEN once ``open_seconds`` have passed, where exactly ONE caller gets
 ``allow() == True`` as the probe -> the probe's success (ACCEPTED or REJECTED: the provider answered) closes it, its
 failure re-opens it for another ``open_seconds``. A probe that never reports (its worker died) is forgotten after
 ``probe_seconds`` and another caller may probe.
 
-Which outcomes count: only UNAVAILABLE opens the breaker. AMBIGUOUS does not prove the provider is down (the
-message may have reached it), so in CLOSED it neither counts nor resets the streak; but an AMBIGUOUS *probe* does
-not close the breaker either (it re-opens), since sending more traffic into a provider that times out only makes
-more messages to reconcile. ``on_open(provider)`` is called once per incident, by the caller whose outcome
-tripped the breaker (the lead wires it to a provider alert); re-opening after a failed probe does not call it again.
+Which outcomes count as failures: UNAVAILABLE (nothing reached the provider) and AMBIGUOUS (it timed out or
+answered 5xx after the request left). An ambiguous message itself is never failed over (reconcile settles it), but
+a provider that keeps timing out is as unfit for the *next* messages as one that refuses connections: sending more
+into it only makes more messages to reconcile, while an open breaker lets new traffic fail over at once. ACCEPTED
+and REJECTED (the provider answered) reset the streak. ``on_open(provider)`` is called once per incident, by the
+caller whose outcome tripped the breaker (wired to a provider alert); re-opening after a failed probe does not call
+it again.
 
 Backends: :class:`RedisBreaker` keeps the state in Redis keys whose expiry is the timer (no client clocks), using
 atomic primitives only (INCR, SET NX, MULTI); :class:`LocalBreaker` keeps it in-process for embedded mode.
@@ -75,16 +77,14 @@ class Breaker(ABC):
 
     def record(self, provider: str, outcome: SendOutcome) -> None:
         """Feed one send outcome of ``provider`` into its breaker."""
-        if outcome is SendOutcome.UNAVAILABLE:
+        if outcome in (SendOutcome.UNAVAILABLE, SendOutcome.AMBIGUOUS):
             if self._failure(provider, counts=True):
                 self._opened(provider)
-        elif outcome is SendOutcome.AMBIGUOUS:
-            self._failure(provider, counts=False)
         else:
             self._success(provider)
 
     def _opened(self, provider: str) -> None:
-        log.warning("circuit breaker for provider %s opened after %d unavailable outcomes",
+        log.warning("circuit breaker for provider %s opened after %d unavailable or ambiguous outcomes",
                     provider, self.policy.failure_threshold)
         if self.on_open is None:
             return

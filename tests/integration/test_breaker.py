@@ -93,11 +93,14 @@ def test_a_success_resets_the_streak_of_failures(make_breaker: MakeBreaker) -> N
     assert breaker.state("p") is BreakerState.CLOSED
 
 
-def test_ambiguous_outcomes_do_not_open_the_breaker(make_breaker: MakeBreaker) -> None:
-    breaker = make_breaker()
-    for _ in range(10):
+def test_a_provider_that_keeps_timing_out_opens_the_breaker(make_breaker: MakeBreaker) -> None:
+    alerts = Alerts()
+    breaker = make_breaker(on_open=alerts)
+    for _ in range(FAST.failure_threshold - 1):
         breaker.record("p", SendOutcome.AMBIGUOUS)
     assert breaker.state("p") is BreakerState.CLOSED
+    breaker.record("p", SendOutcome.UNAVAILABLE)  # timeouts and refused connections make one streak
+    assert breaker.state("p") is BreakerState.OPEN and alerts.opened == ["p"]
 
 
 def test_failures_further_apart_than_the_window_do_not_open_the_breaker(make_breaker: MakeBreaker) -> None:

@@ -95,6 +95,24 @@ def test_an_ambiguous_provider_is_never_failed_over(tenant: Tenant) -> None:
     assert ledger_counts(get_settings().database_url, provider="up") == {}
 
 
+def test_a_provider_that_keeps_losing_answers_opens_its_breaker_and_new_messages_fail_over(tenant: Tenant) -> None:
+    # Given a merchant whose first provider loses every answer, then "up"
+    from providers.simulated import ledger_counts
+    from worker.settings import get_settings
+
+    make_merchant(tenant, "gym-c", providers={"SMS": ["lossy", "up"]})
+    # When eight messages are dispatched one after another
+    steps = _dispatch_all(tenant, "gym-c", 8)
+    # Then the first five (the breaker's threshold) are AMBIGUOUS at "lossy", the breaker opens, and the next
+    # three go out through "up"; no message reached both providers
+    assert [step for step, _ in steps] == ["AMBIGUOUS"] * 5 + ["SENT"] * 3
+    ids = [mid for _, mid in steps]
+    assert _providers_of(ids) == Counter({"lossy": 5, "up": 3})
+    lossy = ledger_counts(get_settings().database_url, provider="lossy")
+    up = ledger_counts(get_settings().database_url, provider="up")
+    assert set(lossy) == set(ids[:5]) and set(up) == set(ids[5:])
+
+
 def test_a_type_can_have_its_own_provider_order(tenant: Tenant) -> None:
     # Given SMS through "down" in general, but OTP through "up"
     make_merchant(tenant, "split", providers={"SMS": ["down"]}, providersByType={"SMS": {"OTP": ["up"]}})
