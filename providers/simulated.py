@@ -125,6 +125,9 @@ class SimulatorConfig:
 
     ledger_url: str
     latency_ms: float = 0.0  #: sleep after the ledger write, before answering
+    #: How long the caller waits for the answer (default: HEXAVOX_PROVIDER_TIMEOUT). A latency above it is a
+    #: timeout after the request arrived: the call is in the ledger and the answer never comes (AMBIGUOUS).
+    timeout_ms: float = 0.0
     reject_rate: float = 0.0
     unavailable_rate: float = 0.0
     ambiguous_rate: float = 0.0  #: the call is recorded as received, then the answer is lost
@@ -138,7 +141,7 @@ class SimulatorConfig:
         for name in ("reject_rate", "unavailable_rate", "ambiguous_rate", "dlr_failure_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigurationError(f"simulator {name} must be between 0 and 1, got {getattr(self, name)!r}")
-        for name in ("latency_ms", "dlr_delay_ms", "max_rps"):
+        for name in ("latency_ms", "timeout_ms", "dlr_delay_ms", "max_rps"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"simulator {name} must not be negative, got {getattr(self, name)!r}")
 
@@ -175,7 +178,7 @@ class SimulatedProvider:
     @classmethod
     def from_options(cls, name: str, options: dict[str, Any], settings: Settings) -> Self:
         """Options from HEXAVOX_PROVIDERS win over HEXAVOX_SIMULATOR_* settings; the ledger defaults to the database."""
-        merged: dict[str, object] = {**settings.simulator, **options}
+        merged: dict[str, object] = {"timeout_ms": settings.provider_timeout * 1000, **settings.simulator, **options}
         return cls(name, SimulatorConfig.from_mapping(merged, settings.database_url))
 
     def __repr__(self) -> str:
@@ -198,6 +201,10 @@ class SimulatedProvider:
             _record(self.config.ledger_url, row)
         except SQLAlchemyError as err:  # the commit may have happened: only reconcile can tell
             return SendResult.ambiguous(self.name, f"simulated provider store failed mid-call: {err}")
+        if self.config.timeout_ms and self.config.latency_ms > self.config.timeout_ms:
+            time.sleep(self.config.timeout_ms / 1000)
+            return SendResult.ambiguous(self.name, f"simulated: no answer within {self.config.timeout_ms:.0f} ms, "
+                                        "the request arrived", raw=_public(row))
         time.sleep(self.config.latency_ms / 1000)
         if self._draw("ambiguous", message.message_id, attempt) < self.config.ambiguous_rate:
             return SendResult.ambiguous(self.name, "simulated: request received, answer lost", raw=_public(row))

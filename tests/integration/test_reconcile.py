@@ -252,3 +252,24 @@ def test_the_history_keeps_the_providers_raw_answer_without_personal_data(hexavo
     raw = detail["raw"]
     assert raw["provider_ref"] == ref and raw["message_id"] == mid and raw["outcome"] == "accepted"
     assert "8135551234" not in json.dumps(detail)
+
+
+def test_a_provider_that_times_out_after_the_request_arrived_is_asked_never_sent_again(
+        hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a provider slower (800 ms) than the time dispatch waits for it (200 ms)
+    monkeypatch.setenv("HEXAVOX_SIMULATOR_LATENCY_MS", "800")
+    monkeypatch.setenv("HEXAVOX_PROVIDER_TIMEOUT", "0.2")
+    reread_settings()
+    tenant = make_tenant()
+    make_merchant(tenant)
+    mid = sms_job(tenant, "+18135551234")
+
+    # When it is dispatched, its task delivered again, and reconcile sweeps
+    assert dispatched(mid) == DispatchStep.AMBIGUOUS
+    assert dispatched(mid) == DispatchStep.SKIPPED
+    counts, resend = sweep(get_settings(), providers_for)
+
+    # Then the request reached the provider exactly once, and the lookup settled it without a resend
+    calls = ledger_calls(get_settings().database_url, mid)
+    assert [(c["outcome"], c["attempt"]) for c in calls] == [("accepted", 1)]
+    assert (counts.settled, resend) == (1, []) and state(mid) == ("DELIVERED", None)
