@@ -92,7 +92,7 @@ _CALLBACK_STATUS: dict[str, DeliveryStatus] = {
 }
 SIGNATURE_HEADER = "x-simulator-signature"
 
-ACCEPTED, REJECTED, UNAVAILABLE = "accepted", "rejected", "unavailable"
+ACCEPTED, REJECTED, UNAVAILABLE, LOST = "accepted", "rejected", "unavailable", "lost"
 
 # The ledger is test equipment, not part of the production schema: its own MetaData, created on first use.
 _metadata = MetaData()
@@ -106,6 +106,7 @@ LEDGER = Table(
     Column("recipient", String(320), nullable=False),
     Column("channel", String(8), nullable=False),
     #: accepted | rejected: the call reached the provider. unavailable: it did NOT (connection refused).
+    #: lost: it did NOT either (lost on the way), but the caller only saw a timeout.
     Column("outcome", String(16), nullable=False),
     #: True when the message had already been accepted: an idempotent resend answered with the first ref.
     Column("replay", Boolean, nullable=False, default=False),
@@ -131,6 +132,9 @@ class SimulatorConfig:
     reject_rate: float = 0.0
     unavailable_rate: float = 0.0
     ambiguous_rate: float = 0.0  #: the call is recorded as received, then the answer is lost
+    #: The request is lost on the way: the provider never gets it, the caller sees a timeout (AMBIGUOUS). Reconcile
+    #: then finds NOT_FOUND, and only this proves a resend safe.
+    lost_rate: float = 0.0
     dlr_delay_ms: float = 0.0  #: time from acceptance until the delivery report is final
     dlr_failure_rate: float = 0.0
     seed: int = 0
@@ -138,7 +142,7 @@ class SimulatorConfig:
     callback_secret: str = ""  #: when set, callbacks must carry an HMAC-SHA256 of the body in SIGNATURE_HEADER
 
     def __post_init__(self) -> None:
-        for name in ("reject_rate", "unavailable_rate", "ambiguous_rate", "dlr_failure_rate"):
+        for name in ("reject_rate", "unavailable_rate", "ambiguous_rate", "lost_rate", "dlr_failure_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigurationError(f"simulator {name} must be between 0 and 1, got {getattr(self, name)!r}")
         for name in ("latency_ms", "timeout_ms", "dlr_delay_ms", "max_rps"):
@@ -196,6 +200,8 @@ class SimulatedProvider:
         attempt = calls + 1
         if self._draw("unavailable", message.message_id, attempt) < self.config.unavailable_rate:
             return self._refuse_connection(message, attempt)
+        if self._draw("lost", message.message_id, attempt) < self.config.lost_rate:
+            return self._lose_request(message, attempt)
         row = self._decide(message, attempt, replay=accepted_before)
         try:
             _record(self.config.ledger_url, row)
@@ -218,6 +224,15 @@ class SimulatedProvider:
         except SQLAlchemyError as err:
             log.warning("simulator %s: could not record an unavailable call: %s", self.name, err)
         return SendResult.unavailable(self.name, "simulated: connection refused", raw=_public(row))
+
+    def _lose_request(self, message: OutboundMessage, attempt: int) -> SendResult:
+        """Record the attempt as NOT having reached the provider; the caller cannot tell, so it is AMBIGUOUS."""
+        row = self._base_row(message, attempt) | {"outcome": LOST}
+        try:
+            _record(self.config.ledger_url, row)
+        except SQLAlchemyError as err:
+            log.warning("simulator %s: could not record a lost call: %s", self.name, err)
+        return SendResult.ambiguous(self.name, "simulated: request lost on the way, no answer", raw=_public(row))
 
     def _decide(self, message: OutboundMessage, attempt: int, *, replay: bool) -> dict[str, Any]:
         row = self._base_row(message, attempt) | {"replay": replay}
