@@ -40,9 +40,11 @@ def queue_for_message(channel: str, message_type: str) -> str:
 def intake_queue(task_name: str, payload: Mapping[str, Any] | None) -> str:
     """The queue for an intake job, from its task name and (for SMS) its type."""
     if ".sms." in task_name:
+        # By type, whatever the form (to, or batch nodes: OTP takes one, TXN at most 100): an OTP never waits
+        # behind bulk work. A list send is bulk work of any type (and must be MKT, which intake checks).
         kind = str((payload or {}).get("type", "")).upper()
-        is_list = bool((payload or {}).get("listId")) and not (payload or {}).get("to")
-        return BULK if is_list or "sms" in (payload or {}) else _BY_TYPE.get(kind, TRANSACTIONAL)
+        is_list = bool((payload or {}).get("listId")) and not (payload or {}).get("to") and "sms" not in (payload or {})
+        return BULK if is_list else _BY_TYPE.get(kind, TRANSACTIONAL)
     if ".voice." in task_name:
         return VOICE
     if ".email." in task_name:

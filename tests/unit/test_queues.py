@@ -11,7 +11,9 @@ cases = (
     ("hexavox.sms.send.v1", {"type": "TXN", "to": "+1"}, "transactional"),
     ("hexavox.sms.send.v1", {"type": "MKT", "to": "+1"}, "bulk"),
     ("hexavox.sms.send.v1", {"type": "TXN", "listId": "vip"}, "bulk"),
-    ("hexavox.sms.send.v1", {"type": "TXN", "sms": [{"to": "+1"}]}, "bulk"),
+    ("hexavox.sms.send.v1", {"type": "TXN", "sms": [{"to": "+1"}]}, "transactional"),
+    ("hexavox.sms.send.v1", {"type": "OTP", "sms": [{"to": "+1"}]}, "otp"),  # never behind bulk work
+    ("hexavox.sms.send.v1", {"type": "MKT", "sms": [{"to": "+1"}, {"to": "+2"}]}, "bulk"),
     ("hexavox.voice.send.v1", {"type": "REMINDER"}, "voice"),
     ("hexavox.email.send.v1", {"type": "TRANSACTIONAL"}, "email"),
     ("hexavox.email.send.v1", {"type": "MARKETING"}, "bulk"),
