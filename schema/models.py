@@ -277,6 +277,8 @@ class Message(Base):
     #: Times a dispatch task for this message was delivered by the broker; capped (poison loops).
     dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0)
     reconcile_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Reconcile asks again no sooner than this: the wait doubles with every answer that settled nothing.
+    reconcile_after: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     scheduled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())

@@ -90,6 +90,9 @@ class Settings:
     #: HEXAVOX_AMBIGUOUS_GRACE: seconds an AMBIGUOUS message waits before reconcile asks its provider: a lookup
     #: right after the send may not find a message the provider is still taking in, and NOT_FOUND means resend.
     ambiguous_grace: int = 30
+    #: HEXAVOX_RECONCILE_MAX_BACKOFF: the longest wait between two lookups of one unsettled message; the wait
+    #: doubles from the grace period with each answer that settled nothing.
+    reconcile_max_backoff: int = 3600
     #: HEXAVOX_DLR_GRACE: seconds a SENT message waits for its delivery report before reconcile asks.
     dlr_grace: int = 60
     #: HEXAVOX_UNAVAILABLE_GIVE_UP: seconds a message may wait for a provider that is unavailable, throttled or
@@ -153,6 +156,7 @@ def load_settings() -> Settings:
         reconcile_max_age=_env_int("HEXAVOX_RECONCILE_MAX_AGE", 86400),
         dlr_grace=_env_int("HEXAVOX_DLR_GRACE", 60),
         ambiguous_grace=_env_int("HEXAVOX_AMBIGUOUS_GRACE", 30),
+        reconcile_max_backoff=_env_int("HEXAVOX_RECONCILE_MAX_BACKOFF", 3600),
         outbox_stale=_env_int("HEXAVOX_OUTBOX_STALE", 600),
         unavailable_give_up=_env_int("HEXAVOX_UNAVAILABLE_GIVE_UP", 600),
         crash_point=_env("HEXAVOX_CRASH_POINT", ""),

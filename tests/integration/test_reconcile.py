@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
+import time
 import uuid
 from typing import Any
 
@@ -26,7 +28,7 @@ from schema.models import Balance, Message
 from schema.states import Channel, MessageState
 from worker.db import session_scope
 from worker.policy.dispatch import DispatchStep, dispatch_message
-from worker.policy.reconcile import pending_batch, settle, sweep
+from worker.policy.reconcile import backoff, pending_batch, settle, sweep
 from worker.policy.transitions import transition, utcnow
 from worker.sending import provider_sender
 from worker.settings import get_settings, reset_settings
@@ -273,3 +275,31 @@ def test_a_provider_that_times_out_after_the_request_arrived_is_asked_never_sent
     calls = ledger_calls(get_settings().database_url, mid)
     assert [(c["outcome"], c["attempt"]) for c in calls] == [("accepted", 1)]
     assert (counts.settled, resend) == (1, []) and state(mid) == ("DELIVERED", None)
+
+
+def test_reconcile_backs_off_a_message_whose_answers_settle_nothing(no_reports: dict[str, str]) -> None:
+    # Given a SENT message its provider never reports on
+    tenant = make_tenant()
+    make_merchant(tenant)
+    mid = sms_job(tenant, "+18135551234")
+    assert dispatched(mid) == DispatchStep.SENT
+    settings = get_settings()
+
+    # When reconcile looks at it, and looks again at once
+    first, _ = sweep(settings, providers_for)
+    again, _ = sweep(settings, providers_for)
+
+    # Then the second sweep leaves it alone until its backoff has passed, and the wait doubles
+    assert (first.unknown, again.examined) == (1, 0)
+    time.sleep(backoff(1, settings).total_seconds() + 0.1)
+    assert sweep(settings, providers_for)[0].unknown == 1
+    with session_scope() as session:
+        message = session.get(Message, mid)
+        assert message is not None and message.reconcile_attempts == 2 and message.reconcile_after is not None
+        wait = message.reconcile_after - message.updated_at
+    assert wait == backoff(2, settings) == 2 * backoff(1, settings)
+
+
+def test_the_backoff_doubles_from_the_grace_period_up_to_its_cap() -> None:
+    settings = dataclasses.replace(get_settings(), dlr_grace=60, ambiguous_grace=30, reconcile_max_backoff=3600)
+    assert [backoff(n, settings).total_seconds() for n in (1, 2, 3, 7, 8, 40)] == [30, 60, 120, 1920, 3600, 3600]

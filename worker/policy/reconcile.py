@@ -48,6 +48,8 @@ class Pending:
     due_at: dt.datetime
     #: Dispatch attempts when it was read: a resend is allowed only if no dispatch happened since.
     dispatch_attempts: int
+    #: Lookups so far that settled nothing (the backoff grows with them).
+    reconcile_attempts: int = 0
 
 
 @dataclass
@@ -89,12 +91,15 @@ def pending_batch(settings: Settings, limit: int, *, before: dt.datetime | None 
         rows = session.execute(
             select(Message.id, Message.status, Message.provider, Message.provider_ref, Message.merchant_id,
                    Message.channel, Message.message_type, Message.units,
-                   func.coalesce(Message.scheduled_at, Message.created_at), Message.dispatch_attempts)
+                   func.coalesce(Message.scheduled_at, Message.created_at), Message.dispatch_attempts,
+                   Message.reconcile_attempts)
             .where(or_((Message.status == MessageState.AMBIGUOUS.value) & (Message.updated_at < ambiguous_cutoff),
-                       (Message.status == MessageState.SENT.value) & (Message.updated_at < sent_cutoff)))
+                       (Message.status == MessageState.SENT.value) & (Message.updated_at < sent_cutoff)),
+                   or_(Message.reconcile_after.is_(None), Message.reconcile_after <= now))
             .order_by(Message.updated_at).limit(limit)).all()
     return [Pending(id=r[0], status=MessageState(r[1]), provider=r[2], provider_ref=r[3], merchant_id=r[4],
-                    channel=r[5], message_type=r[6], units=r[7], due_at=_aware(r[8]), dispatch_attempts=r[9])
+                    channel=r[5], message_type=r[6], units=r[7], due_at=_aware(r[8]), dispatch_attempts=r[9],
+                    reconcile_attempts=r[10])
             for r in rows]
 
 
@@ -158,9 +163,21 @@ def _expire_or_wait(session: Session, item: Pending, settings: Settings) -> str:
         if transition(session, item.id, PENDING, MessageState.EXPIRED, error_code=Code.DELIVERY_EXPIRED.value):
             _release(session, item)
         return "expired"
+    now = utcnow()
     session.execute(update(Message).where(Message.id == item.id, Message.status == item.status.value)
-                    .values(reconcile_attempts=Message.reconcile_attempts + 1, updated_at=utcnow()))
+                    .values(reconcile_attempts=Message.reconcile_attempts + 1, updated_at=now,
+                            reconcile_after=now + backoff(item.reconcile_attempts + 1, settings)))
     return "unknown"
+
+
+def backoff(looks: int, settings: Settings) -> dt.timedelta:
+    """How long to wait after ``looks`` answers that settled nothing: doubling from the grace period, capped.
+
+    A report that is hours late is not found sooner by asking every minute; this keeps a day of waiting to a
+    few dozen lookups per message, so the provider's status API is not flooded by a large backlog.
+    """
+    base = max(1, min(settings.dlr_grace, settings.ambiguous_grace) or 1)
+    return dt.timedelta(seconds=min(settings.reconcile_max_backoff, base * 2 ** min(looks - 1, 20)))
 
 
 def _release(session: Session, item: Pending) -> None:
