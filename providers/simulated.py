@@ -217,22 +217,23 @@ class SimulatedProvider:
         return self._answer(row)
 
     def _refuse_connection(self, message: OutboundMessage, attempt: int) -> SendResult:
-        """Record the attempt (so the next one gets a new number) as NOT having reached the provider."""
-        row = self._base_row(message, attempt) | {"outcome": UNAVAILABLE}
-        try:
-            _record(self.config.ledger_url, row)
-        except SQLAlchemyError as err:
-            log.warning("simulator %s: could not record an unavailable call: %s", self.name, err)
-        return SendResult.unavailable(self.name, "simulated: connection refused", raw=_public(row))
+        """Connection refused: nothing reached the provider, and the caller knows it."""
+        row = self._not_received(message, attempt, UNAVAILABLE)
+        return SendResult.unavailable(self.name, "simulated: connection refused", raw=row)
 
     def _lose_request(self, message: OutboundMessage, attempt: int) -> SendResult:
-        """Record the attempt as NOT having reached the provider; the caller cannot tell, so it is AMBIGUOUS."""
-        row = self._base_row(message, attempt) | {"outcome": LOST}
+        """Lost on the way: nothing reached the provider, but the caller only sees a timeout (AMBIGUOUS)."""
+        row = self._not_received(message, attempt, LOST)
+        return SendResult.ambiguous(self.name, "simulated: request lost on the way, no answer", raw=row)
+
+    def _not_received(self, message: OutboundMessage, attempt: int, outcome: str) -> dict[str, Any]:
+        """Record an attempt that did NOT reach the provider (so the next one gets a new number)."""
+        row = self._base_row(message, attempt) | {"outcome": outcome}
         try:
             _record(self.config.ledger_url, row)
         except SQLAlchemyError as err:
-            log.warning("simulator %s: could not record a lost call: %s", self.name, err)
-        return SendResult.ambiguous(self.name, "simulated: request lost on the way, no answer", raw=_public(row))
+            log.warning("simulator %s: could not record a %s call: %s", self.name, outcome, err)
+        return _public(row)
 
     def _decide(self, message: OutboundMessage, attempt: int, *, replay: bool) -> dict[str, Any]:
         row = self._base_row(message, attempt) | {"replay": replay}

@@ -66,10 +66,10 @@ def voice_call(payload: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def voice_used(merchant_id: int) -> int:
+def used(merchant_id: int, channel: str) -> int:
     with session_scope() as session:
         value = session.scalar(select(Balance.used).where(Balance.merchant_id == merchant_id,
-                                                          Balance.channel == "VOICE"))
+                                                          Balance.channel == channel))
     assert value is not None
     return int(value)
 
@@ -81,7 +81,7 @@ def test_reconcile_settles_an_ambiguous_call_at_its_real_minutes_once(lossy_voic
     row = voice_call({"auth": tenant.auth, "merchantId": "gym-a", "to": "+18135551234", "text": LONG_TEXT,
                       "type": "REMINDER"})
     estimate = row["units"]
-    assert estimate == math.ceil(len(LONG_TEXT) / 900) and voice_used(merchant_id) == estimate
+    assert estimate == math.ceil(len(LONG_TEXT) / 900) and used(merchant_id, "VOICE") == estimate
     settings = get_settings()
     assert dispatch_message(row["messageId"], settings, provider_sender(settings)) == DispatchStep.AMBIGUOUS
 
@@ -99,7 +99,7 @@ def test_reconcile_settles_an_ambiguous_call_at_its_real_minutes_once(lossy_voic
         message = session.get(Message, row["messageId"])
         assert message is not None
         assert (message.status, message.freshness, message.units) == ("DELIVERED", "FINAL", minutes)
-    assert minutes < estimate and voice_used(merchant_id) == minutes
+    assert minutes < estimate and used(merchant_id, "VOICE") == minutes
     assert (first.settled, again.examined) == (1, 0)
     assert len(ledger_calls(provider.config.ledger_url, row["messageId"])) == 1  # looked up, never resent
 
@@ -120,14 +120,6 @@ def state(message_id: str) -> tuple[str, str | None]:
         message = session.get(Message, message_id)
         assert message is not None
         return message.status, message.error_code
-
-
-def sms_used(merchant_id: int) -> int:
-    with session_scope() as session:
-        value = session.scalar(select(Balance.used).where(Balance.merchant_id == merchant_id,
-                                                          Balance.channel == "SMS"))
-    assert value is not None
-    return int(value)
 
 
 def dispatched(message_id: str) -> DispatchStep:
@@ -157,7 +149,7 @@ def test_a_message_with_no_final_answer_expires_e817_and_its_units_go_back(no_re
     tenant = make_tenant()
     merchant_id = make_merchant(tenant)
     mid = sms_job(tenant, "+18135551234")
-    assert dispatched(mid) == DispatchStep.SENT and sms_used(merchant_id) == 1
+    assert dispatched(mid) == DispatchStep.SENT and used(merchant_id, "SMS") == 1
     monkeypatch.setenv("HEXAVOX_RECONCILE_MAX_AGE", "0")
     reread_settings()
 
@@ -166,7 +158,7 @@ def test_a_message_with_no_final_answer_expires_e817_and_its_units_go_back(no_re
 
     # Then it is EXPIRED with E817, FINAL, and free
     assert (counts.expired, resend) == (1, [])
-    assert state(mid) == ("EXPIRED", "E817") and sms_used(merchant_id) == 0
+    assert state(mid) == ("EXPIRED", "E817") and used(merchant_id, "SMS") == 0
 
 
 def test_maximum_age_counts_from_the_schedule_not_from_the_booking(no_reports: dict[str, str]) -> None:
