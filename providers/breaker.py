@@ -238,8 +238,11 @@ class RedisBreaker(Breaker):
         pipe.execute()
 
     def _success(self, provider: str) -> None:
-        self._client.delete(self._key(provider, "fails"))
-        tripped, is_open = self._flags(provider)
+        pipe = self._client.pipeline(transaction=True)  # one round trip on every successful send
+        pipe.delete(self._key(provider, "fails"))
+        pipe.exists(self._key(provider, "tripped"))
+        pipe.exists(self._key(provider, "open"))
+        _, tripped, is_open = pipe.execute()
         if tripped and not is_open:
             self._client.delete(self._key(provider, "tripped"), self._key(provider, "probe"))
             log.info("circuit breaker for provider %s closed", provider)
