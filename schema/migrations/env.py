@@ -5,6 +5,9 @@ SQLite needs batch mode to alter tables, so the same migrations run on PostgreSQ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -36,21 +39,45 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """Batch mode rebuilds a SQLite table by copying it and dropping the old one; with foreign keys enforced
+    (worker.db turns them on for every connection) that drop first deletes every row, and ON DELETE CASCADE
+    takes the children (message history, callbacks) with it. The pragma only works outside a transaction."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows whose foreign keys point nowhere: {broken[:5]}")
+    finally:
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
+def _run(connection: Connection) -> None:
+    _configure(connection)
+    with _sqlite_foreign_keys_off(connection):
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        _configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run(connection)
         return
     url = _url()
     if url.startswith("sqlite"):
         get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     with engine(url).connect() as conn:
-        _configure(conn)
-        with context.begin_transaction():
-            context.run_migrations()
-        conn.commit()
+        _run(conn)
 
 
 if context.is_offline_mode():

@@ -62,6 +62,50 @@ def test_migrations_go_up_and_down_cleanly_on_sqlite(tmp_path: Path) -> None:
     assert _tables(url) == set()
 
 
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_upgrading_a_database_with_data_keeps_every_row(dialect: str, tmp_path: Path, postgres_server: str) -> None:
+    """SQLite batch mode rebuilds tables: with foreign keys enforced that would cascade-delete the history."""
+    import psycopg
+
+    # Given a database at the first revision holding a request, a message and its history
+    if dialect == "sqlite":
+        url, name = f"sqlite:///{tmp_path / 'old.db'}", None
+    else:
+        name = f"hxmig_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        url = postgres_server.rsplit("/", 1)[0] + "/" + name
+    try:
+        _alembic(url, "upgrade", "0001")
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        rows = [
+            "INSERT INTO requests (id, kind, payload_sha256, status, result) VALUES ('r1', 'k', 'd', 'ACCEPTED', '{}')",
+            "INSERT INTO messages (id, request_id, channel, message_type, recipient, sender, subject, body, options, "
+            "units, cost_micros, status, freshness, dispatch_attempts, reconcile_attempts) VALUES ('m1', 'r1', 'SMS', "
+            "'TXN', '+18135551234', 'GYMA', '', 'hi', '{}', 1, 0, 'DELIVERED', 'FINAL', 1, 0)",
+            "INSERT INTO message_events (message_id, to_state, detail) VALUES ('m1', 'DELIVERED', '{}')",
+        ]
+        with engine.begin() as conn:
+            for sql in rows:
+                conn.exec_driver_sql(sql)
+        engine.dispose()
+
+        # When it is upgraded to head
+        _alembic(url, "upgrade", "head")
+
+        # Then every row is still there
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect() as conn:
+            counts = [conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+                      for table in ("requests", "messages", "message_events")]
+        engine.dispose()
+        assert counts == [1, 1, 1]
+    finally:
+        if name:
+            with psycopg.connect(postgres_server, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
 def test_a_real_worker_answers_ping(celery_worker: WorkerProcess) -> None:
     result = subprocess.run([sys.executable, "-m", "celery", "-A", "worker", "inspect", "ping", "--timeout", "10"],
                             cwd=REPO, env={**__import__("os").environ, **celery_worker.env}, capture_output=True,
