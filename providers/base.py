@@ -61,6 +61,9 @@ class SendResult:
     #: message over and offers no lookup), so the message is settled DELIVERED at once instead of waiting for a
     #: report that cannot come and expiring unbilled.
     final: bool = False
+    #: For UNAVAILABLE: only our own throughput limit stood in the way (no sign of trouble at the provider), so the
+    #: message waits for a slot however long that takes, instead of counting towards giving up.
+    throttled: bool = False
 
     @classmethod
     def accepted(cls, provider: str, provider_ref: str, *, raw: Any = None, provider_code: str | None = None,
@@ -75,8 +78,8 @@ class SendResult:
                    detail=detail, raw=raw)
 
     @classmethod
-    def unavailable(cls, provider: str, detail: str, *, raw: Any = None) -> SendResult:
-        return cls(SendOutcome.UNAVAILABLE, provider, detail=detail, raw=raw)
+    def unavailable(cls, provider: str, detail: str, *, raw: Any = None, throttled: bool = False) -> SendResult:
+        return cls(SendOutcome.UNAVAILABLE, provider, detail=detail, raw=raw, throttled=throttled)
 
     @classmethod
     def ambiguous(cls, provider: str, detail: str, *, raw: Any = None) -> SendResult:

@@ -45,7 +45,7 @@ def _try(message: OutboundMessage, provider: Provider, breaker: Breaker, throttl
         return SendResult.unavailable(provider.name, f"provider does not serve channel {message.channel}")
     # Throttle before asking the breaker, so a HALF_OPEN probe slot is never taken by a caller that then gives up.
     if not throttle.wait(provider.name, provider.max_rps, max_wait):
-        return SendResult.unavailable(provider.name, f"throttled: no slot within {max_wait}s")
+        return SendResult.unavailable(provider.name, f"throttled: no slot within {max_wait}s", throttled=True)
     if not breaker.allow(provider.name):
         return SendResult.unavailable(provider.name, "circuit breaker open")
     result = _send(message, provider)

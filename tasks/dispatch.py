@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 from celery import Task
 
@@ -16,18 +17,21 @@ MAX_RETRY_DELAY = 30.0
 
 
 @app.task(name="hexavox.internal.dispatch", bind=True, max_retries=None)
-def dispatch(self: Task, message_id: str) -> str:
-    """Retries only when nothing left our side (every provider unavailable); never on ambiguity.
+def dispatch(self: Task, message_id: str, waiting_since: float | None = None) -> str:
+    """Retries only when nothing left our side (every provider unavailable or throttled); never on ambiguity.
 
-    The retry budget is time, not a count: a burst above a provider's throughput limit or a breaker that stays
-    open for a while only delays a message; it fails with E816 once it waited HEXAVOX_UNAVAILABLE_GIVE_UP seconds.
-    The countdown stays far below the visibility timeout, so Redis never redelivers a waiting retry.
+    The retry budget is time, not a count. Our own throughput limit only delays a message (THROTTLED waits for
+    its slot); providers that stay unavailable or open-circuited fail it with E816 once it waited
+    HEXAVOX_UNAVAILABLE_GIVE_UP seconds since the first such answer (``waiting_since``, carried from retry to
+    retry). The countdown stays far below the visibility timeout, so Redis never redelivers a waiting retry.
     """
     settings = get_settings()
     step = dispatch_message(message_id, settings, provider_sender(settings), redelivered=redelivered(self))
     if step == DispatchStep.RETRY:
-        if give_up_unavailable(message_id, settings.unavailable_give_up):
+        waiting_since = waiting_since or time.time()
+        if give_up_unavailable(message_id, settings.unavailable_give_up, waiting_since):
             return DispatchStep.FAILED.value
+    if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
         delay = min(MAX_RETRY_DELAY, 2.0 ** min(self.request.retries, 8))
-        raise self.retry(countdown=delay * (0.5 + random.random() / 2))
+        raise self.retry(countdown=delay * (0.5 + random.random() / 2), kwargs={"waiting_since": waiting_since})
     return step.value

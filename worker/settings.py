@@ -95,8 +95,9 @@ class Settings:
     reconcile_max_backoff: int = 3600
     #: HEXAVOX_DLR_GRACE: seconds a SENT message waits for its delivery report before reconcile asks.
     dlr_grace: int = 60
-    #: HEXAVOX_UNAVAILABLE_GIVE_UP: seconds a message may wait for a provider that is unavailable, throttled or
-    #: open-circuited before it fails with E816 (its units returned).
+    #: HEXAVOX_UNAVAILABLE_GIVE_UP: seconds a message may wait for providers that are unavailable or
+    #: open-circuited, from the first such answer, before it fails with E816 (its units returned). Our own
+    #: throughput limit never counts: a throttled message waits for its slot.
     unavailable_give_up: int = 600
     #: HEXAVOX_OUTBOX_STALE: seconds a QUEUED message may wait before the relay publishes it again (a publish
     #: that failed). Long, so a backlog that takes a while to drain is not copied over and over; what a Redis

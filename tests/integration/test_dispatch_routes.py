@@ -18,6 +18,7 @@ PROVIDERS = {
     "down": {"driver": "simulated", "unavailable_rate": 1.0},
     "lossy": {"driver": "simulated", "ambiguous_rate": 1.0},
     "up": {"driver": "simulated"},
+    "trickle": {"driver": "simulated", "max_rps": 0.01},  # one message every 100 s
 }
 
 
@@ -162,21 +163,41 @@ def _sms_used(tenant: Tenant, merchant: str) -> int:
 
 
 def test_every_provider_unavailable_waits_without_counting_as_a_crash_then_fails_e816(tenant: Tenant) -> None:
-    # Given a merchant whose only provider is down
+    # Given a merchant whose only provider is down, and a message that sat in a backlog for two hours
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from schema.models import Message
+    from worker.db import session_scope
     from worker.policy.dispatch import give_up_unavailable
 
     make_merchant(tenant, "downonly", providers={"SMS": ["down"]})
     [(step, mid)] = _dispatch_all(tenant, "downonly", 1)
     assert step == "RETRY" and _sms_used(tenant, "downonly") == 1
+    with session_scope() as session:
+        session.execute(update(Message).where(Message.id == mid)
+                        .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)))
+    first_unavailable = time.time()
 
-    # When it has waited less than the give-up window, it stays QUEUED and the clean delivery is not counted
-    assert not give_up_unavailable(mid, 600)
+    # When it has waited less than the give-up window since the outage began (its age does not count), it stays
+    # QUEUED, and the clean delivery is not counted as a crash
+    assert not give_up_unavailable(mid, 600, first_unavailable)
     assert _row(mid) == ("QUEUED", None, 0)
 
-    # Then past the window it fails with E816 and its unit goes back
-    assert give_up_unavailable(mid, 0)
+    # Then past the window it fails with E816 and its unit goes back, once
+    assert give_up_unavailable(mid, 600, first_unavailable - 601)
     assert _row(mid)[:2] == ("FAILED", "E816") and _sms_used(tenant, "downonly") == 0
-    assert not give_up_unavailable(mid, 0)  # once only
+    assert not give_up_unavailable(mid, 600, first_unavailable - 601)
+
+
+def test_a_message_beyond_the_throughput_limit_waits_for_its_slot(tenant: Tenant) -> None:
+    # Given a provider that takes one message every 100 s
+    make_merchant(tenant, "slowlane", providers={"SMS": ["trickle"]})
+    # When two messages are dispatched, Then the first goes and the second waits for a slot (no give-up clock)
+    steps = _dispatch_all(tenant, "slowlane", 2)
+    assert [step for step, _ in steps] == ["SENT", "THROTTLED"]
+    assert _row(steps[1][1]) == ("QUEUED", None, 0)
 
 
 @pytest.mark.slow

@@ -105,6 +105,7 @@ def test_a_provider_throttled_beyond_max_wait_is_failed_over_without_a_call() ->
                                              max_wait=0.05)
     assert slow.calls == 0 and final.provider == "o"
     assert attempts[0].outcome is SendOutcome.UNAVAILABLE and "throttled" in attempts[0].detail
+    assert attempts[0].throttled  # our own limit, not the provider's health: dispatch waits for a slot
 
 
 def test_a_provider_that_does_not_serve_the_channel_is_skipped() -> None:

@@ -45,7 +45,7 @@ from worker.errors import Refusal
 from worker.pii import storable_raw
 from worker.policy.consent import set_consent
 from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
-from worker.policy.transitions import transition
+from worker.policy.transitions import MESSAGE_COLUMNS, transition
 from worker.validation.masking import mask_phone
 from worker.validation.phone import normalize_phone
 
@@ -142,9 +142,9 @@ _HANDLERS: dict[DeliveryStatus, Callable[[Session, Message, DeliveryEvent], str]
 def _identity(event: DeliveryEvent) -> dict[str, Any]:
     """Fill provider and provider reference only where they are still missing (evaluated in the UPDATE itself,
     so a concurrent dispatch record is never overwritten)."""
-    fields: dict[str, Any] = {"provider": func.coalesce(Message.provider, event.provider)}
+    fields: dict[str, Any] = {"provider": func.coalesce(MESSAGE_COLUMNS.provider, event.provider)}
     if event.provider_ref:
-        fields["provider_ref"] = func.coalesce(Message.provider_ref, event.provider_ref[:128])
+        fields["provider_ref"] = func.coalesce(MESSAGE_COLUMNS.provider_ref, event.provider_ref[:128])
     return fields
 
 

@@ -9,8 +9,8 @@ is parked after ``max_attempts``.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,7 +27,7 @@ from worker.db import session_scope
 from worker.pii import storable_raw
 from worker.policy.merchants import provider_order
 from worker.policy.quota import release_units
-from worker.policy.transitions import transition, utcnow
+from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
 from worker.settings import Settings
 
 __all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "crash_if"]
@@ -41,6 +41,7 @@ class DispatchStep(StrEnum):
     FAILED = "FAILED"
     AMBIGUOUS = "AMBIGUOUS"
     RETRY = "RETRY"  #: every provider unavailable, nothing left our side: try again later
+    THROTTLED = "THROTTLED"  #: the route's throughput limit is reached: wait for a slot
     SKIPPED = "SKIPPED"  #: already dispatched, settled, not due, or missing: nothing to do
     REDELIVERED = "REDELIVERED"  #: found DISPATCHING after a crash: handed to reconcile
     PARKED = "PARKED"  #: too many deliveries: failed with E818
@@ -80,44 +81,38 @@ def dispatch_message(message_id: str, settings: Settings, sender: Sender, *, red
 
 
 def _not_claimed(message_id: str, max_attempts: int, redelivered: bool) -> DispatchStep:
-    """A delivery that found the message not claimable: count it in its own commit and say why.
+    """A delivery that found the message not claimable: say why, changing only what this copy may change.
 
     DISPATCHING on a redelivered copy means a worker died mid-send (the provider may have it: reconcile decides);
     QUEUED here means the attempt cap was reached (a message that keeps killing its worker is parked); anything
-    else, or a fresh copy finding DISPATCHING, was or is being done by another copy and is left alone.
+    else, or a fresh copy finding DISPATCHING, was or is being done by another copy and is left alone. Each step
+    is a conditional UPDATE, so a state read here cannot be acted on after another copy changed it.
     """
     with session_scope() as session:
-        current = session.scalar(select(Message.status).where(Message.id == message_id))
-        if current not in (MessageState.QUEUED.value, MessageState.DISPATCHING.value) or (
-                current == MessageState.DISPATCHING.value and not redelivered):
-            return DispatchStep.SKIPPED
-        row = session.execute(update(Message).where(Message.id == message_id)
-                              .values(dispatch_attempts=Message.dispatch_attempts + 1)
-                              .returning(Message.status, Message.dispatch_attempts, Message.merchant_id,
-                                         Message.channel, Message.units)).first()
+        if redelivered and transition(session, message_id, [MessageState.DISPATCHING], MessageState.AMBIGUOUS,
+                                      detail={"why": "redelivered while DISPATCHING: the provider may have it"}):
+            return DispatchStep.REDELIVERED
+        row = session.execute(
+            update(MESSAGES).where(MESSAGE_COLUMNS.id == message_id,
+                                    MESSAGE_COLUMNS.status == MessageState.QUEUED.value,
+                                    MESSAGE_COLUMNS.dispatch_attempts >= max_attempts)
+            .values(dispatch_attempts=MESSAGE_COLUMNS.dispatch_attempts + 1)
+            .returning(MESSAGE_COLUMNS.merchant_id, MESSAGE_COLUMNS.channel, MESSAGE_COLUMNS.units)).first()
         if row is None:
             return DispatchStep.SKIPPED
-        status, attempts, merchant_id, channel, units = MessageState(row[0]), row[1], row[2], row[3], row[4]
-        if status == MessageState.DISPATCHING:
-            transition(session, message_id, [MessageState.DISPATCHING], MessageState.AMBIGUOUS,
-                       detail={"why": "redelivered while DISPATCHING: the provider may have it"})
-            return DispatchStep.REDELIVERED
-        if status != MessageState.QUEUED:
-            return DispatchStep.SKIPPED
-        if attempts > max_attempts:
-            _fail(session, message_id, merchant_id, channel, units, Code.ATTEMPTS_EXHAUSTED, [MessageState.QUEUED])
-            return DispatchStep.PARKED
-    return DispatchStep.SKIPPED
+        _fail(session, message_id, row.merchant_id, row.channel, row.units, Code.ATTEMPTS_EXHAUSTED,
+              [MessageState.QUEUED])
+    return DispatchStep.PARKED
 
 
 def _claim(message_id: str, default_provider: str, max_attempts: int) -> _Claim | None:
     """QUEUED -> DISPATCHING, counting the delivery in the same UPDATE and commit (the hot path: one commit)."""
     with session_scope() as session:
         if not transition(session, message_id, [MessageState.QUEUED], MessageState.DISPATCHING,
-                          where=[Message.dispatch_attempts < max_attempts],
-                          dispatch_attempts=Message.dispatch_attempts + 1):
+                          where=[MESSAGE_COLUMNS.dispatch_attempts < max_attempts],
+                          dispatch_attempts=MESSAGE_COLUMNS.dispatch_attempts + 1):
             return None
-        c = Message.__table__.c  # a Core select: the ORM's per-statement overhead is measurable on this path
+        c = MESSAGE_COLUMNS  # a Core select: the ORM's per-statement overhead is measurable on this path
         msg = session.execute(select(c.merchant_id, c.channel, c.message_type, c.recipient, c.body, c.sender,
                                      c.subject, c.options, c.units).where(c.id == message_id)).one()
         providers = provider_order(session, msg.merchant_id, msg.channel, msg.message_type, default_provider)
@@ -147,8 +142,8 @@ def _record(claim: _Claim, result: SendResult) -> DispatchStep:
         # Nothing left our side and this delivery ended cleanly: it is not one of the crashed deliveries the
         # attempt cap counts, so a throttled burst or a provider outage never parks a message as poison (E818).
         transition(session, mid, sending, MessageState.QUEUED, detail={"why": result.detail[:300]},
-                   dispatch_attempts=Message.dispatch_attempts - 1)
-        return DispatchStep.RETRY
+                   dispatch_attempts=MESSAGE_COLUMNS.dispatch_attempts - 1)
+        return DispatchStep.THROTTLED if result.throttled else DispatchStep.RETRY
 
 
 def _fail(session: Session, message_id: str, merchant_id: int | None, channel: str, units: int, code: Code,
@@ -162,19 +157,18 @@ def _fail(session: Session, message_id: str, merchant_id: int | None, channel: s
             release_units(session, merchant_id, channel, units)
 
 
-def give_up_unavailable(message_id: str, give_up_after: int) -> bool:
+def give_up_unavailable(message_id: str, give_up_after: float, waiting_since: float) -> bool:
     """FAILED with E816 (units returned) once a message has waited ``give_up_after`` seconds for a provider.
 
-    Measured from when the message became due (its schedule, else its creation): an OTP that could not go out
-    for minutes is worthless, while a throttled campaign chunk only needs its turn. False while it may wait on.
+    ``waiting_since`` (epoch seconds) is when its dispatch first found every provider unavailable: the clock is
+    the outage, not the message's age, so a message that sat in a long backlog still gets its full wait. Our own
+    throughput limit never counts here (DispatchStep.THROTTLED waits for its slot). False while it may wait on.
     """
+    if time.time() - waiting_since < give_up_after:
+        return False
     with session_scope() as session:
         msg = session.get(Message, message_id)
         if msg is None or msg.status != MessageState.QUEUED.value:
-            return False
-        due = msg.scheduled_at or msg.created_at
-        due = due if due.tzinfo else due.replace(tzinfo=dt.UTC)
-        if utcnow() - due < dt.timedelta(seconds=give_up_after):
             return False
         _fail(session, message_id, msg.merchant_id, msg.channel, msg.units, Code.PROVIDER_UNAVAILABLE,
               [MessageState.QUEUED])

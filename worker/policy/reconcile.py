@@ -26,7 +26,7 @@ from worker.catalogue import Code
 from worker.db import session_scope
 from worker.policy.merchants import provider_order
 from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
-from worker.policy.transitions import transition, utcnow
+from worker.policy.transitions import MESSAGE_COLUMNS, transition, utcnow
 from worker.settings import Settings
 
 __all__ = ["Pending", "adopt_stale_dispatching", "pending_batch", "settle", "SweepCounts", "sweep"]
@@ -140,7 +140,7 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
         if answer.status == DeliveryStatus.NOT_FOUND and item.status == MessageState.AMBIGUOUS:
             # Only if nothing dispatched it since we read it: an answer about an older attempt proves nothing.
             if transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED,
-                          where=[Message.dispatch_attempts == item.dispatch_attempts],
+                          where=[MESSAGE_COLUMNS.dispatch_attempts == item.dispatch_attempts],
                           detail={"why": "provider proves it never received it"}):
                 return "resent"
             return "unknown"

@@ -18,11 +18,14 @@ from sqlalchemy.orm import Session
 from schema.models import Message, MessageEvent, OutboundCallback
 from schema.states import TERMINAL_STATES, CallbackState, Freshness, MessageState
 
-__all__ = ["transition", "utcnow", "callback_body"]
+__all__ = ["transition", "utcnow", "callback_body", "MESSAGES", "MESSAGE_COLUMNS"]
 
 
-_MESSAGES = cast(Table, Message.__table__)
+MESSAGES = cast(Table, Message.__table__)
 _EVENTS = cast(Table, MessageEvent.__table__)
+#: The messages table's columns, for the ``where`` conditions and values callers hand to :func:`transition`. An
+#: ORM attribute (``Message.units``) there would turn the statement back into an ORM one, and its overhead.
+MESSAGE_COLUMNS = MESSAGES.c
 
 
 def utcnow() -> dt.datetime:
@@ -41,9 +44,9 @@ def transition(session: Session, message_id: str, from_states: Iterable[MessageS
     sources = [s.value for s in from_states]
     # Core statements on the tables, not ORM-enabled ones: no identity map is involved, and the ORM's bulk
     # UPDATE/INSERT machinery costs about half a millisecond per statement on this, the hottest path.
-    c = _MESSAGES.c
+    c = MESSAGES.c
     row = session.execute(
-        update(_MESSAGES).where(c.id == message_id, c.status.in_(sources), *where).values(**values)
+        update(MESSAGES).where(c.id == message_id, c.status.in_(sources), *where).values(**values)
         .returning(c.merchant_id, c.request_id, c.options, c.error_code, c.units)
     ).first()
     if row is None:
