@@ -54,8 +54,7 @@ def reconcile_sweep() -> dict[str, int]:
     def providers_for(names: list[str]) -> list[Provider]:
         return [get_provider(name, settings) for name in names]
 
-    counts, resend = sweep(settings, providers_for, budget_seconds=RECONCILE_BUDGET_SECONDS)
-    publish_dispatch(resend)
+    counts, _ = sweep(settings, providers_for, budget_seconds=RECONCILE_BUDGET_SECONDS, on_resend=publish_dispatch)
     return asdict(counts)
 
 

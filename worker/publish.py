@@ -43,10 +43,9 @@ def broker_epoch(broker_url: str) -> dt.datetime | None:
     A marker key in the queues' own database carries the moment the relay first saw the broker without it;
     a restart without persistence, a flush or a failover to an empty replica removes it, and the next call
     starts a new epoch at once. Other brokers keep their queues on disk (RabbitMQ) or are local (the file
-    broker): None. A Redis that cannot be asked starts an epoch now: re-publishing costs copies that dispatch
-    ignores, never sends.
+    broker): None, and so does a Redis that cannot be asked (the relay then relies on its stale delay).
     """
-    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+    if not broker_url.startswith(("redis://", "rediss://", "unix://")):  # sentinel:// and others: not detected
         return None
     import redis
 
@@ -61,6 +60,7 @@ def broker_epoch(broker_url: str) -> dt.datetime | None:
             client.close()
         text = began.decode() if isinstance(began, bytes) else began
         return dt.datetime.fromisoformat(text) if text else now
-    except (redis.RedisError, ValueError):
-        log.warning("could not read the broker's epoch marker; assuming it lost its queues just now")
-        return now
+    except (redis.RedisError, ValueError) as err:
+        # Not "lost just now": a Redis that keeps failing would then have every QUEUED message copied each pass.
+        log.warning("could not read the broker's epoch marker (%s); relying on the stale delay", err)
+        return None

@@ -110,3 +110,11 @@ def test_a_copy_that_finds_its_message_dispatching(tenant: Tenant, redelivered: 
 
     # Then a fresh copy leaves it to the first; a redelivered one hands it to reconcile
     assert found == step and status_of(mid) == after.value
+
+
+def test_a_broker_that_cannot_be_asked_is_not_taken_for_one_that_lost_its_queues() -> None:
+    from worker.publish import broker_epoch
+
+    # Nothing listens on port 1: the relay must fall back to its stale delay, not copy every QUEUED message
+    assert broker_epoch("redis://127.0.0.1:1/0") is None
+    assert broker_epoch("amqp://guest:guest@127.0.0.1:5672//") is None  # RabbitMQ keeps its queues

@@ -295,3 +295,43 @@ def test_reconcile_backs_off_a_message_whose_answers_settle_nothing(no_reports: 
 def test_the_backoff_doubles_from_the_grace_period_up_to_its_cap() -> None:
     settings = dataclasses.replace(get_settings(), dlr_grace=60, ambiguous_grace=30, reconcile_max_backoff=3600)
     assert [backoff(n, settings).total_seconds() for n in (1, 2, 3, 7, 8, 40)] == [30, 60, 120, 1920, 3600, 3600]
+
+
+def test_resends_are_handed_over_batch_by_batch_with_their_lookups_started_afresh(hexavox_env: dict[str, str]) -> None:
+    # Given three AMBIGUOUS messages the provider never got, one of them already looked at before
+    tenant = make_tenant()
+    make_merchant(tenant)
+    ids = [sms_job(tenant, f"+1813555{4000 + i}") for i in range(3)]
+    for mid in ids:
+        lost_before_the_call(mid)
+    with session_scope() as session:
+        session.execute(update(Message).where(Message.id == ids[0]).values(reconcile_attempts=4))
+
+    # When one sweep takes them two at a time
+    batches: list[list[str]] = []
+    counts, resend = sweep(get_settings(), providers_for, limit=2, budget_seconds=30,
+                           on_resend=lambda items: batches.append([mid for mid, _, _ in items]))
+
+    # Then each batch's resends were handed over when the batch was done, and each starts a fresh backoff
+    assert counts.resent == 3 and [len(b) for b in batches] == [2, 1] and sorted(sum(batches, [])) == sorted(ids)
+    assert sorted(mid for mid, _, _ in resend) == sorted(ids)
+    with session_scope() as session:
+        looks = session.execute(select(Message.reconcile_attempts, Message.reconcile_after)
+                                .where(Message.id.in_(ids))).all()
+    assert set(looks) == {(0, None)}
+
+
+def test_a_message_whose_provider_is_gone_backs_off_instead_of_stopping_the_sweep(hexavox_env: dict[str, str]) -> None:
+    # Given two AMBIGUOUS messages, the first recorded at a provider no longer configured
+    tenant = make_tenant()
+    make_merchant(tenant)
+    gone, fine = sms_job(tenant, "+18135551234"), sms_job(tenant, "+18135551235")
+    for mid in (gone, fine):
+        lost_before_the_call(mid)
+    with session_scope() as session:
+        session.execute(update(Message).where(Message.id == gone).values(provider="retired"))
+
+    # When reconcile sweeps, Then it goes on past the first: that one waits (and will expire), the other is resent
+    counts, resend = sweep(get_settings(), providers_for)
+    assert (counts.examined, counts.unknown, counts.resent) == (2, 1, 1)
+    assert [mid for mid, _, _ in resend] == [fine] and state(gone) == ("AMBIGUOUS", None)

@@ -12,6 +12,7 @@ ordered by age, so its cost grows linearly.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,14 +25,20 @@ from schema.models import Message
 from schema.states import Channel, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
+from worker.errors import ConfigurationError
 from worker.policy.merchants import provider_order
 from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
 from worker.policy.transitions import MESSAGE_COLUMNS, transition, utcnow
 from worker.settings import Settings
 
+log = logging.getLogger(__name__)
+
 __all__ = ["Pending", "adopt_stale_dispatching", "pending_batch", "settle", "SweepCounts", "sweep"]
 
 PENDING = [MessageState.AMBIGUOUS, MessageState.SENT]
+#: A message that moves on (sent again, or found at the provider) starts its lookups afresh: the backoff of its
+#: previous phase says nothing about how soon this one's report is due.
+FRESH_LOOKS: dict[str, Any] = {"reconcile_attempts": 0, "reconcile_after": None}
 
 
 @dataclass(frozen=True)
@@ -135,13 +142,13 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
             return "settled"
         if answer.status == DeliveryStatus.ACCEPTED and item.status == MessageState.AMBIGUOUS:
             transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.SENT, provider=name,
-                       provider_ref=answer.provider_ref, detail={"via": "reconcile"})
+                       provider_ref=answer.provider_ref, detail={"via": "reconcile"}, **FRESH_LOOKS)
             return "settled"
         if answer.status == DeliveryStatus.NOT_FOUND and item.status == MessageState.AMBIGUOUS:
             # Only if nothing dispatched it since we read it: an answer about an older attempt proves nothing.
             if transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED,
                           where=[MESSAGE_COLUMNS.dispatch_attempts == item.dispatch_attempts],
-                          detail={"why": "provider proves it never received it"}):
+                          detail={"why": "provider proves it never received it"}, **FRESH_LOOKS):
                 return "resent"
             return "unknown"
         return _expire_or_wait(session, item, settings)
@@ -186,25 +193,48 @@ def _release(session: Session, item: Pending) -> None:
 
 
 def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200,
-          budget_seconds: float = 0.0) -> tuple[SweepCounts, list[tuple[str, str, str]]]:
+          budget_seconds: float = 0.0, on_resend: Callable[[list[tuple[str, str, str]]], object] | None = None
+          ) -> tuple[SweepCounts, list[tuple[str, str, str]]]:
     """One reconcile pass; returns the counts and the messages to publish again for dispatch.
 
-    With ``budget_seconds`` it goes on batch after batch until the backlog is drained or the budget is spent,
-    so the number of messages settled per beat tick grows with the backlog instead of being one batch.
+    With ``budget_seconds`` it goes on message after message, batch after batch, until the backlog is drained or
+    the budget is spent (checked per message: a slow provider cannot stretch one batch far past it), so the
+    number settled per beat tick grows with the backlog. ``on_resend`` publishes each batch's resends as soon as
+    the batch is done, so a sweep that dies later loses none of them.
     """
     counts, resend = SweepCounts(), []
     started = utcnow()
+
+    def spent() -> bool:
+        return budget_seconds > 0 and (utcnow() - started).total_seconds() >= budget_seconds
+
     adopt_stale_dispatching(settings)
     while True:
-        batch = pending_batch(settings, limit, before=started)
+        batch, done = pending_batch(settings, limit, before=started), []
         for item in batch:
             counts.examined += 1
-            outcome = settle(item, providers_for(_names(item, settings)), settings)
+            outcome = settle(item, _providers(item, settings, providers_for), settings)
             setattr(counts, outcome, getattr(counts, outcome) + 1)
             if outcome == "resent":
-                resend.append((item.id, item.channel, item.message_type))
-        if len(batch) < limit or (utcnow() - started).total_seconds() >= budget_seconds:
+                done.append((item.id, item.channel, item.message_type))
+            if spent():
+                break
+        if done and on_resend is not None:
+            on_resend(done)
+        resend += done
+        if len(batch) < limit or budget_seconds <= 0 or spent():
             return counts, resend
+
+
+def _providers(item: Pending, settings: Settings, providers_for: Callable[[list[str]], list[Provider]]
+               ) -> list[Provider]:
+    """The providers to ask; none when its provider is no longer configured (the answer is then UNKNOWN, so the
+    message backs off and finally expires instead of stopping every sweep at the same row)."""
+    try:
+        return providers_for(_names(item, settings))
+    except ConfigurationError as err:
+        log.error("cannot ask about message %s: %s", item.id, err)
+        return []
 
 
 def _names(item: Pending, settings: Settings) -> list[str]:
