@@ -22,6 +22,7 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+from worker.file_broker import TRANSPORT_PATH
 from worker.queues import ALL_QUEUES, TRANSACTIONAL, route_task
 from worker.settings import Settings
 
@@ -29,14 +30,16 @@ from worker.settings import Settings
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for ``settings``."""
     transport_options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
+    broker: dict[str, Any] = {}
     if settings.broker_url.startswith("filesystem"):
         control = settings.data_dir / "broker" / "control"
         for folder in (settings.broker_in_dir, settings.broker_processed_dir, control):
             folder.mkdir(parents=True, exist_ok=True)
+        broker["broker_transport"] = TRANSPORT_PATH  # kombu's, but every message is published atomically
         transport_options.update(data_folder_in=str(settings.broker_in_dir),
                                  data_folder_out=str(settings.broker_in_dir), control_folder=str(control),
                                  processed_folder=str(settings.broker_processed_dir), store_processed=False)
-    return {
+    return broker | {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
         "broker_transport_options": transport_options,
