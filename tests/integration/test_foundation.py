@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,22 +37,28 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_migrations_go_up_and_down_cleanly_on_postgresql(postgres_server: str) -> None:
+@contextmanager
+def _scratch_database(postgres_server: str) -> Iterator[str]:
+    """An empty PostgreSQL database of this test's own (not the migrated template), dropped afterwards."""
     import psycopg
 
     name = f"hxmig_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-    url = postgres_server.rsplit("/", 1)[0] + "/" + name
     try:
+        yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def test_migrations_go_up_and_down_cleanly_on_postgresql(postgres_server: str) -> None:
+    with _scratch_database(postgres_server) as url:
         _alembic(url, "upgrade", "head")
         assert _tables(url) == EXPECTED_TABLES
         _alembic(url, "check")  # models and migrations agree
         _alembic(url, "downgrade", "base")
         assert _tables(url) == set()
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
 def test_migrations_go_up_and_down_cleanly_on_sqlite(tmp_path: Path) -> None:
@@ -65,17 +73,10 @@ def test_migrations_go_up_and_down_cleanly_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_upgrading_a_database_with_data_keeps_every_row(dialect: str, tmp_path: Path, postgres_server: str) -> None:
     """SQLite batch mode rebuilds tables: with foreign keys enforced that would cascade-delete the history."""
-    import psycopg
-
-    # Given a database at the first revision holding a request, a message and its history
-    if dialect == "sqlite":
-        url, name = f"sqlite:///{tmp_path / 'old.db'}", None
-    else:
-        name = f"hxmig_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
-        url = postgres_server.rsplit("/", 1)[0] + "/" + name
-    try:
+    with ExitStack() as stack:
+        # Given a database at the first revision holding a request, a message and its history
+        url = (f"sqlite:///{tmp_path / 'old.db'}" if dialect == "sqlite"
+               else stack.enter_context(_scratch_database(postgres_server)))
         _alembic(url, "upgrade", "0001")
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         rows = [
@@ -100,10 +101,6 @@ def test_upgrading_a_database_with_data_keeps_every_row(dialect: str, tmp_path: 
                       for table in ("requests", "messages", "message_events")]
         engine.dispose()
         assert counts == [1, 1, 1]
-    finally:
-        if name:
-            with psycopg.connect(postgres_server, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
 def test_a_real_worker_answers_ping(celery_worker: WorkerProcess) -> None:
