@@ -5,7 +5,9 @@ queue folder can take a message file in between and read an empty message; a pub
 table that another process has just created but not yet written. Either stops the worker ("Unrecoverable error:
 JSONDecodeError"), which ``make demo`` met now and then. Here a message is written in full to a staging folder
 on the same filesystem and renamed into the queue folder, and a missing exchange table is created by linking a
-complete file into place; updates to an existing table keep kombu's locked read-modify-write.
+complete file into place; updates to an existing table keep kombu's locked read-modify-write. A message given
+back to the queue (a lost worker, a reject) also carries kombu's ``redelivered`` mark where Celery reads it, so
+the attempt caps of worker.policy.redeliveries work on the embedded broker too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Channel(filesystem.Channel):
     # kombu's two base classes name the second argument differently (message, payload): no override fits both.
     def _put(self, queue: Any, message: Any, **kwargs: Any) -> None:  # type: ignore[override]
         """Put ``message`` on ``queue``: written aside, then renamed into the queue folder in one step."""
+        if message.get("redelivered"):  # a restored message: say so where Celery reads it (the attempt caps)
+            message.setdefault("properties", {}).setdefault("delivery_info", {})["redelivered"] = True
         filename = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         folder = Path(self.data_folder_out)
         staging = folder.parent / f"{folder.name}.staging"

@@ -51,3 +51,15 @@ def test_a_missing_exchange_table_is_created_whole_and_bound(tmp_path: Path) -> 
         conn.SimpleQueue("bulk")  # a second bind finds the table and leaves one binding
         assert len(json.loads(table.read_text())) == 1
         assert [p.name for p in (tmp_path / "control").iterdir()] == ["bulk.exchange"]  # no staging left over
+
+
+def test_a_message_given_back_to_the_queue_is_marked_redelivered_where_celery_reads_it(tmp_path: Path) -> None:
+    with _connection(tmp_path) as conn:
+        queue = conn.SimpleQueue("admin")
+        queue.put({"job": 1})
+        message = queue.get(timeout=5)
+        assert not message.delivery_info.get("redelivered")
+        # When the message is given back (what a lost worker's reject does), Then its next copy says so
+        message.requeue()
+        again = queue.get(timeout=5)
+        assert again.payload == {"job": 1} and again.delivery_info.get("redelivered") is True
