@@ -36,7 +36,6 @@ def publish_dispatch(items: Iterable[tuple[str, str, str]]) -> int:
     return published
 
 
-
 def broker_epoch(broker_url: str) -> dt.datetime | None:
     """When a Redis broker's current data began: the queues hold nothing published before it.
 
