@@ -78,6 +78,8 @@ class Code(StrEnum):
     INVALID_VOICE_REQUEST = "E822"
     INVALID_EMAIL_CONTENT = "E823"
     DESTINATION_NOT_ALLOWED = "E824"
+    ENVELOPE_EXPIRED = "E875"
+    UNDECODABLE_JOB = "E876"
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,9 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.INVALID_VOICE_REQUEST, "Voice text must be 1-3000 characters and timeoutSeconds 5-120"),
     Entry(Code.INVALID_EMAIL_CONTENT, "Email subject or body is missing, too long, or has line breaks in a header"),
     Entry(Code.DESTINATION_NOT_ALLOWED, "Destination country is not allowed for this merchant"),
+    Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)",
+          retryable=True),
+    Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),
 )
 
 CATALOGUE: dict[Code, Entry] = {row.code: row for row in _ROWS}
