@@ -106,6 +106,9 @@ def test_beat_exports_message_states_queue_depths_balances_and_breakers(hexavox_
     samples = _scrape(beat)
 
     # Then the state gauges describe them, and every part of the scrape worked
+    from worker.telemetry.state import STATE_METRICS
+
+    assert STATE_METRICS <= {name for name, _ in samples}
     assert _value(samples, "hexavox_messages", state="QUEUED", channel="SMS", provider="none", type="OTP") == 2
     assert _value(samples, "hexavox_messages", state="QUEUED", channel="SMS", provider="none", type="TXN") == 1
     assert _value(samples, "hexavox_queue_depth", queue="otp") == 2

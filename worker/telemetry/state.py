@@ -27,7 +27,7 @@ from schema.states import MessageState
 from worker.queues import ALL_QUEUES
 from worker.settings import Settings
 
-__all__ = ["StateCollector", "RECENT_WINDOW"]
+__all__ = ["StateCollector", "RECENT_WINDOW", "STATE_METRICS"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,13 @@ RECENT_WINDOW: Final = dt.timedelta(hours=24)
 _UNSETTLED: Final = (MessageState.QUEUED, MessageState.SCHEDULED, MessageState.DISPATCHING, MessageState.SENT,
                      MessageState.AMBIGUOUS)
 _RECONCILE: Final = (MessageState.SENT, MessageState.AMBIGUOUS)
+#: Every metric family this collector yields (the README documents them; a test keeps the lists equal).
+STATE_METRICS: Final = frozenset({
+    "hexavox_messages", "hexavox_reconcile_backlog", "hexavox_reconcile_oldest_unsettled_seconds",
+    "hexavox_queued_oldest_seconds", "hexavox_merchant_units_remaining", "hexavox_merchant_units_used",
+    "hexavox_balances_exhausted", "hexavox_callbacks_stored", "hexavox_breaker_open", "hexavox_queue_depth",
+    "hexavox_state_errors",
+})
 
 
 class StateCollector(Collector):
