@@ -23,7 +23,7 @@ from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from schema.models import Balance, Merchant, Message, OutboundCallback
-from schema.states import MessageState
+from schema.states import CallbackState, MessageState
 from worker.queues import ALL_QUEUES
 from worker.settings import Settings
 
@@ -178,7 +178,10 @@ def _callbacks(session: Session) -> Metric:
     gauge = GaugeMetricFamily("hexavox_callbacks_stored",
                               "Outbound dlrUrl callbacks by state (PENDING waits or retries, FAILED gave up).",
                               labels=["state"])
+    counts = {state.value: 0 for state in CallbackState}
     for state, count in session.execute(select(OutboundCallback.state, func.count())
                                         .group_by(OutboundCallback.state)):
+        counts[str(state)] = int(count)
+    for state, count in counts.items():
         gauge.add_metric([state], float(count))
     return gauge
