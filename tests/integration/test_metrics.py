@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def test_a_prefork_worker_exports_intake_dispatch_and_refusal_metrics_of_every_p
 
     # Given a worker with two pool processes serving metrics
     port = free_port()
-    env = {**hexavox_env, "HEXAVOX_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+    env = {**hexavox_env, "HEXAVOX_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+           "HEXAVOX_LOG_FORMAT": "json"}
     (tmp_path / "prom").mkdir()
     worker = start_worker(env, tmp_path / "worker.log", queues="otp,transactional", concurrency=2)
     try:
@@ -73,7 +75,13 @@ def test_a_prefork_worker_exports_intake_dispatch_and_refusal_metrics_of_every_p
         assert len(list((tmp_path / "prom").glob("*.db"))) >= 2  # written by the pool processes
     finally:
         worker.stop()
+    # And its log is JSON lines with the task context; the refusal is an INFO line without a traceback
     assert "+18135551230" not in worker.log()
+    records = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
+    refusals = [r for r in records if r["message"].startswith("request refused")]
+    assert [(r["level"], r["message"], r["task_name"], r["request_id"], r["merchant"]) for r in refusals] == [
+        ("INFO", "request refused in part: E406", sms_job, ids[-1], "gym-a")]
+    assert "exc_info" not in refusals[0] and "Traceback" not in worker.log()
 
 
 @pytest.fixture
