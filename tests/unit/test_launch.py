@@ -61,3 +61,22 @@ def test_a_worker_gets_a_metrics_folder_of_its_own_emptied_of_a_previous_run(tmp
     assert prepare_metrics_dir(env) == given
     assert sorted(p.name for p in given.iterdir()) == ["keep.txt"]
     made.rmdir()
+
+
+def test_hexavox_worker_passes_celery_options_through_and_sets_up_the_metrics_folder(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from worker import cli
+    from worker.settings import reset_settings
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(cli.os, "execvp", lambda _file, argv: calls.append(argv))
+    monkeypatch.setenv("HEXAVOX_METRICS_PORT", "9109")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    reset_settings()
+    try:
+        cli.main(["worker", "--pool=threads", "-Q", "otp", "-n", "otp@%h"])
+    finally:
+        reset_settings()
+    [argv] = calls
+    assert argv[-8:] == ["-A", "worker", "worker", "--pool=threads", "-Q", "otp", "-n", "otp@%h"]
+    assert (tmp_path / "prom").is_dir()

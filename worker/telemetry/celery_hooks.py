@@ -13,6 +13,7 @@ histogram observation; everything slow (database gauges) happens at scrape time 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -46,7 +47,9 @@ _CELERY_STATES: Final = frozenset({"SUCCESS", "FAILURE", "RETRY", "REJECTED", "I
 _started: dict[str, float] = {}
 
 
+@functools.cache
 def _task_names() -> frozenset[str]:
+    """The registered ``hexavox.*`` names (fixed once the worker runs): the only values the task label takes."""
     from worker.celery_app import app
 
     return frozenset(name for name in app.tasks if name.startswith("hexavox."))

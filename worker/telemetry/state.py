@@ -52,6 +52,10 @@ class StateCollector(Collector):
         self.settings = settings
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
 
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not query the database (the names are in :data:`STATE_METRICS`)."""
+        return []
+
     def collect(self) -> Iterator[Metric]:
         errors = GaugeMetricFamily("hexavox_state_errors", "Parts of the last state scrape that failed.",
                                    labels=["part"])
