@@ -70,9 +70,12 @@ def test_only_task_fields_are_masked_and_the_dispatcher_masks_before_sending(mon
     assert sent[0]["type"] == "task-received" and PHONE not in repr(sent) and "482913" not in repr(sent)
 
 
-def test_the_app_builds_its_event_dispatchers_from_the_masking_class() -> None:
-    from worker.celery_app import app
+def test_an_app_builds_its_event_dispatchers_from_the_masking_class_once_installed() -> None:
+    from celery import Celery
+
     from worker.telemetry.events import install
 
+    app = Celery("events-test", set_as_current=False)  # not the service's app: its broker settings stay untouched
+    assert app.events.Dispatcher is not None and not issubclass(app.events.Dispatcher, ScrubbingDispatcher)
     install(app)
     assert issubclass(app.events.Dispatcher, ScrubbingDispatcher)
