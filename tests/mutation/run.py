@@ -136,6 +136,9 @@ def _template_database() -> str:
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     cfg.set_main_option("sqlalchemy.url", url.replace("postgresql://", "postgresql+psycopg://"))
     command.upgrade(cfg, "head")
+    from worker.db import dispose_engines
+
+    dispose_engines()  # a template must have no connections left, or CREATE DATABASE ... TEMPLATE fails
     return name
 
 
