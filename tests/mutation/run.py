@@ -101,13 +101,24 @@ def _prepare(module: str, fresh: bool) -> Path:
         if not link.is_symlink():
             link.symlink_to(ROOT / name)
     (work / "pyproject.toml").write_text(_pyproject(module, MODULES[module]), encoding="utf-8")
-    # mutmut reuses earlier results per unchanged function; a changed test file must re-run everything.
+    # mutmut reuses earlier results per unchanged function; after a test file changed, every mutant not yet
+    # killed is tried again (a killed one stays killed: --fresh starts over when a test was weakened).
     stamp = work / ".tests-stamp"
     digest = "".join(str((ROOT / t).stat().st_mtime_ns) for t in MODULES[module] if (ROOT / t).exists())
     if not stamp.exists() or stamp.read_text() != digest:
-        shutil.rmtree(work / "mutants", ignore_errors=True)
+        _retry_survivors(work / "mutants" / (module + ".meta"))
         stamp.write_text(digest)
     return work
+
+
+def _retry_survivors(meta_path: Path) -> None:
+    """Mark every mutant the tests did not detect as not checked yet, so the next run tries it again."""
+    if not meta_path.exists():
+        return
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    codes = meta["exit_code_by_key"]
+    meta["exit_code_by_key"] = {name: code if code in _DETECTED else None for name, code in codes.items()}
+    meta_path.write_text(json.dumps(meta, indent=4), encoding="utf-8")
 
 
 def _score(module: str, work: Path, equivalents: set[str]) -> Score:

@@ -111,6 +111,9 @@ host_cases = (
     ("Asia/Kolkata", NOW, "2025-03-21T09:00:00", datetime(2025, 3, 21, 9, 0, tzinfo=UTC)),
     ("America/New_York", datetime(2025, 1, 10, 12, 0, tzinfo=UTC), "10-04-2025 11:30:00",
      datetime(2025, 4, 10, 11, 30, tzinfo=UTC)),
+    # 29 Nov 20:00 UTC is already 30 Nov in Kolkata: the window ends 28 Feb 20:00 UTC, not 27 Feb
+    ("Asia/Kolkata", datetime(2025, 11, 29, 20, 0, tzinfo=UTC), "28-02-2026 10:00:00",
+     datetime(2026, 2, 28, 10, 0, tzinfo=UTC)),
 )
 
 

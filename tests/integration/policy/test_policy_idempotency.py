@@ -93,6 +93,31 @@ def test_a_key_belongs_to_one_merchant(tenant: Tenant, gym_a: int, gym_b: int) -
     assert begin(tenant, gym_b, "r2", "key-1", {**PAYLOAD, "merchantId": "gym-b"}) is None
 
 
+def test_a_key_is_looked_up_under_its_own_merchant_only(tenant: Tenant, gym_a: int, gym_b: int) -> None:
+    # gym-a used the key first, and gym-b sent the same payload once without a key, then once with it
+    begin(tenant, gym_a, "r1", "key-1")
+    finish("r1", {"from": "gym-a"})
+    begin(tenant, gym_b, "r2", None)
+    finish("r2", {"from": "gym-b without a key"})
+    begin(tenant, gym_b, "r3", "key-1")
+    finish("r3", {"from": "gym-b with the key"})
+    # a retry of gym-b's keyed request gets gym-b's keyed answer, nobody else's
+    assert begin(tenant, gym_b, "r4", "key-1") == {"from": "gym-b with the key"}
+
+
+def test_a_redelivered_job_is_answered_by_its_own_request_id_first(tenant: Tenant, gym_a: int) -> None:
+    begin(tenant, gym_a, "r1", "key-1")
+    finish("r1", {"request": "r1"})
+    begin(tenant, gym_a, "r2", "key-2", {**PAYLOAD, "body": "Another text"})
+    # the same job (same payload) comes back under its own id: it is r1's, whatever key it names now
+    assert begin(tenant, gym_a, "r1", "key-2") == {"request": "r1"}
+
+
+def test_finishing_a_request_never_begun_is_a_programming_error(policy_db: str) -> None:
+    with pytest.raises(AssertionError, match="^begin_request inserted it in this transaction$"):
+        finish("never-begun", {})
+
+
 def test_requests_without_a_key_are_each_new(tenant: Tenant, gym_a: int) -> None:
     assert begin(tenant, gym_a, "r1", None) is None
     assert begin(tenant, gym_a, "r2", None) is None

@@ -223,13 +223,15 @@ def test_crossing_80_and_100_percent_writes_one_alert_each_with_its_detail(tenan
                                 {"channel": "SMS", "used": 10, "limit": 10, "percent": 100, "periodStart": period})]
 
 
-def test_99_percent_is_not_100(tenant: Tenant) -> None:
+def test_a_threshold_is_the_exact_percentage_of_the_limit(tenant: Tenant) -> None:
     from factories import make_merchant
 
-    merchant = make_merchant(tenant, "big", sms=100)
-    reserve(merchant, "SMS", 79)
+    merchant = make_merchant(tenant, "big", sms=1000)
+    reserve(merchant, "SMS", 799)  # 79.9 %
     assert alerts() == []
-    reserve(merchant, "SMS", 20)
+    reserve(merchant, "SMS", 1)
+    assert [kind for _, _, kind, _, _ in alerts()] == ["USAGE_80"]
+    reserve(merchant, "SMS", 199)  # 99.9 % is not 100 %
     assert [kind for _, _, kind, _, _ in alerts()] == ["USAGE_80"]
     reserve(merchant, "SMS", 1)
     assert [kind for _, _, kind, _, _ in alerts()] == ["USAGE_80", "USAGE_100"]
