@@ -2,7 +2,7 @@
 
 No Redis, no broker, no worker process. The tests here run one after another in one process, so they
 share one database per session and empty its tables after each test: creating and dropping a database
-per test costs seconds on a busy machine, a TRUNCATE milliseconds (mutation testing runs these
+per test costs seconds on a busy machine, emptying a few small tables milliseconds (mutation testing runs these
 files once per mutant).
 """
 
@@ -36,10 +36,12 @@ def policy_database(template_database: str) -> Iterator[str]:
 
 
 def _empty_tables(url: str) -> None:
+    """DELETE, children first: on tables this small it is far cheaper than TRUNCATE's new files."""
+    from schema.models import Base
+
+    statements = "; ".join(f"DELETE FROM {table.name}" for table in reversed(Base.metadata.sorted_tables))
     with psycopg.connect(url, autocommit=True) as conn:
-        tables = [row[0] for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")]
-        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")  # type: ignore[arg-type]
+        conn.execute(statements)  # type: ignore[arg-type]
 
 
 @pytest.fixture
