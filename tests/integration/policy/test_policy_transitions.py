@@ -76,6 +76,23 @@ def test_a_move_from_the_named_state_happens_once_with_its_history(tenant: Tenan
     assert callbacks() == []
 
 
+def test_the_history_row_carries_the_time_of_the_move(tenant: Tenant, gym_a: int) -> None:
+    make_message(tenant, gym_a)
+    move("m1", (S.QUEUED,), S.DISPATCHING)
+    with session_scope() as session:
+        at = session.scalars(select(MessageEvent.at).where(MessageEvent.message_id == "m1")).one()
+    assert at == state()[3]  # the same instant as the message's updated_at, not the database's clock
+
+
+def test_every_callback_gets_its_own_id(tenant: Tenant, gym_a: int) -> None:
+    for message_id in ("m1", "m2"):
+        make_message(tenant, gym_a, message_id, status=S.SENT, options={"dlrUrl": "https://example.com/dlr"})
+        assert move(message_id, (S.SENT,), S.DELIVERED)
+    with session_scope() as session:
+        ids = session.scalars(select(OutboundCallback.id)).all()
+    assert len(set(ids)) == 2 and all(len(i) == 36 for i in ids)
+
+
 def test_a_move_from_several_states_records_no_single_source(tenant: Tenant, gym_a: int) -> None:
     make_message(tenant, gym_a, status=S.SENT)
     assert move("m1", (S.DISPATCHING, S.SENT), S.AMBIGUOUS) is True
