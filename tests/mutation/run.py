@@ -64,10 +64,12 @@ class Score:
 
 
 def equivalent_mutants(path: Path = EQUIVALENTS) -> set[str]:
-    """Mutant names listed as equivalent: lines of docs/mutation.md starting with '- `name`'."""
+    """Mutant names listed as equivalent: lines starting with '- `name`' below the "## Equivalent mutants"
+    heading of docs/mutation.md (survivors named above it are not counted out)."""
     if not path.exists():
         return set()
-    return set(re.findall(r"^- `([\w.]+__mutmut_\d+)`", path.read_text(encoding="utf-8"), flags=re.MULTILINE))
+    _, _, listed = path.read_text(encoding="utf-8").partition("\n## Equivalent mutants\n")
+    return set(re.findall(r"^- `([\w.]+__mutmut_\d+)`", listed, flags=re.MULTILINE))
 
 
 def _stem(module: str) -> str:
