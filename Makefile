@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck check bench contract catalogue clean
+.PHONY: install demo test lint typecheck check bench mutation contract catalogue clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
 
+# Mutation testing of the money and rule modules, each against its own fast tests (docs/mutation.md).
+# MODULES="quota phone" picks some; MUTATION_JOBS=N runs N mutants at once (default 1: the cores are shared).
+mutation: $(STAMP)
+	$(BIN)/python tests/mutation/run.py $(MODULES)
+
 contract: $(STAMP)
 	$(BIN)/hexavox contract --write schema/contract
 
@@ -38,4 +43,4 @@ catalogue: $(STAMP)
 	$(BIN)/hexavox catalogue --markdown
 
 clean:
-	rm -rf $(VENV) .hexavox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .hexavox .pytest_cache .mypy_cache .ruff_cache .mutation
