@@ -14,6 +14,8 @@
     hexavox contract [--write DIR]    the JSON Schema of every job
     hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
+    hexavox merchant rotate-webhook-secret|show-webhook-secret MERCHANT [--tenant NAME] [--keep 1|2]
+                                      dlrUrl signing secrets (job answers only carry a fingerprint)
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
 """
 
@@ -133,6 +135,25 @@ def _rotate_webhook_secret(args: argparse.Namespace) -> int:
     return _read_as_tenant(args.tenant, rotate)
 
 
+def _show_webhook_secret(args: argparse.Namespace) -> int:
+    """The merchant's newest dlrUrl signing secret, for the operator to hand over (no job answer carries it)."""
+    from worker.policy.merchants import load_merchant, secret_fingerprint
+
+    def show(session: Any, tenant_id: int) -> dict[str, object]:
+        merchant = load_merchant(session, tenant_id, args.merchant_id, must_be_active=False)
+        secret = str(merchant.webhook_secrets[-1]) if merchant.webhook_secrets else None
+        return {"merchantId": args.merchant_id, "webhookSecret": secret,
+                "webhookSecretFingerprint": secret_fingerprint(secret) if secret else None}
+
+    return _read_as_tenant(args.tenant, show)
+
+
+def _merchant(args: argparse.Namespace) -> int:
+    if args.action == "show-webhook-secret":
+        return _show_webhook_secret(args)
+    return _rotate_webhook_secret(args)
+
+
 def _web(host: str, port: int) -> int:
     from worker.web import serve
 
@@ -178,7 +199,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(kind).add_argument("extra", nargs=argparse.REMAINDER)
     add_tenant_parser(sub)
     merchant = sub.add_parser("merchant")
-    merchant.add_argument("action", choices=["rotate-webhook-secret"])
+    merchant.add_argument("action", choices=["rotate-webhook-secret", "show-webhook-secret"])
     merchant.add_argument("merchant_id")
     merchant.add_argument("--tenant", help="tenant name; default: the only tenant")
     merchant.add_argument("--keep", type=int, choices=[1, 2], default=2,
@@ -213,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "send": lambda: _send(args.task, args.payload), "status": lambda: _status(args.request_id),
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
-        "web": lambda: _web(args.host, args.port), "merchant": lambda: _rotate_webhook_secret(args),
+        "web": lambda: _web(args.host, args.port), "merchant": lambda: _merchant(args),
     }
     return int(handlers[args.command]())
 

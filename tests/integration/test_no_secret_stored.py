@@ -1,0 +1,45 @@
+"""Nothing secret or personal is kept where it does not belong: failed statements and stored answers.
+
+* A database error's text is what reaches logs and Sentry; with ``hide_parameters`` it names the statement but
+  not the bound values (message bodies, numbers, secrets).
+* A request's answer is stored twice (``requests.result`` and the result backend) where anyone with read access to
+  either finds it; the merchant upsert answer used to carry the merchant's ``whsec_`` dlrUrl signing secret.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from schema.models import Request
+from worker.db import engine, session_scope
+
+from factories import make_tenant
+
+SECRET_BODY = "Your OTP is 482913, sent to +18135551234"
+
+
+def test_a_failed_statement_does_not_carry_its_bound_values(hexavox_env: dict[str, str]) -> None:
+    with pytest.raises(DBAPIError) as raised, engine().connect() as conn:
+        conn.execute(text("SELECT length(:body) / 0"), {"body": SECRET_BODY})
+    assert "482913" not in str(raised.value) and "8135551234" not in str(raised.value)
+    assert "division by zero" in str(raised.value) and "SELECT length" in str(raised.value)  # still says what
+
+
+def test_a_merchant_upsert_answer_is_stored_without_the_webhook_secret(hexavox_env: dict[str, str]) -> None:
+    from worker.runner import run_admin_job_by_name
+
+    tenant = make_tenant()
+    request_id = str(uuid.uuid4())
+    answer = run_admin_job_by_name("hexavox.merchant.upsert.v1", {
+        "auth": tenant.auth, "merchantId": "gym-a", "displayName": "Gym", "smsLimit": 10}, request_id)
+    assert answer["status"] == "ACCEPTED", answer
+    with session_scope() as session:
+        stored = session.scalars(select(Request.result).where(Request.id == request_id)).one()
+    for kept in (answer, stored):
+        assert "whsec_" not in json.dumps(kept)
+    assert answer["result"]["webhookSecretFingerprint"].startswith("sha256:")
