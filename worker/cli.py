@@ -16,6 +16,8 @@
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
     hexavox merchant rotate-webhook-secret|show-webhook-secret MERCHANT [--tenant NAME] [--keep 1|2]
                                       dlrUrl signing secrets (job answers only carry a fingerprint)
+    hexavox billing confirm PAYMENT_ID --amount-cents N [--currency USD] | billing fail PAYMENT_ID
+                                      settle a billing upgrade's payment (tenant keys cannot)
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
 """
 
@@ -154,6 +156,27 @@ def _merchant(args: argparse.Namespace) -> int:
     return _rotate_webhook_secret(args)
 
 
+def _billing(args: argparse.Namespace) -> int:
+    """The operator's payment confirmation: the same check and single credit as the payment webhook."""
+    from worker.db import session_scope
+    from worker.errors import Refusal
+    from worker.policy.billing import confirm_payment
+
+    succeeded = args.action == "confirm"
+    if succeeded and args.amount_cents is None:
+        print("hexavox: billing confirm needs --amount-cents (what was paid)", file=sys.stderr)
+        return 2
+    try:
+        with session_scope() as session:
+            result = confirm_payment(session, args.payment_id, succeeded=succeeded, amount_cents=args.amount_cents,
+                                     currency=args.currency)
+    except Refusal as err:
+        print(f"hexavox: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _web(host: str, port: int) -> int:
     from worker.web import serve
 
@@ -204,6 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     merchant.add_argument("--tenant", help="tenant name; default: the only tenant")
     merchant.add_argument("--keep", type=int, choices=[1, 2], default=2,
                           help="secrets that sign from now on: 2 keeps the old one verifying, 1 revokes it at once")
+    billing = sub.add_parser("billing")
+    billing.add_argument("action", choices=["confirm", "fail"])
+    billing.add_argument("payment_id", help="the paymentId of the upgrade answer")
+    billing.add_argument("--amount-cents", type=int, help="what was paid; must equal the upgrade's amountCents")
+    billing.add_argument("--currency", default="USD")
     send = sub.add_parser("send")
     send.add_argument("task")
     send.add_argument("payload")
@@ -235,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
         "web": lambda: _web(args.host, args.port), "merchant": lambda: _merchant(args),
+        "billing": lambda: _billing(args),
     }
     return int(handlers[args.command]())
 

@@ -21,6 +21,8 @@ __all__ = ["Settings", "get_settings", "reset_settings"]
 
 #: Provider cost in micro-dollars per unit (SMS segment, voice minute, email) when HEXAVOX_UNIT_PRICES is not set.
 DEFAULT_UNIT_PRICES: dict[str, int] = {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}
+#: What a merchant pays per purchased unit, micro-dollars, when HEXAVOX_CREDIT_PRICES is not set (cost + 30 %).
+DEFAULT_CREDIT_PRICES: dict[str, int] = {"SMS": 9750, "VOICE": 16900, "EMAIL": 130}
 
 
 def _env(name: str, default: str) -> str:
@@ -137,6 +139,15 @@ class Settings:
     release: str = ""
     #: HEXAVOX_SENTRY_TRACES_SAMPLE_RATE: share of tasks and requests traced in Sentry (0 to 1).
     sentry_traces_sample_rate: float = 0.0
+    #: HEXAVOX_CREDIT_PRICES: JSON object, what a merchant pays per purchased unit, micro-dollars, per channel. A
+    #: billing upgrade's amountCents must equal units x price (rounded up to the cent), so units cannot be bought
+    #: for less than they cost.
+    credit_prices: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CREDIT_PRICES))
+    #: HEXAVOX_PAYMENT_WEBHOOK_SECRET: the ``whsec_`` secret the payment side signs its webhook with (Standard
+    #: Webhooks). Empty: the payment webhook is off and only the operator command confirms payments.
+    payment_webhook_secret: str = ""
+    #: HEXAVOX_WEBHOOK_TOLERANCE: seconds a signed webhook's timestamp may differ from our clock (replay window).
+    webhook_tolerance: int = 300
 
     @property
     def embedded(self) -> bool:
@@ -190,6 +201,9 @@ def load_settings() -> Settings:
         metrics_max_merchants=_env_int("HEXAVOX_METRICS_MAX_MERCHANTS", 20),
         release=_env("HEXAVOX_RELEASE", "") or _default_release(),
         sentry_traces_sample_rate=_env_float("HEXAVOX_SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        credit_prices=_env_price_table("HEXAVOX_CREDIT_PRICES", DEFAULT_CREDIT_PRICES),
+        payment_webhook_secret=_env("HEXAVOX_PAYMENT_WEBHOOK_SECRET", ""),
+        webhook_tolerance=_env_int("HEXAVOX_WEBHOOK_TOLERANCE", 300),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )
@@ -210,16 +224,21 @@ def _env_providers() -> dict[str, dict[str, object]]:
 
 def _env_unit_prices() -> dict[str, int]:
     """Provider cost per unit; a typo'd channel or a negative price would silently misbill, so both are refused."""
-    raw = _env("HEXAVOX_UNIT_PRICES", json.dumps(DEFAULT_UNIT_PRICES))
+    return _env_price_table("HEXAVOX_UNIT_PRICES", DEFAULT_UNIT_PRICES)
+
+
+def _env_price_table(name: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A JSON object of channel -> micro-dollars; channels left out keep their default."""
+    raw = _env(name, json.dumps(defaults))
     try:
         parsed = json.loads(raw)
     except ValueError as err:
-        raise ConfigurationError(f"HEXAVOX_UNIT_PRICES must be a JSON object: {err}") from err
+        raise ConfigurationError(f"{name} must be a JSON object: {err}") from err
     if not isinstance(parsed, dict) or not all(
-        k in DEFAULT_UNIT_PRICES and type(v) is int and v >= 0 for k, v in parsed.items()
+        k in defaults and type(v) is int and v >= 0 for k, v in parsed.items()
     ):
-        raise ConfigurationError('HEXAVOX_UNIT_PRICES must look like {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}')
-    return {**DEFAULT_UNIT_PRICES, **parsed}
+        raise ConfigurationError(f"{name} must look like {json.dumps(defaults)}")
+    return {**defaults, **parsed}
 
 
 def _default_release() -> str:

@@ -27,6 +27,7 @@ from providers.base import DeliveryEvent
 from providers.registry import get_provider
 from worker.catalogue import Code
 from worker.errors import AuthenticationError, Refusal
+from worker.payments import MAX_PAYMENT_BODY_BYTES, handle_payment_webhook
 from worker.policy.delivery_reports import events_to_json
 from worker.queues import CALLBACKS
 from worker.settings import Settings, get_settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, enqueue: Enqueue | None = None) -> Starlet
     receiver = _Receiver(settings, enqueue or celery_enqueue)
     app = Starlette(routes=[
         Route("/webhooks/{provider}", receiver.webhook, methods=["POST"]),
+        Route("/payments/webhook", receiver.payment, methods=["POST"]),
         Route("/healthz", _healthz, methods=["GET"]),
     ])
     mount_metrics(app, "web")  # GET /metrics and request counters by route
@@ -89,6 +91,15 @@ class _Receiver:
             log.warning("webhook %s: body over %d bytes refused", name, MAX_BODY_BYTES)
             return JSONResponse({"detail": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
         return await run_in_threadpool(self._accept, name, dict(request.headers), body)
+
+    async def payment(self, request: Request) -> JSONResponse:
+        """The payment side's signed confirmation (worker/payments.py)."""
+        try:
+            body = await _read_body(request, MAX_PAYMENT_BODY_BYTES)
+        except BodyTooLarge:
+            return JSONResponse({"detail": f"body larger than {MAX_PAYMENT_BODY_BYTES} bytes"}, status_code=413)
+        status, answer = await run_in_threadpool(_payment_or_503, self.settings, dict(request.headers), body)
+        return JSONResponse(answer, status_code=status)
 
     def _accept(self, name: str, headers: dict[str, str], body: bytes) -> JSONResponse:
         """Parse and enqueue (blocking calls, run off the event loop)."""
@@ -118,6 +129,15 @@ def _parse(name: str, headers: dict[str, str], body: bytes, settings: Settings) 
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
         raise Refusal(Code.INVALID_INPUT, type(err).__name__) from err
+
+
+def _payment_or_503(settings: Settings, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    """A database that is down is a 503, so the payment side retries instead of dropping the confirmation."""
+    try:
+        return handle_payment_webhook(settings, headers, body)
+    except Exception as err:
+        log.error("payment webhook: could not apply: %s", type(err).__name__)
+        return 503, {"detail": "temporarily unavailable"}
 
 
 def _is_auth_failure(refusal: Refusal) -> bool:
