@@ -18,7 +18,7 @@ from worker.catalogue import Code
 
 __all__ = [
     "OutboundMessage", "SendOutcome", "SendResult", "DeliveryStatus", "StatusResult", "DeliveryEvent",
-    "ProviderRef", "Provider",
+    "ProviderRef", "Provider", "MAX_CALL_SECONDS",
 ]
 
 
@@ -84,6 +84,10 @@ class SendResult:
     @classmethod
     def ambiguous(cls, provider: str, detail: str, *, raw: Any = None) -> SendResult:
         return cls(SendOutcome.AMBIGUOUS, provider, detail=detail, raw=raw)
+
+
+#: Longer than any call a provider completes: a report with a larger duration is unreadable, not a bill.
+MAX_CALL_SECONDS = 24 * 3600
 
 
 class DeliveryStatus(StrEnum):

@@ -146,6 +146,12 @@ class Settings:
     #: HEXAVOX_PAYMENT_WEBHOOK_SECRET: the ``whsec_`` secret the payment side signs its webhook with (Standard
     #: Webhooks). Empty: the payment webhook is off and only the operator command confirms payments.
     payment_webhook_secret: str = ""
+    #: HEXAVOX_CALLBACK_PORTS: comma-separated ports a dlrUrl may name (its scheme's default when it names none).
+    callback_ports: frozenset[int] = frozenset({80, 443})
+    #: HEXAVOX_MAX_RECIPIENTS: most recipients one send job's ``to`` may list (E828); larger audiences go in a list.
+    max_recipients: int = 1000
+    #: HEXAVOX_MAX_PAYLOAD_BYTES: largest send job, in bytes of JSON (E829), checked before anything else.
+    max_payload_bytes: int = 640 * 1024
     #: HEXAVOX_WEBHOOK_TOLERANCE: seconds a signed webhook's timestamp may differ from our clock (replay window).
     webhook_tolerance: int = 300
 
@@ -204,6 +210,9 @@ def load_settings() -> Settings:
         credit_prices=_env_price_table("HEXAVOX_CREDIT_PRICES", DEFAULT_CREDIT_PRICES),
         payment_webhook_secret=_env("HEXAVOX_PAYMENT_WEBHOOK_SECRET", ""),
         webhook_tolerance=_env_int("HEXAVOX_WEBHOOK_TOLERANCE", 300),
+        callback_ports=_env_ports("HEXAVOX_CALLBACK_PORTS", "80,443"),
+        max_recipients=_env_int("HEXAVOX_MAX_RECIPIENTS", 1000),
+        max_payload_bytes=_env_int("HEXAVOX_MAX_PAYLOAD_BYTES", 640 * 1024),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )
@@ -220,6 +229,17 @@ def _env_providers() -> dict[str, dict[str, object]]:
     if not isinstance(parsed, dict) or not all(isinstance(v, dict) and "driver" in v for v in parsed.values()):
         raise ConfigurationError('HEXAVOX_PROVIDERS must look like {"name": {"driver": "simulated", ...}}')
     return parsed
+
+
+def _env_ports(name: str, default: str) -> frozenset[int]:
+    raw = _env(name, default)
+    try:
+        ports = frozenset(int(part) for part in raw.split(",") if part.strip())
+    except ValueError as err:
+        raise ConfigurationError(f"{name} must be comma-separated port numbers, got {raw!r}") from err
+    if not ports or not all(0 < port < 65536 for port in ports):
+        raise ConfigurationError(f"{name} must name ports 1-65535, got {raw!r}")
+    return ports
 
 
 def _env_unit_prices() -> dict[str, int]:

@@ -305,6 +305,10 @@ CASES = (
     # Billing (SPEC 5)
     case(Code.BILLING_REFERENCE_REUSED, "same-reference-other-units", UPGRADE, lambda t: upgrade(t, units=50),
          before=send_first(UPGRADE, upgrade)),
+    # Bounds
+    case(Code.TOO_MANY_RECIPIENTS, "5000-numbers-in-to", SMS,
+         lambda t: sms(t, type="MKT", to=[f"+1813555{n:04d}" for n in range(5000)])),
+    case(Code.PAYLOAD_TOO_LARGE, "700-kb-body", SMS, lambda t: sms(t, body="x" * 700 * 1024)),
     case(Code.BILLING_AMOUNT_MISMATCH, "a-million-units-for-nothing", UPGRADE,
          lambda t: upgrade(t, units=1_000_000, amountCents=0)),
     case(Code.BILLING_AMOUNT_MISMATCH, "price-in-another-currency", UPGRADE, lambda t: upgrade(t, currency="EUR")),

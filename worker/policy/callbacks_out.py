@@ -112,7 +112,8 @@ def send_one(due: DueCallback, settings: Settings, *, resolver: Resolver | None 
         attempt = DeliveryAttempt("retry", None, f"cannot sign: {exc}")
     else:
         attempt = deliver(due.url, due.body, headers, allow_private=settings.allow_private_callbacks,
-                          timeout=SEND_TIMEOUT, max_response_bytes=MAX_RESPONSE_BYTES, resolver=resolver)
+                          timeout=SEND_TIMEOUT, max_response_bytes=MAX_RESPONSE_BYTES, resolver=resolver,
+                          allowed_ports=settings.callback_ports)
     outcome, values = _next_state(due, attempt)
     with session_scope() as session:
         recorded = session.execute(
