@@ -133,6 +133,8 @@ class DeliveryEvent:
     #: For inbound replies (e.g. STOP): the sender's number and the text; ``status`` is UNKNOWN then.
     reply_from: str | None = None
     reply_text: str | None = None
+    #: For inbound replies: our number the reply was sent to (scopes a STOP to the merchants sending from it).
+    reply_to: str | None = None
     raw: Any = None
 
 

@@ -321,6 +321,18 @@ def _check_production(settings: Settings) -> None:
     if len(settings.service_key) < 32:
         raise ConfigurationError("production needs HEXAVOX_SERVICE_KEY (at least 32 characters, the same in every "
                                  "process): internal tasks are signed with it, so nobody else can publish them")
+    _check_production_providers(settings.providers)
+
+
+def _check_production_providers(providers: dict[str, dict[str, object]]) -> None:
+    """Anyone who can reach the webhook receiver can post to a provider's endpoint: without a secret its reports
+    (a call made free, a message failed, a STOP) could be forged. The simulated driver is for tests and demos."""
+    for name, options in providers.items():
+        if options.get("driver") == "simulated":
+            raise ConfigurationError(f"HEXAVOX_PROVIDERS: {name!r} uses the simulated driver, refused in production")
+        if not options.get("webhook_secret"):
+            raise ConfigurationError(f"HEXAVOX_PROVIDERS: {name!r} has no webhook_secret; in production every "
+                                     "provider's delivery reports must be signed")
 
 
 @lru_cache(maxsize=1)

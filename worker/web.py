@@ -1,18 +1,23 @@
 """The delivery-report receiver: a small ASGI app for provider webhooks, run as its own process (`hexavox web`).
 
 It does the least that must happen before answering: find the configured provider, let its driver check the
-signature and parse the body, and enqueue the events for ``hexavox.internal.apply_reports``. Providers time out
+signature (delivery id, timestamp within HEXAVOX_WEBHOOK_TOLERANCE, body) and parse the body, give events without
+an id of their own the signed delivery id (so a replay is recognised when applied), and enqueue the events for
+``hexavox.internal.apply_reports``. Providers time out
 and retry slow webhooks, so the database is never touched here; a 202 means "queued", and the task applies the
 events idempotently (worker/policy/delivery_reports.py). When the broker is down the answer is 503, so the
 provider retries instead of us dropping the report.
 
-Answers: 202 ``{"accepted": n}``; 401 for a bad signature and 400 for a malformed body, both with the catalogue
-code; 404 for a provider that is not configured; 413 above :data:`MAX_BODY_BYTES`. Bodies carry phone numbers
-and reply texts, so they and the drivers' error details are never logged or echoed back.
+Answers: 202 ``{"accepted": n}``; 401 for a bad, missing or stale signature (E827) and 400 for a malformed body,
+both with the catalogue code; 404 for a provider that is not configured; 413 above :data:`MAX_BODY_BYTES`. Bodies
+carry phone numbers and reply texts, so they and the drivers' error details are never logged or echoed back.
+
+``POST /payments/webhook`` is the payment side's signed confirmation of a billing upgrade (worker/payments.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from providers.base import DeliveryEvent
+from providers.http_common import webhook_id_of
 from providers.registry import get_provider
 from worker.catalogue import Code
 from worker.errors import AuthenticationError, Refusal
@@ -109,6 +115,7 @@ class _Receiver:
             status = 401 if _is_auth_failure(refusal) else 400
             log.warning("webhook %s: refused %s (%s)", name, status, refusal.code.value)
             return JSONResponse({"code": refusal.code.value, "name": refusal.code.name}, status_code=status)
+        events = _with_ids(events, webhook_id_of(headers))
         if events:
             try:
                 self.enqueue(name, events_to_json(events))
@@ -140,8 +147,16 @@ def _payment_or_503(settings: Settings, headers: dict[str, str], body: bytes) ->
         return 503, {"detail": "temporarily unavailable"}
 
 
+def _with_ids(events: list[DeliveryEvent], delivery_id: str | None) -> list[DeliveryEvent]:
+    """Events lacking an id of their own are named after the (signed) delivery and their place in it."""
+    if not delivery_id:
+        return events
+    return [e if e.event_id else dataclasses.replace(e, event_id=f"{delivery_id}:{i}") for i, e in enumerate(events)]
+
+
 def _is_auth_failure(refusal: Refusal) -> bool:
-    return isinstance(refusal, AuthenticationError) or refusal.code == Code.AUTHENTICATION_FAILED
+    return isinstance(refusal, AuthenticationError) or refusal.code in (Code.AUTHENTICATION_FAILED,
+                                                                        Code.WEBHOOK_NOT_AUTHENTIC)
 
 
 async def _read_body(request: Request, cap: int) -> bytes:
