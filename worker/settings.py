@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from worker.errors import ConfigurationError
 
@@ -65,7 +66,8 @@ class Settings:
     database_url: str
     #: HEXAVOX_BROKER_URL: Celery broker. Default: kombu's local-file transport.
     broker_url: str
-    #: HEXAVOX_RESULT_BACKEND: where intake results are kept for the client. Default: the database.
+    #: HEXAVOX_RESULT_BACKEND: where intake answers are kept for client services, which are given this URL. Default:
+    #: the database (embedded mode and development); production refuses the main database (use a Redis db of its own).
     result_backend: str
     #: HEXAVOX_REDIS_URL: shared throttles, circuit breakers. Empty: in-process (one host only).
     redis_url: str
@@ -152,6 +154,12 @@ class Settings:
     max_recipients: int = 1000
     #: HEXAVOX_MAX_PAYLOAD_BYTES: largest send job, in bytes of JSON (E829), checked before anything else.
     max_payload_bytes: int = 640 * 1024
+    #: HEXAVOX_MIGRATION_DATABASE_URL: the schema owner's URL, used only by migrations (``hexavox db upgrade``).
+    #: Default: HEXAVOX_DATABASE_URL. In production workers and the API connect as a runtime role with row rights only.
+    migration_database_url: str = ""
+    #: HEXAVOX_RUNTIME_ROLE: the PostgreSQL role of HEXAVOX_DATABASE_URL; ``hexavox db upgrade`` grants it DML on
+    #: every table (worker/db_roles.py). Empty: no grants (one role for everything, development).
+    runtime_role: str = ""
     #: HEXAVOX_WEBHOOK_TOLERANCE: seconds a signed webhook's timestamp may differ from our clock (replay window).
     webhook_tolerance: int = 300
 
@@ -211,6 +219,8 @@ def load_settings() -> Settings:
         payment_webhook_secret=_env("HEXAVOX_PAYMENT_WEBHOOK_SECRET", ""),
         webhook_tolerance=_env_int("HEXAVOX_WEBHOOK_TOLERANCE", 300),
         callback_ports=_env_ports("HEXAVOX_CALLBACK_PORTS", "80,443"),
+        migration_database_url=_env("HEXAVOX_MIGRATION_DATABASE_URL", database_url),
+        runtime_role=_env("HEXAVOX_RUNTIME_ROLE", ""),
         max_recipients=_env_int("HEXAVOX_MAX_RECIPIENTS", 1000),
         max_payload_bytes=_env_int("HEXAVOX_MAX_PAYLOAD_BYTES", 640 * 1024),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
@@ -322,6 +332,18 @@ def _check_production(settings: Settings) -> None:
         raise ConfigurationError("production needs HEXAVOX_SERVICE_KEY (at least 32 characters, the same in every "
                                  "process): internal tasks are signed with it, so nobody else can publish them")
     _check_production_providers(settings.providers)
+    if _same_database(settings.result_backend, settings.database_url):
+        raise ConfigurationError("HEXAVOX_RESULT_BACKEND must not be the main database in production: client services "
+                                 "get its URL, and with it they could read and write every table (use a Redis db "
+                                 "of its own, e.g. redis://:password@redis:6379/2)")
+
+
+def _same_database(result_backend: str, database_url: str) -> bool:
+    """True when the result backend is (``db+``) the main database: same host, port and database name."""
+    if not result_backend.startswith("db+"):
+        return False
+    backend, main = urlsplit(result_backend[3:]), urlsplit(database_url)
+    return (backend.hostname, backend.port, backend.path) == (main.hostname, main.port, main.path)
 
 
 def _check_production_providers(providers: dict[str, dict[str, object]]) -> None:
