@@ -1,7 +1,7 @@
 """The `hexavox` command: the common jobs of running the service.
 
     hexavox demo                      run the embedded demo (SQLite + local-file broker, no servers)
-    hexavox db upgrade|downgrade      apply or undo the migrations on HEXAVOX_DATABASE_URL
+    hexavox db upgrade|downgrade      apply or undo the migrations as HEXAVOX_MIGRATION_DATABASE_URL (the owner)
     hexavox worker|beat|flower [...]  start Celery (extra arguments are passed through); flower outside
                                       development only with --basic-auth/FLOWER_BASIC_AUTH or OAuth
     hexavox tenant create NAME [--channels SMS,VOICE] [--jobs hexavox.sms.send.v1,...]

@@ -43,3 +43,25 @@ def test_a_merchant_upsert_answer_is_stored_without_the_webhook_secret(hexavox_e
     for kept in (answer, stored):
         assert "whsec_" not in json.dumps(kept)
     assert answer["result"]["webhookSecretFingerprint"].startswith("sha256:")
+
+
+def test_the_operator_reads_the_secret_the_answer_only_names(hexavox_env: dict[str, str]) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from schema.models import Merchant
+    from worker.policy.merchants import secret_fingerprint
+
+    from factories import make_merchant
+    from support import REPO
+
+    merchant_pk = make_merchant(make_tenant())
+    with session_scope() as session:
+        stored = session.get(Merchant, merchant_pk).webhook_secrets[-1]  # type: ignore[union-attr]
+    shown = subprocess.run([str(Path(sys.executable).with_name("hexavox")), "merchant", "show-webhook-secret", "gym-a"],
+                           cwd=REPO, env={**os.environ, **hexavox_env}, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"merchantId": "gym-a", "webhookSecret": stored,
+                                        "webhookSecretFingerprint": secret_fingerprint(stored)}
