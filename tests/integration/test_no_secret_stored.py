@@ -9,16 +9,22 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from schema.models import Request
+from schema.models import Merchant, Request
 from worker.db import engine, session_scope
+from worker.policy.merchants import secret_fingerprint
 
-from factories import make_tenant
+from factories import make_merchant, make_tenant
+from support import REPO
 
 SECRET_BODY = "Your OTP is 482913, sent to +18135551234"
 
@@ -46,17 +52,6 @@ def test_a_merchant_upsert_answer_is_stored_without_the_webhook_secret(hexavox_e
 
 
 def test_the_operator_reads_the_secret_the_answer_only_names(hexavox_env: dict[str, str]) -> None:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from schema.models import Merchant
-    from worker.policy.merchants import secret_fingerprint
-
-    from factories import make_merchant
-    from support import REPO
-
     merchant_pk = make_merchant(make_tenant())
     with session_scope() as session:
         stored = session.get(Merchant, merchant_pk).webhook_secrets[-1]  # type: ignore[union-attr]
