@@ -18,7 +18,7 @@ from worker.catalogue import Code
 
 __all__ = [
     "OutboundMessage", "SendOutcome", "SendResult", "DeliveryStatus", "StatusResult", "DeliveryEvent",
-    "ProviderRef", "Provider",
+    "ProviderRef", "Provider", "MAX_CALL_SECONDS",
 ]
 
 
@@ -86,6 +86,10 @@ class SendResult:
         return cls(SendOutcome.AMBIGUOUS, provider, detail=detail, raw=raw)
 
 
+#: Longer than any call a provider completes: a report with a larger duration is unreadable, not a bill.
+MAX_CALL_SECONDS = 24 * 3600
+
+
 class DeliveryStatus(StrEnum):
     """A provider's view of one message, normalised."""
 
@@ -129,6 +133,8 @@ class DeliveryEvent:
     #: For inbound replies (e.g. STOP): the sender's number and the text; ``status`` is UNKNOWN then.
     reply_from: str | None = None
     reply_text: str | None = None
+    #: For inbound replies: our number the reply was sent to (scopes a STOP to the merchants sending from it).
+    reply_to: str | None = None
     raw: Any = None
 
 

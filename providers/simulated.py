@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import hmac
 import json
 import logging
 import threading
@@ -55,6 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from providers.base import DeliveryEvent, DeliveryStatus, OutboundMessage, ProviderRef, SendResult, StatusResult
+from providers.http_common import signed_webhook_headers, verify_signature
 from schema.states import Channel
 from worker import db
 from worker.catalogue import Code
@@ -139,7 +139,7 @@ class SimulatorConfig:
     dlr_failure_rate: float = 0.0
     seed: int = 0
     max_rps: float = 0.0  #: 0 means unlimited
-    callback_secret: str = ""  #: when set, callbacks must carry an HMAC-SHA256 of the body in SIGNATURE_HEADER
+    callback_secret: str = ""  #: when set, callbacks must be signed (sign_callback: id, time and body)
 
     def __post_init__(self) -> None:
         for name in ("reject_rate", "unavailable_rate", "ambiguous_rate", "lost_rate", "dlr_failure_rate"):
@@ -317,11 +317,8 @@ class SimulatedProvider:
         return [self._event(item) for item in items]
 
     def _check_signature(self, headers: Mapping[str, str], body: bytes) -> None:
-        if not self.config.callback_secret:
-            return
-        given = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), "")
-        if not hmac.compare_digest(given, sign_callback(self.config.callback_secret, body)):
-            raise ValidationError(Code.AUTHENTICATION_FAILED, "simulator callback signature does not match")
+        """The HTTP drivers' scheme (id and time signed with the body), under the simulator's own header name."""
+        verify_signature(headers, body, self.config.callback_secret or None, signature_header=SIGNATURE_HEADER)
 
     def _event(self, item: object) -> DeliveryEvent:
         if not isinstance(item, dict):
@@ -332,7 +329,7 @@ class SimulatedProvider:
         }
         if item.get("type") == "reply":
             return DeliveryEvent(status=DeliveryStatus.UNKNOWN, reply_from=_opt_str(item, "from"),
-                                 reply_text=_opt_str(item, "text"), **common)
+                                 reply_to=_opt_str(item, "to"), reply_text=_opt_str(item, "text"), **common)
         status = _CALLBACK_STATUS.get(str(item.get("status", "")).upper(), DeliveryStatus.UNKNOWN)
         duration = item.get("duration")
         return DeliveryEvent(status=status, provider_ref=_opt_str(item, "ref"), message_id=_opt_str(item, "messageId"),
@@ -373,9 +370,11 @@ def _parse_at(value: object) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def sign_callback(secret: str, body: bytes) -> str:
-    """The SIGNATURE_HEADER value for ``body``: hex HMAC-SHA256 with the configured callback secret."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign_callback(secret: str, body: bytes, *, webhook_id: str | None = None,
+                  timestamp: int | None = None) -> dict[str, str]:
+    """The headers that sign ``body`` with the configured callback secret: delivery id, time and SIGNATURE_HEADER."""
+    return signed_webhook_headers(secret, body, webhook_id=webhook_id, timestamp=timestamp,
+                                  signature_header=SIGNATURE_HEADER)
 
 
 # -- the ledger -------------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from schema.states import (
 __all__ = [
     "Base", "Tenant", "ApiKey", "Merchant", "Balance", "Route", "Consent", "ContactList", "ContactListMember",
     "Campaign", "Request", "Message", "MessageEvent", "DuplicateGuard", "TaskRedelivery", "OutboundCallback", "Alert",
-    "BillingUpgrade",
+    "BillingUpgrade", "InboundEvent",
 ]
 
 NAMING = {
@@ -328,6 +328,16 @@ class TaskRedelivery(Base):
     task_name: Mapped[str] = mapped_column(String(80))
     redeliveries: Mapped[int] = mapped_column(Integer, default=1)
     first_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class InboundEvent(Base):
+    """A provider event already applied, by (provider, event id): a replayed or redelivered webhook inside the
+    signature's time window finds its events here and changes nothing (worker/policy/delivery_reports.py)."""
+
+    __tablename__ = "inbound_events"
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now(), index=True)
 
 
 class DuplicateGuard(Base):

@@ -78,6 +78,11 @@ class Code(StrEnum):
     INVALID_VOICE_REQUEST = "E822"
     INVALID_EMAIL_CONTENT = "E823"
     DESTINATION_NOT_ALLOWED = "E824"
+    BILLING_AMOUNT_MISMATCH = "E825"
+    PAYMENT_NOT_FOUND = "E826"
+    WEBHOOK_NOT_AUTHENTIC = "E827"
+    TOO_MANY_RECIPIENTS = "E828"
+    PAYLOAD_TOO_LARGE = "E829"
     ENVELOPE_EXPIRED = "E875"
     UNDECODABLE_JOB = "E876"
 
@@ -156,6 +161,11 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.INVALID_VOICE_REQUEST, "Voice text must be 1-3000 characters and timeoutSeconds 5-120"),
     Entry(Code.INVALID_EMAIL_CONTENT, "Email subject or body is missing, too long, or has line breaks in a header"),
     Entry(Code.DESTINATION_NOT_ALLOWED, "Destination country is not allowed for this merchant"),
+    Entry(Code.BILLING_AMOUNT_MISMATCH, "amountCents and currency must equal the price of the units (USD)"),
+    Entry(Code.PAYMENT_NOT_FOUND, "No billing upgrade with this paymentId"),
+    Entry(Code.WEBHOOK_NOT_AUTHENTIC, "Webhook signature missing or wrong, or its timestamp outside the window"),
+    Entry(Code.TOO_MANY_RECIPIENTS, "Too many recipients in one job's 'to'; send larger audiences as a list"),
+    Entry(Code.PAYLOAD_TOO_LARGE, "The job's payload is too large"),
     Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)",
           retryable=True),
     Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),

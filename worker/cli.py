@@ -1,7 +1,7 @@
 """The `hexavox` command: the common jobs of running the service.
 
     hexavox demo                      run the embedded demo (SQLite + local-file broker, no servers)
-    hexavox db upgrade|downgrade      apply or undo the migrations on HEXAVOX_DATABASE_URL
+    hexavox db upgrade|downgrade      apply or undo the migrations as HEXAVOX_MIGRATION_DATABASE_URL (the owner)
     hexavox worker|beat|flower [...]  start Celery (extra arguments are passed through); flower outside
                                       development only with --basic-auth/FLOWER_BASIC_AUTH or OAuth
     hexavox tenant create NAME [--channels SMS,VOICE] [--jobs hexavox.sms.send.v1,...]
@@ -14,6 +14,10 @@
     hexavox contract [--write DIR]    the JSON Schema of every job
     hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
+    hexavox merchant rotate-webhook-secret|show-webhook-secret MERCHANT [--tenant NAME] [--keep 1|2]
+                                      dlrUrl signing secrets (job answers only carry a fingerprint)
+    hexavox billing confirm PAYMENT_ID --amount-cents N [--currency USD] | billing fail PAYMENT_ID
+                                      settle a billing upgrade's payment (tenant keys cannot)
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
 """
 
@@ -133,6 +137,46 @@ def _rotate_webhook_secret(args: argparse.Namespace) -> int:
     return _read_as_tenant(args.tenant, rotate)
 
 
+def _show_webhook_secret(args: argparse.Namespace) -> int:
+    """The merchant's newest dlrUrl signing secret, for the operator to hand over (no job answer carries it)."""
+    from worker.policy.merchants import load_merchant, secret_fingerprint
+
+    def show(session: Any, tenant_id: int) -> dict[str, object]:
+        merchant = load_merchant(session, tenant_id, args.merchant_id, must_be_active=False)
+        secret = str(merchant.webhook_secrets[-1]) if merchant.webhook_secrets else None
+        return {"merchantId": args.merchant_id, "webhookSecret": secret,
+                "webhookSecretFingerprint": secret_fingerprint(secret) if secret else None}
+
+    return _read_as_tenant(args.tenant, show)
+
+
+def _merchant(args: argparse.Namespace) -> int:
+    if args.action == "show-webhook-secret":
+        return _show_webhook_secret(args)
+    return _rotate_webhook_secret(args)
+
+
+def _billing(args: argparse.Namespace) -> int:
+    """The operator's payment confirmation: the same check and single credit as the payment webhook."""
+    from worker.db import session_scope
+    from worker.errors import Refusal
+    from worker.policy.billing import confirm_payment
+
+    succeeded = args.action == "confirm"
+    if succeeded and args.amount_cents is None:
+        print("hexavox: billing confirm needs --amount-cents (what was paid)", file=sys.stderr)
+        return 2
+    try:
+        with session_scope() as session:
+            result = confirm_payment(session, args.payment_id, succeeded=succeeded, amount_cents=args.amount_cents,
+                                     currency=args.currency)
+    except Refusal as err:
+        print(f"hexavox: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _web(host: str, port: int) -> int:
     from worker.web import serve
 
@@ -178,11 +222,16 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(kind).add_argument("extra", nargs=argparse.REMAINDER)
     add_tenant_parser(sub)
     merchant = sub.add_parser("merchant")
-    merchant.add_argument("action", choices=["rotate-webhook-secret"])
+    merchant.add_argument("action", choices=["rotate-webhook-secret", "show-webhook-secret"])
     merchant.add_argument("merchant_id")
     merchant.add_argument("--tenant", help="tenant name; default: the only tenant")
     merchant.add_argument("--keep", type=int, choices=[1, 2], default=2,
                           help="secrets that sign from now on: 2 keeps the old one verifying, 1 revokes it at once")
+    billing = sub.add_parser("billing")
+    billing.add_argument("action", choices=["confirm", "fail"])
+    billing.add_argument("payment_id", help="the paymentId of the upgrade answer")
+    billing.add_argument("--amount-cents", type=int, help="what was paid; must equal the upgrade's amountCents")
+    billing.add_argument("--currency", default="USD")
     send = sub.add_parser("send")
     send.add_argument("task")
     send.add_argument("payload")
@@ -213,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "send": lambda: _send(args.task, args.payload), "status": lambda: _status(args.request_id),
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
-        "web": lambda: _web(args.host, args.port), "merchant": lambda: _rotate_webhook_secret(args),
+        "web": lambda: _web(args.host, args.port), "merchant": lambda: _merchant(args),
+        "billing": lambda: _billing(args),
     }
     return int(handlers[args.command]())
 

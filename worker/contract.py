@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
-           "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "BillingConfirmJob", "JOBS",
+           "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "JOBS",
            "UsageReportJob", "AlertsListJob"]
 
 
@@ -233,7 +233,8 @@ class ListImportJob(_AuthenticatedJob):
 
 
 class BillingUpgradeJob(_AuthenticatedJob):
-    """hexavox.billing.upgrade.v1 — request units; credited once the payment is confirmed. Idempotent by referenceId."""
+    """hexavox.billing.upgrade.v1 — request units at their price (amountCents = units x the channel's price, USD);
+    credited once the payment side confirms the payment (never by a tenant job). Idempotent by referenceId."""
 
     merchant_id: str = Field(alias="merchantId", max_length=64)
     channel: Literal["SMS", "VOICE", "EMAIL"]
@@ -243,14 +244,6 @@ class BillingUpgradeJob(_AuthenticatedJob):
     payment_method_id: str = Field(default="", alias="paymentMethodId", max_length=100)
     reference_id: str = Field(alias="referenceId", min_length=1, max_length=100)
     note: str = Field(default="", max_length=500)
-
-
-class BillingConfirmJob(_AuthenticatedJob):
-    """hexavox.billing.confirm.v1 — the payment for referenceId succeeded (or failed): credit the units once."""
-
-    merchant_id: str = Field(alias="merchantId", max_length=64)
-    reference_id: str = Field(alias="referenceId", min_length=1, max_length=100)
-    succeeded: bool = True
 
 
 class UsageReportJob(_AuthenticatedJob):
@@ -282,7 +275,6 @@ JOBS: dict[str, type[_AuthenticatedJob]] = {
     "hexavox.list.create.v1": ListCreateJob,
     "hexavox.list.import_csv.v1": ListImportJob,
     "hexavox.billing.upgrade.v1": BillingUpgradeJob,
-    "hexavox.billing.confirm.v1": BillingConfirmJob,
     "hexavox.report.usage.v1": UsageReportJob,
     "hexavox.alerts.list.v1": AlertsListJob,
 }

@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from worker.db import normalize_url
+from worker.db import engine, normalize_url
+from worker.db_roles import grant_runtime
 from worker.settings import get_settings
 
 __all__ = ["alembic_config", "upgrade_head", "downgrade_base"]
@@ -24,8 +25,14 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade_head(url: str | None = None) -> None:
-    command.upgrade(alembic_config(url), "head")
+    """Migrate as the owner role (HEXAVOX_MIGRATION_DATABASE_URL), then grant the runtime role its row rights."""
+    settings = get_settings()
+    target = url or settings.migration_database_url
+    command.upgrade(alembic_config(target), "head")
+    if settings.runtime_role and target.startswith(("postgres", "postgresql")):
+        with engine(target).begin() as conn:
+            grant_runtime(conn, settings.runtime_role)
 
 
 def downgrade_base(url: str | None = None) -> None:
-    command.downgrade(alembic_config(url), "base")
+    command.downgrade(alembic_config(url or get_settings().migration_database_url), "base")

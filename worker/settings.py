@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from worker.errors import ConfigurationError
 
@@ -21,6 +22,8 @@ __all__ = ["Settings", "get_settings", "reset_settings"]
 
 #: Provider cost in micro-dollars per unit (SMS segment, voice minute, email) when HEXAVOX_UNIT_PRICES is not set.
 DEFAULT_UNIT_PRICES: dict[str, int] = {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}
+#: What a merchant pays per purchased unit, micro-dollars, when HEXAVOX_CREDIT_PRICES is not set (cost + 30 %).
+DEFAULT_CREDIT_PRICES: dict[str, int] = {"SMS": 9750, "VOICE": 16900, "EMAIL": 130}
 
 
 def _env(name: str, default: str) -> str:
@@ -63,7 +66,8 @@ class Settings:
     database_url: str
     #: HEXAVOX_BROKER_URL: Celery broker. Default: kombu's local-file transport.
     broker_url: str
-    #: HEXAVOX_RESULT_BACKEND: where intake results are kept for the client. Default: the database.
+    #: HEXAVOX_RESULT_BACKEND: where intake answers are kept for client services, which are given this URL. Default:
+    #: the database (embedded mode and development); production refuses the main database (use a Redis db of its own).
     result_backend: str
     #: HEXAVOX_REDIS_URL: shared throttles, circuit breakers. Empty: in-process (one host only).
     redis_url: str
@@ -137,6 +141,27 @@ class Settings:
     release: str = ""
     #: HEXAVOX_SENTRY_TRACES_SAMPLE_RATE: share of tasks and requests traced in Sentry (0 to 1).
     sentry_traces_sample_rate: float = 0.0
+    #: HEXAVOX_CREDIT_PRICES: JSON object, what a merchant pays per purchased unit, micro-dollars, per channel. A
+    #: billing upgrade's amountCents must equal units x price (rounded up to the cent), so units cannot be bought
+    #: for less than they cost.
+    credit_prices: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CREDIT_PRICES))
+    #: HEXAVOX_PAYMENT_WEBHOOK_SECRET: the ``whsec_`` secret the payment side signs its webhook with (Standard
+    #: Webhooks). Empty: the payment webhook is off and only the operator command confirms payments.
+    payment_webhook_secret: str = ""
+    #: HEXAVOX_CALLBACK_PORTS: comma-separated ports a dlrUrl may name (its scheme's default when it names none).
+    callback_ports: frozenset[int] = frozenset({80, 443})
+    #: HEXAVOX_MAX_RECIPIENTS: most recipients one send job's ``to`` may list (E828); larger audiences go in a list.
+    max_recipients: int = 1000
+    #: HEXAVOX_MAX_PAYLOAD_BYTES: largest send job, in bytes of JSON (E829), checked before anything else.
+    max_payload_bytes: int = 640 * 1024
+    #: HEXAVOX_MIGRATION_DATABASE_URL: the schema owner's URL, used only by migrations (``hexavox db upgrade``).
+    #: Default: HEXAVOX_DATABASE_URL. In production workers and the API connect as a runtime role with row rights only.
+    migration_database_url: str = ""
+    #: HEXAVOX_RUNTIME_ROLE: the PostgreSQL role of HEXAVOX_DATABASE_URL; ``hexavox db upgrade`` grants it DML on
+    #: every table (worker/db_roles.py). Empty: no grants (one role for everything, development).
+    runtime_role: str = ""
+    #: HEXAVOX_WEBHOOK_TOLERANCE: seconds a signed webhook's timestamp may differ from our clock (replay window).
+    webhook_tolerance: int = 300
 
     @property
     def embedded(self) -> bool:
@@ -190,6 +215,14 @@ def load_settings() -> Settings:
         metrics_max_merchants=_env_int("HEXAVOX_METRICS_MAX_MERCHANTS", 20),
         release=_env("HEXAVOX_RELEASE", "") or _default_release(),
         sentry_traces_sample_rate=_env_float("HEXAVOX_SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        credit_prices=_env_price_table("HEXAVOX_CREDIT_PRICES", DEFAULT_CREDIT_PRICES),
+        payment_webhook_secret=_env("HEXAVOX_PAYMENT_WEBHOOK_SECRET", ""),
+        webhook_tolerance=_env_int("HEXAVOX_WEBHOOK_TOLERANCE", 300),
+        callback_ports=_env_ports("HEXAVOX_CALLBACK_PORTS", "80,443"),
+        migration_database_url=_env("HEXAVOX_MIGRATION_DATABASE_URL", database_url),
+        runtime_role=_env("HEXAVOX_RUNTIME_ROLE", ""),
+        max_recipients=_env_int("HEXAVOX_MAX_RECIPIENTS", 1000),
+        max_payload_bytes=_env_int("HEXAVOX_MAX_PAYLOAD_BYTES", 640 * 1024),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )
@@ -208,18 +241,34 @@ def _env_providers() -> dict[str, dict[str, object]]:
     return parsed
 
 
+def _env_ports(name: str, default: str) -> frozenset[int]:
+    raw = _env(name, default)
+    try:
+        ports = frozenset(int(part) for part in raw.split(",") if part.strip())
+    except ValueError as err:
+        raise ConfigurationError(f"{name} must be comma-separated port numbers, got {raw!r}") from err
+    if not ports or not all(0 < port < 65536 for port in ports):
+        raise ConfigurationError(f"{name} must name ports 1-65535, got {raw!r}")
+    return ports
+
+
 def _env_unit_prices() -> dict[str, int]:
     """Provider cost per unit; a typo'd channel or a negative price would silently misbill, so both are refused."""
-    raw = _env("HEXAVOX_UNIT_PRICES", json.dumps(DEFAULT_UNIT_PRICES))
+    return _env_price_table("HEXAVOX_UNIT_PRICES", DEFAULT_UNIT_PRICES)
+
+
+def _env_price_table(name: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A JSON object of channel -> micro-dollars; channels left out keep their default."""
+    raw = _env(name, json.dumps(defaults))
     try:
         parsed = json.loads(raw)
     except ValueError as err:
-        raise ConfigurationError(f"HEXAVOX_UNIT_PRICES must be a JSON object: {err}") from err
+        raise ConfigurationError(f"{name} must be a JSON object: {err}") from err
     if not isinstance(parsed, dict) or not all(
-        k in DEFAULT_UNIT_PRICES and type(v) is int and v >= 0 for k, v in parsed.items()
+        k in defaults and type(v) is int and v >= 0 for k, v in parsed.items()
     ):
-        raise ConfigurationError('HEXAVOX_UNIT_PRICES must look like {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}')
-    return {**DEFAULT_UNIT_PRICES, **parsed}
+        raise ConfigurationError(f"{name} must look like {json.dumps(defaults)}")
+    return {**defaults, **parsed}
 
 
 def _default_release() -> str:
@@ -282,6 +331,30 @@ def _check_production(settings: Settings) -> None:
     if len(settings.service_key) < 32:
         raise ConfigurationError("production needs HEXAVOX_SERVICE_KEY (at least 32 characters, the same in every "
                                  "process): internal tasks are signed with it, so nobody else can publish them")
+    _check_production_providers(settings.providers)
+    if _same_database(settings.result_backend, settings.database_url):
+        raise ConfigurationError("HEXAVOX_RESULT_BACKEND must not be the main database in production: client services "
+                                 "get its URL, and with it they could read and write every table (use a Redis db "
+                                 "of its own, e.g. redis://:password@redis:6379/2)")
+
+
+def _same_database(result_backend: str, database_url: str) -> bool:
+    """True when the result backend is (``db+``) the main database: same host, port and database name."""
+    if not result_backend.startswith("db+"):
+        return False
+    backend, main = urlsplit(result_backend[3:]), urlsplit(database_url)
+    return (backend.hostname, backend.port, backend.path) == (main.hostname, main.port, main.path)
+
+
+def _check_production_providers(providers: dict[str, dict[str, object]]) -> None:
+    """Anyone who can reach the webhook receiver can post to a provider's endpoint: without a secret its reports
+    (a call made free, a message failed, a STOP) could be forged. The simulated driver is for tests and demos."""
+    for name, options in providers.items():
+        if options.get("driver") == "simulated":
+            raise ConfigurationError(f"HEXAVOX_PROVIDERS: {name!r} uses the simulated driver, refused in production")
+        if not options.get("webhook_secret"):
+            raise ConfigurationError(f"HEXAVOX_PROVIDERS: {name!r} has no webhook_secret; in production every "
+                                     "provider's delivery reports must be signed")
 
 
 @lru_cache(maxsize=1)

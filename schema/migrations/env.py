@@ -1,4 +1,5 @@
-"""Alembic environment: the URL comes from HEXAVOX_DATABASE_URL (or ``-x url=...``), the models from schema.models.
+"""Alembic environment: the URL comes from HEXAVOX_MIGRATION_DATABASE_URL (the schema owner; default
+HEXAVOX_DATABASE_URL) or ``-x url=...``, the models from schema.models.
 
 SQLite needs batch mode to alter tables, so the same migrations run on PostgreSQL and SQLite.
 """
@@ -20,7 +21,7 @@ config = context.config
 
 def _url() -> str:
     override = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    return normalize_url(override or get_settings().database_url)
+    return normalize_url(override or get_settings().migration_database_url)
 
 
 def _configure(connection: Connection) -> None:

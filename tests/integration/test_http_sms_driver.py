@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import itertools
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +15,12 @@ import httpx
 import pytest
 
 from providers.base import DeliveryStatus, OutboundMessage, ProviderRef, SendOutcome, SendResult
-from providers.http_common import make_client, outcome_for_error, outcome_for_http_status
+from providers.http_common import (
+    make_client,
+    outcome_for_error,
+    outcome_for_http_status,
+    signed_webhook_headers,
+)
 from providers.http_sms import HttpSmsProvider, hexa_ref, message_id_from_ref
 from schema.states import Channel
 from worker.catalogue import Code
@@ -316,13 +320,14 @@ def test_panel_dlr_as_form_data_field_keeps_each_report(settings: Settings) -> N
 def test_webhook_signature_is_checked_when_a_secret_is_set(settings: Settings, shape: str) -> None:
     driver = make(settings, "http://127.0.0.1:9", shape, webhook_secret="s3cret")
     body = json.dumps({"message_id": "a", "status": "DELIVRD"}).encode()
-    good = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    good = {k.lower(): v for k, v in signed_webhook_headers("s3cret", body).items()}
 
-    driver.parse_callback({**JSON, "x-signature": good}, body)
-    for headers in ({**JSON, "X-Signature": "0" * 64}, JSON):
+    driver.parse_callback({**JSON, **good}, body)
+    stale = signed_webhook_headers("s3cret", body, timestamp=int(time.time()) - 3600)
+    for headers in ({**JSON, **good, "x-signature": "0" * 64}, JSON, {**JSON, **stale}):
         with pytest.raises(ValidationError) as refused:
             driver.parse_callback(headers, body)
-        assert refused.value.code is Code.AUTHENTICATION_FAILED
+        assert refused.value.code is Code.WEBHOOK_NOT_AUTHENTIC
 
 
 def test_unreadable_webhook_body_is_refused(settings: Settings) -> None:

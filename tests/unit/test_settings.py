@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,12 @@ def test_no_environment_gives_the_embedded_mode() -> None:
     assert settings.providers == {"simulated": {"driver": "simulated"}}
 
 
+SIGNED_PROVIDER = {"sms": {"driver": "http_sms", "base_url": "https://sms.example", "api_key": "k",
+                           "webhook_secret": "s"}}
 PRODUCTION = {"HEXAVOX_ENVIRONMENT": "production", "HEXAVOX_DATABASE_URL": "postgresql://hx:pw@db/hx",
               "HEXAVOX_BROKER_URL": "redis://:pw@redis:6379/0", "HEXAVOX_REDIS_URL": "redis://:pw@redis:6379/1",
-              "HEXAVOX_SERVICE_KEY": "s" * 32}
+              "HEXAVOX_SERVICE_KEY": "s" * 32, "HEXAVOX_PROVIDERS": json.dumps(SIGNED_PROVIDER),
+              "HEXAVOX_RESULT_BACKEND": "redis://:pw@redis:6379/2"}
 
 refusals = (
     ({"HEXAVOX_VISIBILITY_TIMEOUT": "60", "HEXAVOX_TASK_TIME_LIMIT": "60"}, "VISIBILITY_TIMEOUT"),
@@ -49,6 +53,16 @@ refusals = (
     ({**PRODUCTION, "HEXAVOX_SERVICE_KEY": ""}, "HEXAVOX_SERVICE_KEY"),
     ({**PRODUCTION, "HEXAVOX_SERVICE_KEY": "short"}, "HEXAVOX_SERVICE_KEY"),
     ({"HEXAVOX_ENVELOPE_MAX_AGE": "5"}, "ENVELOPE_MAX_AGE"),
+    # inbound reports must be signed in production, and the simulator is for tests and demos
+    ({**PRODUCTION, "HEXAVOX_PROVIDERS": ""}, "simulated driver"),
+    # client services get the result backend's URL: never the main database's
+    ({**PRODUCTION, "HEXAVOX_RESULT_BACKEND": ""}, "RESULT_BACKEND"),  # the default: db+ the database
+    ({**PRODUCTION, "HEXAVOX_RESULT_BACKEND": "db+postgresql+psycopg://hx:pw@db/hx"}, "RESULT_BACKEND"),
+    ({**PRODUCTION, "HEXAVOX_PROVIDERS": json.dumps({**SIGNED_PROVIDER, "voice": {
+        "driver": "http_voice", "base_url": "https://voice.example", "api_key": "k"}})},
+     "'voice' has no webhook_secret"),
+    ({**PRODUCTION, "HEXAVOX_PROVIDERS": json.dumps({"sim": {"driver": "simulated", "callback_secret": "s"}})},
+     "simulated driver"),
 )
 
 

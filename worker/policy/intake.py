@@ -14,6 +14,7 @@ anything a crash in between left behind.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from worker.policy.idempotency import begin_request, finish_request, payload_dig
 from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.quota import reserve_units
+from worker.settings import get_settings
 from worker.validation.masking import mask_contact
 
 __all__ = ["IntakeOutcome", "accept_send", "record_refused_request", "resolve_caller"]
@@ -73,6 +75,7 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     the merchant's activity, the schedule window or a list's members are read, so a retry gets
     the first answer even when one of those changed since.
     """
+    check_payload_size(payload)
     job = parse_job(task_name, payload)
     assert isinstance(job, SmsJob | VoiceJob | EmailJob)
     principal = resolve_caller(session, job, who)
@@ -90,6 +93,15 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     outcome = _admit_all(session, request_id, merchant, drafts, window_seconds)
     finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
     return outcome
+
+
+def check_payload_size(payload: Any) -> None:
+    """Refuse (E829) a send job larger than HEXAVOX_MAX_PAYLOAD_BYTES before any of it is parsed or checked: one
+    oversized job would otherwise hold a worker and a transaction for seconds and write a megabyte answer."""
+    cap = get_settings().max_payload_bytes
+    size = len(json.dumps(payload, ensure_ascii=False, default=str).encode())
+    if size > cap:
+        raise Refusal(Code.PAYLOAD_TOO_LARGE, f"the job is {size} bytes; at most {cap}")
 
 
 def _still_queued(session: Session, request_id: str) -> list[tuple[str, str, str]]:

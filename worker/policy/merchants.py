@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 import zoneinfo
 
@@ -155,6 +156,14 @@ def merchant_view(session: Session, merchant: Merchant) -> dict[str, object]:
                     "emailCredits": pick("EMAIL", "credits")},
         "usage": {"smsUsed": pick("SMS", "used"), "voiceUsed": pick("VOICE", "used"),
                   "emailUsed": pick("EMAIL", "used"), "periodStart": period.isoformat() if period else None},
-        #: The newest dlrUrl signing secret (Standard Webhooks); older ones still sign during rotation.
-        "webhookSecret": merchant.webhook_secrets[-1] if merchant.webhook_secrets else None,
+        #: Which dlrUrl signing secret is the newest, never the secret itself: this answer is stored (requests.result,
+        #: the result backend) where anyone reading those stores would get it. The operator hands the secret over
+        #: (`hexavox merchant show-webhook-secret` / `rotate-webhook-secret`).
+        "webhookSecretFingerprint": secret_fingerprint(merchant.webhook_secrets[-1]) if merchant.webhook_secrets
+        else None,
     }
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, non-reversible name for a secret (first 12 hex digits of its SHA-256), to tell secrets apart."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]

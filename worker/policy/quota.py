@@ -13,6 +13,7 @@ import math
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from providers.base import MAX_CALL_SECONDS
 from schema.models import Alert, Balance, Merchant
 from worker.catalogue import Code
 from worker.db import upsert_insert
@@ -48,8 +49,9 @@ def release_units(session: Session, merchant_id: int, channel: str, units: int) 
 
 
 def billed_minutes(duration_seconds: int | None) -> int | None:
-    """Started minutes of a call (what providers bill), or None when the duration is unknown or unreadable."""
-    if duration_seconds is None or duration_seconds < 0:
+    """Started minutes of a call (what providers bill), or None when the duration is unknown or unreadable (negative,
+    or over a day: no call lasts that long, and a huge value would overflow the balance columns)."""
+    if duration_seconds is None or not 0 <= duration_seconds <= MAX_CALL_SECONDS:
         return None
     return math.ceil(duration_seconds / 60)
 
