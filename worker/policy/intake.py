@@ -33,6 +33,7 @@ from worker.policy.idempotency import begin_request, finish_request, payload_dig
 from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.quota import reserve_units
+from worker.policy.transitions import queue_final_callback, utcnow
 
 __all__ = ["IntakeOutcome", "accept_send", "record_refused_request", "resolve_caller"]
 
@@ -149,7 +150,21 @@ def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Dra
             draft.refusal = refusal
     assert draft.refusal is not None
     session.add(_message(request_id, merchant, draft, MessageState.REFUSED, None))
+    _callback_refused(session, request_id, merchant, draft)
     return MessageState.REFUSED
+
+
+def _callback_refused(session: Session, request_id: str, merchant: Merchant, draft: Draft) -> None:
+    """A refused message is FINAL at once, so its ``dlrUrl`` hears so like any other FINAL message does.
+
+    Written in the intake transaction: a rolled-back intake (retried by ``_retrying``) leaves no callback behind.
+    """
+    url = draft.options.get("dlrUrl")
+    if not url or draft.refusal is None:
+        return
+    session.flush()  # the callback row references the message
+    queue_final_callback(session, draft.message_id, merchant.id, request_id, MessageState.REFUSED, str(url),
+                         utcnow(), error_code=draft.refusal.code.value, units=0)
 
 
 def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int) -> None:

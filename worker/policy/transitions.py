@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from schema.models import Message, MessageEvent, OutboundCallback
 from schema.states import TERMINAL_STATES, CallbackState, Freshness, MessageState
 
-__all__ = ["transition", "utcnow", "callback_body", "MESSAGES", "MESSAGE_COLUMNS"]
+__all__ = ["transition", "utcnow", "callback_body", "queue_final_callback", "MESSAGES", "MESSAGE_COLUMNS"]
 
 
 MESSAGES = cast(Table, Message.__table__)
@@ -70,7 +70,17 @@ def callback_body(message_id: str, request_id: str, status: MessageState, at: dt
 
 def _queue_callback(session: Session, message_id: str, status: MessageState, now: dt.datetime, row: Any) -> None:
     """Write the callback in the same transaction that made the message FINAL: it cannot be forgotten."""
+    queue_final_callback(session, message_id, row.merchant_id, row.request_id, status, str(row.options["dlrUrl"]),
+                         now, error_code=row.error_code, units=row.units)
+
+
+def queue_final_callback(session: Session, message_id: str, merchant_id: int, request_id: str, status: MessageState,
+                         url: str, now: dt.datetime, *, error_code: str | None, units: int) -> None:
+    """The callback row of a message that is FINAL: by a transition, or refused at intake (FINAL from birth).
+
+    A message row must already exist (the callback references it); the caller's transaction commits both.
+    """
     session.execute(insert(OutboundCallback).values(
-        id=str(uuid.uuid4()), message_id=message_id, merchant_id=row.merchant_id, event_status=status.value,
-        url=str(row.options["dlrUrl"])[:2000], state=CallbackState.PENDING.value, attempts=0, next_attempt_at=now,
-        body=callback_body(message_id, row.request_id, status, now, row.error_code, row.units)))
+        id=str(uuid.uuid4()), message_id=message_id, merchant_id=merchant_id, event_status=status.value,
+        url=url[:2000], state=CallbackState.PENDING.value, attempts=0, next_attempt_at=now,
+        body=callback_body(message_id, request_id, status, now, error_code, units)))
