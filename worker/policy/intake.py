@@ -28,7 +28,7 @@ from worker.errors import AuthenticationError, Refusal
 from worker.policy.auth import Authenticator, Principal, by_secret
 from worker.policy.consent import require_consent
 from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
-from worker.policy.duplicates import claim_window, content_digest
+from worker.policy.duplicates import claim_window, content_digest, waive_rule_applies
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
 from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
@@ -87,6 +87,7 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
                              else [])
     _require_active(merchant)
     drafts = _drafts(session, job, merchant, now)
+    _apply_duplicate_waiver(drafts, principal.allowed_jobs)
     outcome = _admit_all(session, request_id, merchant, drafts, window_seconds)
     finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
     return outcome
@@ -116,6 +117,15 @@ def _drafts(session: Session, job: SendJob, merchant: Merchant, now: dt.datetime
     if isinstance(job, VoiceJob):
         return voice_drafts(job, merchant)
     return email_drafts(job)
+
+
+def _apply_duplicate_waiver(drafts: Drafts, allowed_jobs: frozenset[str]) -> None:
+    """Keep ``duplicate`` on the messages only when the key may waive the guard, so dispatch tells the provider."""
+    asked = any(draft.options.get("duplicate") for draft in drafts.drafts)
+    waived = waive_rule_applies(asked, allowed_jobs, drafts.warnings)
+    for draft in drafts.drafts:
+        if "duplicate" in draft.options:
+            draft.options["duplicate"] = waived
 
 
 def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int) -> IntakeOutcome:
@@ -173,7 +183,7 @@ def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int)
         require_route(session, merchant.id, channel, draft.message_type)
     require_consent(session, merchant.id, channel, draft.recipient, draft.message_type)
     digest = content_digest(merchant.id, channel, draft.recipient, draft.subject, draft.body)
-    claim_window(session, digest, draft.message_id, window)
+    claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")))
     reserve_units(session, merchant, channel, draft.units)
 
 
