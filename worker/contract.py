@@ -203,6 +203,12 @@ class MerchantUpsertJob(_AuthenticatedJob):
                                  list[Annotated[str, Field(max_length=40)]]]] = Field(
         default_factory=dict, alias="providersByType")
     allowed_countries: list[str] = Field(default_factory=list, alias="allowedCountries")
+    #: How long limits last before usage starts again from 0, in the merchant's time zone; absent: unchanged
+    #: (MONTHLY for a new merchant). ``billingDay``: the day of the month a period starts (1-28), or the ISO
+    #: weekday (1 = Monday) for WEEKLY; absent: unchanged (1 for a new merchant).
+    billing_period: Literal["WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"] | None = Field(
+        default=None, alias="billingPeriod")
+    billing_day: int | None = Field(default=None, alias="billingDay", ge=1, le=28)
 
 
 class ConsentUpsertJob(_AuthenticatedJob):

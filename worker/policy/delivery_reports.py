@@ -122,7 +122,7 @@ def _failed(session: Session, message: Message, event: DeliveryEvent) -> str:
                       error_code=Code.PROVIDER_REJECTED.value, error_detail=why, **_identity(event)):
         return "unchanged"
     if message.merchant_id is not None:
-        release_units(session, message.merchant_id, message.channel, message.units)
+        release_units(session, message.merchant_id, message.channel, message.units, message_id=message.id)
     return "failed"
 
 

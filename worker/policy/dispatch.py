@@ -154,7 +154,7 @@ def _fail(session: Session, message_id: str, merchant_id: int | None, channel: s
     if transition(session, message_id, from_states, MessageState.FAILED, error_code=code.value,
                   error_detail=(detail or code.name)[:500], detail=history, **extra):
         if merchant_id is not None:
-            release_units(session, merchant_id, channel, units)
+            release_units(session, merchant_id, channel, units, message_id=message_id)
 
 
 def give_up_unavailable(message_id: str, give_up_after: float, waiting_since: float) -> bool:

@@ -61,6 +61,8 @@ class Draft:
     options: dict[str, Any] = field(default_factory=dict)
     refusal: Refusal | None = None
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: The billing period its units were charged to, once quota has taken them.
+    period_start: dt.date | None = None
 
 
 @dataclass

@@ -88,7 +88,7 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     _require_active(merchant)
     drafts = _drafts(session, job, merchant, now)
     _apply_duplicate_waiver(drafts, principal.allowed_jobs)
-    outcome = _admit_all(session, request_id, merchant, drafts, window_seconds)
+    outcome = _admit_all(session, request_id, merchant, drafts, window_seconds, now)
     finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
     return outcome
 
@@ -128,10 +128,11 @@ def _apply_duplicate_waiver(drafts: Drafts, allowed_jobs: frozenset[str]) -> Non
             draft.options["duplicate"] = waived
 
 
-def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int) -> IntakeOutcome:
+def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int,
+               now: dt.datetime) -> IntakeOutcome:
     rows, to_dispatch = [], []
     for draft in drafts.drafts:
-        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window)
+        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window, now)
         rows.append(_row(draft, status))
         if status == MessageState.QUEUED:
             to_dispatch.append((draft.message_id, draft.channel.value, draft.message_type))
@@ -144,13 +145,13 @@ def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Dr
 
 
 def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Draft, scheduled_at: dt.datetime | None,
-               window: int) -> MessageState:
+               window: int, now: dt.datetime) -> MessageState:
     """Policy steps 2-7 for one message in a savepoint; a refusal is recorded as a free, FINAL message."""
     if draft.refusal is None:
         savepoint = session.begin_nested()
         try:
             status = MessageState.SCHEDULED if scheduled_at else MessageState.QUEUED
-            _run_policy(session, merchant, draft, window)
+            _run_policy(session, merchant, draft, window, now)
             session.add(_message(request_id, merchant, draft, status, scheduled_at))
             session.flush()
             savepoint.commit()
@@ -177,14 +178,15 @@ def _callback_refused(session: Session, request_id: str, merchant: Merchant, dra
                          utcnow(), error_code=draft.refusal.code.value, units=0)
 
 
-def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int) -> None:
+def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int, now: dt.datetime) -> None:
     channel = draft.channel.value
     if channel == "SMS":
         require_route(session, merchant.id, channel, draft.message_type)
     require_consent(session, merchant.id, channel, draft.recipient, draft.message_type)
     digest = content_digest(merchant.id, channel, draft.recipient, draft.subject, draft.body)
     claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")))
-    reserve_units(session, merchant, channel, draft.units)
+    # Charged to the period it is accepted in, whenever it is sent or settled: just before the boundary is the old one.
+    draft.period_start = reserve_units(session, merchant, channel, draft.units, now)
 
 
 def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageState,
@@ -195,6 +197,7 @@ def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageS
         message_type=draft.message_type, recipient=draft.recipient, sender=draft.sender, subject=draft.subject,
         body=draft.body, options=draft.options, units=0 if refused else draft.units, status=status.value,
         freshness=(Freshness.FINAL if refused else Freshness.PROVISIONAL).value, scheduled_at=scheduled_at,
+        period_start=None if refused else draft.period_start,
         error_code=draft.refusal.code.value if refused and draft.refusal else None,
         error_detail=draft.refusal.detail[:500] if refused and draft.refusal else None,
     )

@@ -189,7 +189,7 @@ def backoff(looks: int, settings: Settings) -> dt.timedelta:
 
 def _release(session: Session, item: Pending) -> None:
     if item.merchant_id is not None:
-        release_units(session, item.merchant_id, item.channel, item.units)
+        release_units(session, item.merchant_id, item.channel, item.units, message_id=item.id)
 
 
 def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200,

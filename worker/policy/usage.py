@@ -28,6 +28,8 @@ from worker.contract import UsageReportJob
 from worker.errors import ValidationError
 from worker.policy.auth import Principal
 from worker.policy.merchants import load_merchant
+from worker.policy.periods import period_history, roll_balances
+from worker.policy.transitions import utcnow
 from worker.settings import get_settings
 
 __all__ = ["usage_report", "run_usage_job", "resolve_tenant", "BILLABLE_STATES", "money"]
@@ -140,9 +142,12 @@ def usage_report(session: Session, tenant_id: int, merchant_external_id: str | N
                  date_to: dt.date, *, prices: Mapping[str, int], markup_percent: int) -> dict[str, Any]:
     """The seed-003 usage report of the tenant (or one of its merchants) for whole UTC days [from, to]."""
     start, end = _day_bounds(date_from, date_to)
-    merchant_pk = None
+    merchant_pk, periods = None, []
     if merchant_external_id is not None:
-        merchant_pk = load_merchant(session, tenant_id, merchant_external_id, must_be_active=False).id
+        merchant = load_merchant(session, tenant_id, merchant_external_id, must_be_active=False)
+        merchant_pk = merchant.id
+        roll_balances(session, merchant, utcnow())
+        periods = period_history(session, merchant.id, date_from, date_to)
     channels, pending = _fold(_grouped_rows(session, tenant_id, merchant_pk, start, end))
     cost_micros = sum(usage.units * prices[channel.value] for channel, usage in channels.items())
     totals = _amounts(cost_micros, markup_percent)
@@ -155,6 +160,9 @@ def usage_report(session: Session, tenant_id: int, merchant_external_id: str | N
         "channels": {channel.value: _channel_view(usage, prices[channel.value], markup_percent)
                      for channel, usage in channels.items()},
         **_freshness(pending),
+        #: One merchant's billing periods overlapping the range (limits, credits, used): what the limits were
+        #: measured against. Empty for a tenant-wide report.
+        "periods": periods,
     }
 
 
