@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -319,7 +320,10 @@ class Message(Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: SMS segments, voice minutes (estimated, then real) or 1 per email.
     units: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the message costs us, in micro-dollars: the provider's price from its answer when it gave one
+    #: (``provider_priced``), else units x the configured price of the channel (HEXAVOX_UNIT_PRICES).
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    provider_priced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: The billing period its units were charged to (NULL for messages older than billing periods).
     period_start: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(12))

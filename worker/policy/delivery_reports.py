@@ -44,8 +44,10 @@ from worker.db import session_scope
 from worker.errors import Refusal
 from worker.pii import storable_raw
 from worker.policy.consent import set_consent
+from worker.policy.pricing import repriced_cost
 from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
 from worker.policy.transitions import MESSAGE_COLUMNS, transition
+from worker.settings import get_settings
 from worker.validation.masking import mask_phone
 from worker.validation.phone import normalize_phone
 
@@ -107,12 +109,17 @@ def find_message(session: Session, event: DeliveryEvent) -> Message | None:
 
 def _delivered(session: Session, message: Message, event: DeliveryEvent) -> str:
     minutes = voice_minutes(message, event)
-    fields = _identity(event) | ({"units": minutes} if minutes is not None else {})
+    fields = _identity(event) | (_real_minutes(minutes) if minutes is not None else {})
     if not transition(session, message.id, REPORTABLE, MessageState.DELIVERED, detail=_detail(event), **fields):
         return "unchanged"
     if minutes is not None:
         settle_voice_minutes(session, message.merchant_id, message.units, minutes, message.id)
     return "delivered"
+
+
+def _real_minutes(minutes: int) -> dict[str, Any]:
+    """A call's billed minutes and the cost they come to (unless its provider priced it)."""
+    return {"units": minutes, "cost_micros": repriced_cost(get_settings().unit_prices, Channel.VOICE.value, minutes)}
 
 
 def _failed(session: Session, message: Message, event: DeliveryEvent) -> str:

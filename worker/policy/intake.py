@@ -32,8 +32,10 @@ from worker.policy.duplicates import claim_window, content_digest, waive_rule_ap
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
 from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
+from worker.policy.pricing import table_cost
 from worker.policy.quota import reserve_units
 from worker.policy.transitions import queue_final_callback, utcnow
+from worker.settings import get_settings
 
 __all__ = ["IntakeOutcome", "accept_send", "record_refused_request", "resolve_caller"]
 
@@ -196,6 +198,7 @@ def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageS
         id=draft.message_id, request_id=request_id, merchant_id=merchant.id, channel=draft.channel.value,
         message_type=draft.message_type, recipient=draft.recipient, sender=draft.sender, subject=draft.subject,
         body=draft.body, options=draft.options, units=0 if refused else draft.units, status=status.value,
+        cost_micros=0 if refused else table_cost(get_settings().unit_prices, draft.channel.value, draft.units),
         freshness=(Freshness.FINAL if refused else Freshness.PROVISIONAL).value, scheduled_at=scheduled_at,
         period_start=None if refused else draft.period_start,
         error_code=draft.refusal.code.value if refused and draft.refusal else None,
