@@ -236,9 +236,9 @@ def hexa_options(options: Mapping[str, Any]) -> dict[str, str]:
     """The message's optional seed-000 parameters in the seed's wire format; absent ones are not sent.
 
     ``ref`` on the wire is our message id (for lookups), so the merchant's own ``ref`` travels as ``ref1``; its
-    ``ref1``, ``ref2`` and ``campaignId`` stay with us (status and callbacks carry them) because the provider has no
-    field left for them. ``duplicate=1`` goes out only when intake waived our 10-second guard for this message, so
-    the provider's own guard does not refuse the repeat the merchant asked for.
+    ``ref1``, ``ref2`` and ``campaignId`` stay with us (the merchant's callbacks carry them) because the provider
+    has no field left for them. ``duplicate=1`` goes out only when intake waived our 10-second guard for this
+    message, so the provider's own guard does not refuse the repeat the merchant asked for.
     """
     form: dict[str, str] = {}
     if options.get("ref"):

@@ -230,7 +230,7 @@ class _Server(ThreadingHTTPServer):
 _HEXA_PARAMS: dict[str, tuple[str, Any] | None] = {
     "to": ("E600", lambda v: v.lstrip("+").isdigit()),
     "body": ("E601", bool),
-    "sender": ("E619", lambda v: v.isalnum() and 3 <= len(v) <= 15),
+    "sender": ("E619", lambda v: v.removeprefix("+").isascii() and v.removeprefix("+").isalnum() and 3 <= len(v) <= 16),
     "type": ("E615", lambda v: v in ("TXN", "MKT", "OTP")),
     "ref": ("E608", lambda v: v.isascii() and v.isalnum()),
     "ref1": ("E609", lambda v: v.isascii() and v.isalnum()),

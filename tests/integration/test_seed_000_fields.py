@@ -69,3 +69,21 @@ def test_duplicate_1_with_the_key_rule_sends_the_repeat_and_the_guard_still_hold
     assert second["warnings"] == []
     assert _options(second["messages"][0]["messageId"])["duplicate"] is True  # the driver sends duplicate=1
     assert third["messages"][0]["error"]["code"] == "E807"  # an ordinary repeat inside the window is refused
+
+
+def test_the_merchants_tags_come_back_in_its_callback(hexavox_env: dict[str, str]) -> None:
+    import json
+
+    from sqlalchemy import select
+
+    from schema.models import OutboundCallback
+
+    tenant = make_tenant()
+    make_merchant(tenant)
+
+    _send(sms(tenant, to="+1 800 FLOWERS", dlrUrl="https://merchant.example.com/dlr", ref="a1", ref2="desk9",
+              campaignId="spring-26"))
+
+    with session_scope() as session:
+        [body] = session.scalars(select(OutboundCallback.body)).all()
+    assert json.loads(body)["tags"] == {"ref": "a1", "ref2": "desk9", "campaignId": "spring-26"}

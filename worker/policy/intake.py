@@ -177,7 +177,7 @@ def _callback_refused(session: Session, request_id: str, merchant: Merchant, dra
         return
     session.flush()  # the callback row references the message
     queue_final_callback(session, draft.message_id, merchant.id, request_id, MessageState.REFUSED, str(url),
-                         utcnow(), error_code=draft.refusal.code.value, units=0)
+                         utcnow(), error_code=draft.refusal.code.value, units=0, options=draft.options)
 
 
 def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int, now: dt.datetime) -> None:
