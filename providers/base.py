@@ -64,12 +64,15 @@ class SendResult:
     #: For UNAVAILABLE: only our own throughput limit stood in the way (no sign of trouble at the provider), so the
     #: message waits for a slot however long that takes, instead of counting towards giving up.
     throttled: bool = False
+    #: For ACCEPTED: the provider's price for this message in micro-dollars, when its answer states one; the
+    #: message's cost then comes from here instead of the configured price table.
+    cost_micros: int | None = None
 
     @classmethod
     def accepted(cls, provider: str, provider_ref: str, *, raw: Any = None, provider_code: str | None = None,
-                 final: bool = False) -> SendResult:
+                 final: bool = False, cost_micros: int | None = None) -> SendResult:
         return cls(SendOutcome.ACCEPTED, provider, provider_ref=provider_ref, provider_code=provider_code, raw=raw,
-                   final=final)
+                   final=final, cost_micros=cost_micros)
 
     @classmethod
     def rejected(cls, provider: str, provider_code: str | None, detail: str, *, raw: Any = None,

@@ -53,7 +53,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from providers.base import DeliveryEvent, DeliveryStatus, OutboundMessage, ProviderRef, SendResult, StatusResult
+from providers.base import (
+    DeliveryEvent,
+    DeliveryStatus,
+    OutboundMessage,
+    ProviderRef,
+    SendOutcome,
+    SendResult,
+    StatusResult,
+)
 from providers.http_common import signed_webhook_headers, verify_signature
 from schema.states import Channel
 from worker import db
@@ -140,12 +148,15 @@ class SimulatorConfig:
     seed: int = 0
     max_rps: float = 0.0  #: 0 means unlimited
     callback_secret: str = ""  #: when set, callbacks must be signed (sign_callback: id, time and body)
+    #: When above 0, an acceptance states the provider's price (micro-dollars per SMS segment, else per message),
+    #: as priced APIs do; 0 states none, so the configured price table prices the message.
+    price_micros: int = 0
 
     def __post_init__(self) -> None:
         for name in ("reject_rate", "unavailable_rate", "ambiguous_rate", "lost_rate", "dlr_failure_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigurationError(f"simulator {name} must be between 0 and 1, got {getattr(self, name)!r}")
-        for name in ("latency_ms", "timeout_ms", "dlr_delay_ms", "max_rps"):
+        for name in ("latency_ms", "timeout_ms", "dlr_delay_ms", "max_rps", "price_micros"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"simulator {name} must not be negative, got {getattr(self, name)!r}")
 
@@ -214,7 +225,14 @@ class SimulatedProvider:
         time.sleep(self.config.latency_ms / 1000)
         if self._draw("ambiguous", message.message_id, attempt) < self.config.ambiguous_rate:
             return SendResult.ambiguous(self.name, "simulated: request received, answer lost", raw=_public(row))
-        return self._answer(row)
+        return self._priced(self._answer(row), message)
+
+    def _priced(self, result: SendResult, message: OutboundMessage) -> SendResult:
+        """An acceptance with the configured price stated, like a provider whose answer carries its price."""
+        if result.outcome is not SendOutcome.ACCEPTED or not self.config.price_micros:
+            return result
+        parts = int(message.options.get("segments") or 1) if message.channel == Channel.SMS else 1
+        return dataclasses.replace(result, cost_micros=self.config.price_micros * parts)
 
     def _refuse_connection(self, message: OutboundMessage, attempt: int) -> SendResult:
         """Connection refused: nothing reached the provider, and the caller knows it."""

@@ -84,10 +84,12 @@ def _status(request_id: str) -> int:
 
 
 def _catalogue(markdown: bool) -> int:
-    from worker.catalogue import CATALOGUE, markdown_table
+    from worker.catalogue import CATALOGUE, markdown_table, seed_000_table
 
     if markdown:
         print(markdown_table(), end="")
+        print("\nSeed-000 codes the service answers differently:\n")
+        print(seed_000_table(), end="")
     else:
         for entry in CATALOGUE.values():
             print(f"{entry.code.value}  {entry.code.name:32} {entry.description}")

@@ -74,6 +74,12 @@ _SendTime = Annotated[JsonValue, _published(_string(maxLength=40, description=_S
 _UnicodeFlag = Annotated[JsonValue, _published({"enum": [0, 1, "0", "1", "AUTO"]})]
 _FlashFlag = Annotated[JsonValue, _published({"enum": [0, 1, "0", "1"]}, {"type": "boolean"})]
 _CampaignName = Annotated[JsonValue, _published(_string(pattern="^[A-Za-z0-9]{1,32}$"))]
+_CampaignId = Annotated[JsonValue, _published(_string(pattern="^[A-Za-z0-9._-]{1,64}$"))]
+_Port = Annotated[JsonValue, _published({"type": "integer", "minimum": 1, "maximum": 65535},
+                                        _string(pattern="^[0-9]{1,5}$"))]
+_DuplicateFlag = Annotated[JsonValue, _published(
+    {"enum": [0, 1, "0", "1"], "description": "1: send even inside the 10-second duplicate window, when the key's "
+                                              "rules include hexavox.sms.duplicate"}, {"type": "boolean"})]
 _NodeRecipient = Annotated[JsonValue, _published(_string(minLength=1, pattern="^[^,]*$", description="one number"),
                                                  nullable=False)]
 # Voice and email
@@ -139,6 +145,13 @@ class SmsJob(_AuthenticatedJob):
     unicode: _UnicodeFlag = "AUTO"
     flash: _FlashFlag = 0
     campaign_name: _CampaignName = Field(default=None, alias="campaignName")
+    #: Seed 000's other optional parameters: application port (E603), the duplicate-guard waiver (E605), two more
+    #: reference tags (E609, E610) and the merchant's campaign id (E617).
+    port: _Port = None
+    duplicate: _DuplicateFlag = 0
+    ref1: _Ref = None
+    ref2: _Ref = None
+    campaign_id: _CampaignId = Field(default=None, alias="campaignId")
 
 
 class VoiceJob(_AuthenticatedJob):
@@ -190,6 +203,12 @@ class MerchantUpsertJob(_AuthenticatedJob):
                                  list[Annotated[str, Field(max_length=40)]]]] = Field(
         default_factory=dict, alias="providersByType")
     allowed_countries: list[str] = Field(default_factory=list, alias="allowedCountries")
+    #: How long limits last before usage starts again from 0, in the merchant's time zone; absent: unchanged
+    #: (MONTHLY for a new merchant). ``billingDay``: the day of the month a period starts (1-28), or the ISO
+    #: weekday (1 = Monday) for WEEKLY; absent: unchanged (1 for a new merchant).
+    billing_period: Literal["WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"] | None = Field(
+        default=None, alias="billingPeriod")
+    billing_day: int | None = Field(default=None, alias="billingDay", ge=1, le=28)
 
 
 class ConsentUpsertJob(_AuthenticatedJob):

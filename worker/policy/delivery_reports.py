@@ -50,6 +50,7 @@ from worker.errors import Refusal
 from worker.pii import storable_raw
 from worker.policy.consent import set_consent
 from worker.policy.merchants import provider_order
+from worker.policy.pricing import repriced_cost
 from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
 from worker.policy.transitions import MESSAGE_COLUMNS, transition
 from worker.settings import get_settings
@@ -126,12 +127,17 @@ def _sent_through(session: Session, message: Message, provider: str) -> bool:
 
 def _delivered(session: Session, message: Message, event: DeliveryEvent) -> str:
     minutes = voice_minutes(message, event)
-    fields = _identity(event) | ({"units": minutes} if minutes is not None else {})
+    fields = _identity(event) | (_real_minutes(minutes) if minutes is not None else {})
     if not transition(session, message.id, REPORTABLE, MessageState.DELIVERED, detail=_detail(event), **fields):
         return "unchanged"
     if minutes is not None:
         settle_voice_minutes(session, message.merchant_id, message.units, minutes, message.id)
     return "delivered"
+
+
+def _real_minutes(minutes: int) -> dict[str, Any]:
+    """A call's billed minutes and the cost they come to (unless its provider priced it)."""
+    return {"units": minutes, "cost_micros": repriced_cost(get_settings().unit_prices, Channel.VOICE.value, minutes)}
 
 
 def _failed(session: Session, message: Message, event: DeliveryEvent) -> str:
@@ -141,7 +147,7 @@ def _failed(session: Session, message: Message, event: DeliveryEvent) -> str:
                       error_code=Code.PROVIDER_REJECTED.value, error_detail=why, **_identity(event)):
         return "unchanged"
     if message.merchant_id is not None:
-        release_units(session, message.merchant_id, message.channel, message.units)
+        release_units(session, message.merchant_id, message.channel, message.units, message_id=message.id)
     return "failed"
 
 

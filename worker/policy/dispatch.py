@@ -26,6 +26,7 @@ from worker.catalogue import Code
 from worker.db import session_scope
 from worker.pii import storable_raw
 from worker.policy.merchants import provider_order
+from worker.policy.pricing import provider_cost_fields
 from worker.policy.quota import release_units
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
 from worker.settings import Settings
@@ -128,7 +129,8 @@ def _record(claim: _Claim, result: SendResult) -> DispatchStep:
         if result.outcome == SendOutcome.ACCEPTED:
             settled = MessageState.DELIVERED if result.final else MessageState.SENT
             transition(session, mid, sending, settled, provider=result.provider, provider_ref=result.provider_ref,
-                       detail={"providerCode": result.provider_code, "final": result.final, "raw": raw})
+                       detail={"providerCode": result.provider_code, "final": result.final, "raw": raw},
+                       **provider_cost_fields(result.cost_micros))
             return DispatchStep.SENT
         if result.outcome == SendOutcome.REJECTED:
             _fail(session, mid, claim.merchant_id, claim.message.channel.value, claim.units,
@@ -154,7 +156,7 @@ def _fail(session: Session, message_id: str, merchant_id: int | None, channel: s
     if transition(session, message_id, from_states, MessageState.FAILED, error_code=code.value,
                   error_detail=(detail or code.name)[:500], detail=history, **extra):
         if merchant_id is not None:
-            release_units(session, merchant_id, channel, units)
+            release_units(session, merchant_id, channel, units, message_id=message_id)
 
 
 def give_up_unavailable(message_id: str, give_up_after: float, waiting_since: float) -> bool:

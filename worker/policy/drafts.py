@@ -23,10 +23,15 @@ from worker.contract import EmailJob, SmsJob, VoiceJob
 from worker.errors import Refusal, ValidationError
 from worker.settings import get_settings
 from worker.validation import (
+    check_campaign_id,
     check_campaign_name,
+    check_duplicate_flag,
     check_email_content,
     check_flash_flag,
+    check_port,
     check_ref,
+    check_ref1,
+    check_ref2,
     check_sender,
     check_sms_type,
     check_unicode_flag,
@@ -58,6 +63,8 @@ class Draft:
     options: dict[str, Any] = field(default_factory=dict)
     refusal: Refusal | None = None
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: The billing period its units were charged to, once quota has taken them.
+    period_start: dt.date | None = None
 
 
 @dataclass
@@ -84,8 +91,11 @@ def _phone_draft(raw: str, merchant: Merchant, channel: Channel, **kw: Any) -> D
 
 
 def _sms_options(job: SmsJob) -> dict[str, Any]:
+    """The SMS job's optional fields, checked in the README's order, as each message keeps them."""
     return {"unicode": check_unicode_flag(job.unicode), "flash": check_flash_flag(job.flash),
-            "ref": check_ref(job.ref), "campaignName": check_campaign_name(job.campaign_name),
+            "duplicate": check_duplicate_flag(job.duplicate), "port": check_port(job.port),
+            "ref": check_ref(job.ref), "ref1": check_ref1(job.ref1), "ref2": check_ref2(job.ref2),
+            "campaignName": check_campaign_name(job.campaign_name), "campaignId": check_campaign_id(job.campaign_id),
             "dlrUrl": _dlr_url(job.dlr_url)}
 
 

@@ -29,11 +29,13 @@ from worker.errors import AuthenticationError, Refusal
 from worker.policy.auth import Authenticator, Principal, by_secret
 from worker.policy.consent import require_consent
 from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
-from worker.policy.duplicates import claim_window, content_digest
+from worker.policy.duplicates import claim_window, content_digest, waive_rule_applies
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
 from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
+from worker.policy.pricing import table_cost
 from worker.policy.quota import reserve_units
+from worker.policy.transitions import queue_final_callback, utcnow
 from worker.settings import get_settings
 from worker.validation.masking import mask_contact
 
@@ -90,7 +92,8 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
                              else [])
     _require_active(merchant)
     drafts = _drafts(session, job, merchant, now)
-    outcome = _admit_all(session, request_id, merchant, drafts, window_seconds)
+    _apply_duplicate_waiver(drafts, principal.allowed_jobs)
+    outcome = _admit_all(session, request_id, merchant, drafts, window_seconds, now)
     finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
     return outcome
 
@@ -130,10 +133,20 @@ def _drafts(session: Session, job: SendJob, merchant: Merchant, now: dt.datetime
     return email_drafts(job)
 
 
-def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int) -> IntakeOutcome:
+def _apply_duplicate_waiver(drafts: Drafts, allowed_jobs: frozenset[str]) -> None:
+    """Keep ``duplicate`` on the messages only when the key may waive the guard, so dispatch tells the provider."""
+    asked = any(draft.options.get("duplicate") for draft in drafts.drafts)
+    waived = waive_rule_applies(asked, allowed_jobs, drafts.warnings)
+    for draft in drafts.drafts:
+        if "duplicate" in draft.options:
+            draft.options["duplicate"] = waived
+
+
+def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int,
+               now: dt.datetime) -> IntakeOutcome:
     rows, to_dispatch = [], []
     for draft in drafts.drafts:
-        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window)
+        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window, now)
         rows.append(_row(draft, status))
         if status == MessageState.QUEUED:
             to_dispatch.append((draft.message_id, draft.channel.value, draft.message_type))
@@ -146,13 +159,13 @@ def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Dr
 
 
 def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Draft, scheduled_at: dt.datetime | None,
-               window: int) -> MessageState:
+               window: int, now: dt.datetime) -> MessageState:
     """Policy steps 2-7 for one message in a savepoint; a refusal is recorded as a free, FINAL message."""
     if draft.refusal is None:
         savepoint = session.begin_nested()
         try:
             status = MessageState.SCHEDULED if scheduled_at else MessageState.QUEUED
-            _run_policy(session, merchant, draft, window)
+            _run_policy(session, merchant, draft, window, now)
             session.add(_message(request_id, merchant, draft, status, scheduled_at))
             session.flush()
             savepoint.commit()
@@ -162,17 +175,32 @@ def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Dra
             draft.refusal = refusal
     assert draft.refusal is not None
     session.add(_message(request_id, merchant, draft, MessageState.REFUSED, None))
+    _callback_refused(session, request_id, merchant, draft)
     return MessageState.REFUSED
 
 
-def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int) -> None:
+def _callback_refused(session: Session, request_id: str, merchant: Merchant, draft: Draft) -> None:
+    """A refused message is FINAL at once, so its ``dlrUrl`` hears so like any other FINAL message does.
+
+    Written in the intake transaction: a rolled-back intake (retried by ``_retrying``) leaves no callback behind.
+    """
+    url = draft.options.get("dlrUrl")
+    if not url or draft.refusal is None:
+        return
+    session.flush()  # the callback row references the message
+    queue_final_callback(session, draft.message_id, merchant.id, request_id, MessageState.REFUSED, str(url),
+                         utcnow(), error_code=draft.refusal.code.value, units=0, options=draft.options)
+
+
+def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int, now: dt.datetime) -> None:
     channel = draft.channel.value
     if channel == "SMS":
         require_route(session, merchant.id, channel, draft.message_type)
     require_consent(session, merchant.id, channel, draft.recipient, draft.message_type)
     digest = content_digest(merchant.id, channel, draft.recipient, draft.subject, draft.body)
-    claim_window(session, digest, draft.message_id, window)
-    reserve_units(session, merchant, channel, draft.units)
+    claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")))
+    # Charged to the period it is accepted in, whenever it is sent or settled: just before the boundary is the old one.
+    draft.period_start = reserve_units(session, merchant, channel, draft.units, now)
 
 
 def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageState,
@@ -182,7 +210,9 @@ def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageS
         id=draft.message_id, request_id=request_id, merchant_id=merchant.id, channel=draft.channel.value,
         message_type=draft.message_type, recipient=draft.recipient, sender=draft.sender, subject=draft.subject,
         body=draft.body, options=draft.options, units=0 if refused else draft.units, status=status.value,
+        cost_micros=0 if refused else table_cost(get_settings().unit_prices, draft.channel.value, draft.units),
         freshness=(Freshness.FINAL if refused else Freshness.PROVISIONAL).value, scheduled_at=scheduled_at,
+        period_start=None if refused else draft.period_start,
         error_code=draft.refusal.code.value if refused and draft.refusal else None,
         error_detail=draft.refusal.detail[:500] if refused and draft.refusal else None,
     )

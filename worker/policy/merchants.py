@@ -16,6 +16,8 @@ from worker.callbacks.signing import new_secret
 from worker.catalogue import Code
 from worker.contract import MerchantUpsertJob
 from worker.errors import Refusal, ValidationError
+from worker.policy.periods import current_period, roll_balances, set_billing_period
+from worker.policy.transitions import utcnow
 from worker.settings import get_settings
 
 __all__ = ["load_merchant", "require_route", "upsert_merchant", "provider_order", "merchant_view"]
@@ -84,10 +86,12 @@ def upsert_merchant(session: Session, tenant_id: int, job: MerchantUpsertJob, to
         session.add(merchant)
     merchant.display_name, merchant.active, merchant.timezone = job.display_name, job.active, job.timezone
     merchant.allowed_countries = [c.upper() for c in job.allowed_countries]
+    set_billing_period(merchant, job.billing_period, job.billing_day)
     session.flush()
     limits = {Channel.SMS: job.sms_limit, Channel.VOICE: job.voice_minutes_limit, Channel.EMAIL: job.email_limit}
+    first_period = current_period(merchant, utcnow()).start
     for channel, limit in limits.items():
-        _set_limit(session, merchant.id, channel, limit, today)
+        _set_limit(session, merchant.id, channel, limit, first_period)
     _set_routes(session, merchant.id, job)
     return merchant
 
@@ -111,11 +115,11 @@ def _check_upsert(job: MerchantUpsertJob) -> None:
                                   field=field)
 
 
-def _set_limit(session: Session, merchant_id: int, channel: Channel, limit: int, today: dt.date) -> None:
+def _set_limit(session: Session, merchant_id: int, channel: Channel, limit: int, first_period: dt.date) -> None:
     balance = session.get(Balance, (merchant_id, channel.value))
     if balance is None:
         session.add(Balance(merchant_id=merchant_id, channel=channel.value, unit_limit=limit, credits=0, used=0,
-                            period_start=today.replace(day=1)))
+                            period_start=first_period))
     else:
         balance.unit_limit = limit
 
@@ -140,8 +144,10 @@ def _route_row(session: Session, merchant_id: int, channel: str, message_type: s
 
 
 def merchant_view(session: Session, merchant: Merchant) -> dict[str, object]:
-    """The merchant as seed 003 shows it: limits, credits and usage."""
-    balances = {b.channel: b for b in session.scalars(select(Balance).where(Balance.merchant_id == merchant.id))}
+    """The merchant as seed 003 shows it: limits, credits and usage (of the current billing period)."""
+    roll_balances(session, merchant, utcnow())
+    balances = {b.channel: b for b in session.scalars(select(Balance).where(Balance.merchant_id == merchant.id)
+                                                      .execution_options(populate_existing=True))}
 
     def pick(channel: str, attr: str) -> int:
         bal = balances.get(channel)
@@ -156,6 +162,7 @@ def merchant_view(session: Session, merchant: Merchant) -> dict[str, object]:
                     "emailCredits": pick("EMAIL", "credits")},
         "usage": {"smsUsed": pick("SMS", "used"), "voiceUsed": pick("VOICE", "used"),
                   "emailUsed": pick("EMAIL", "used"), "periodStart": period.isoformat() if period else None},
+        "billingPeriod": merchant.billing_period, "billingDay": merchant.billing_day,
         #: Which dlrUrl signing secret is the newest, never the secret itself: this answer is stored (requests.result,
         #: the result backend) where anyone reading those stores would get it. The operator hands the secret over
         #: (`hexavox merchant show-webhook-secret` / `rotate-webhook-secret`).
