@@ -16,11 +16,17 @@ from pathlib import Path
 
 from worker.errors import ConfigurationError
 
-__all__ = ["Settings", "get_settings", "reset_settings"]
+__all__ = ["Settings", "get_settings", "reset_settings", "result_backend_url", "simulated_providers"]
 
 
 #: Provider cost in micro-dollars per unit (SMS segment, voice minute, email) when HEXAVOX_UNIT_PRICES is not set.
 DEFAULT_UNIT_PRICES: dict[str, int] = {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}
+#: Per-period limits a merchant created without them gets (SMS segments, voice minutes, emails) when
+#: HEXAVOX_NEW_MERCHANT_LIMITS is not set: enough to try every channel, small enough that a forgotten
+#: merchant cannot run up a bill. Zero would refuse the first message with E808.
+DEFAULT_NEW_MERCHANT_LIMITS: dict[str, int] = {"SMS": 100, "VOICE": 10, "EMAIL": 100}
+#: Drivers that only pretend to send; production refuses them.
+SIMULATED_DRIVERS = frozenset({"simulated"})
 
 
 def _env(name: str, default: str) -> str:
@@ -137,6 +143,9 @@ class Settings:
     release: str = ""
     #: HEXAVOX_SENTRY_TRACES_SAMPLE_RATE: share of tasks and requests traced in Sentry (0 to 1).
     sentry_traces_sample_rate: float = 0.0
+    #: HEXAVOX_NEW_MERCHANT_LIMITS: JSON object, the per-period limits of a merchant created without them
+    #: ({"SMS": 100, "VOICE": 10, "EMAIL": 100}); channels left out keep their default. An update never uses them.
+    new_merchant_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_NEW_MERCHANT_LIMITS))
 
     @property
     def embedded(self) -> bool:
@@ -160,7 +169,7 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         database_url=database_url,
         broker_url=_env("HEXAVOX_BROKER_URL", "filesystem://"),
-        result_backend=_env("HEXAVOX_RESULT_BACKEND", _default_result_backend(database_url)),
+        result_backend=result_backend_url(_env("HEXAVOX_RESULT_BACKEND", _default_result_backend(database_url))),
         redis_url=_env("HEXAVOX_REDIS_URL", ""),
         visibility_timeout=_env_int("HEXAVOX_VISIBILITY_TIMEOUT", 3600),
         task_time_limit=_env_int("HEXAVOX_TASK_TIME_LIMIT", 300),
@@ -182,6 +191,7 @@ def load_settings() -> Settings:
         db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),
         db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),
         unit_prices=_env_unit_prices(),
+        new_merchant_limits=_env_channel_ints("HEXAVOX_NEW_MERCHANT_LIMITS", DEFAULT_NEW_MERCHANT_LIMITS),
         markup_percent=_env_int("HEXAVOX_MARKUP_PERCENT", 30),
         service_key=_env("HEXAVOX_SERVICE_KEY", ""),
         envelope_max_age=_env_int("HEXAVOX_ENVELOPE_MAX_AGE", 86400),
@@ -209,17 +219,19 @@ def _env_providers() -> dict[str, dict[str, object]]:
 
 
 def _env_unit_prices() -> dict[str, int]:
-    """Provider cost per unit; a typo'd channel or a negative price would silently misbill, so both are refused."""
-    raw = _env("HEXAVOX_UNIT_PRICES", json.dumps(DEFAULT_UNIT_PRICES))
+    return _env_channel_ints("HEXAVOX_UNIT_PRICES", DEFAULT_UNIT_PRICES)
+
+
+def _env_channel_ints(name: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A per-channel amount (price, limit); a typo'd channel or a negative amount would silently misbill: refused."""
+    raw = _env(name, json.dumps(defaults))
     try:
         parsed = json.loads(raw)
     except ValueError as err:
-        raise ConfigurationError(f"HEXAVOX_UNIT_PRICES must be a JSON object: {err}") from err
-    if not isinstance(parsed, dict) or not all(
-        k in DEFAULT_UNIT_PRICES and type(v) is int and v >= 0 for k, v in parsed.items()
-    ):
-        raise ConfigurationError('HEXAVOX_UNIT_PRICES must look like {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}')
-    return {**DEFAULT_UNIT_PRICES, **parsed}
+        raise ConfigurationError(f"{name} must be a JSON object: {err}") from err
+    if not isinstance(parsed, dict) or not all(k in defaults and type(v) is int and v >= 0 for k, v in parsed.items()):
+        raise ConfigurationError(f"{name} must look like {json.dumps(defaults)}")
+    return {**defaults, **parsed}
 
 
 def _default_release() -> str:
@@ -233,7 +245,19 @@ def _default_release() -> str:
 
 
 def _default_result_backend(database_url: str) -> str:
-    return "db+" + database_url
+    """Celery's database backend on the service's database, through psycopg 3 like the service itself.
+
+    SQLAlchemy reads a bare ``postgresql://`` as psycopg2, which is not installed.
+    """
+    return result_backend_url("db+" + database_url)
+
+
+def result_backend_url(url: str) -> str:
+    """A ``db+postgresql://`` (or ``db+postgres://``, ``+psycopg2``) backend URL in its psycopg 3 form."""
+    for prefix in ("db+postgresql://", "db+postgres://", "db+postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "db+postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 def _check(settings: Settings) -> None:
@@ -282,6 +306,14 @@ def _check_production(settings: Settings) -> None:
     if len(settings.service_key) < 32:
         raise ConfigurationError("production needs HEXAVOX_SERVICE_KEY (at least 32 characters, the same in every "
                                  "process): internal tasks are signed with it, so nobody else can publish them")
+    if simulated := simulated_providers(settings):
+        raise ConfigurationError(f"production refuses the simulated provider ({', '.join(simulated)}): it sends "
+                                 "nothing; configure real ones in HEXAVOX_PROVIDERS and HEXAVOX_DEFAULT_PROVIDER")
+
+
+def simulated_providers(settings: Settings) -> list[str]:
+    """The configured provider instances that only pretend to send."""
+    return sorted(name for name, options in settings.providers.items() if options.get("driver") in SIMULATED_DRIVERS)
 
 
 @lru_cache(maxsize=1)
