@@ -22,7 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
            "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "BillingConfirmJob", "JOBS",
-           "UsageReportJob", "AlertsListJob"]
+           "UsageReportJob", "AlertsListJob", "MerchantFields"]
 
 
 class _Job(BaseModel):
@@ -168,16 +168,24 @@ class EmailJob(_AuthenticatedJob):
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
 
 
-class MerchantUpsertJob(_AuthenticatedJob):
-    """hexavox.merchant.upsert.v1 — create or update a merchant under the authenticated tenant."""
+class MerchantFields(_Job):
+    """A merchant as created or updated, by the upsert job or by ``hexavox merchant create|set-limits``.
+
+    Create fills every field left out with its default (limits from ``HEXAVOX_NEW_MERCHANT_LIMITS``);
+    update changes only the fields given, so re-sending a merchant without ``voiceMinutesLimit`` keeps
+    its voice limit. A field sent as null counts as left out.
+    """
 
     merchant_id: str = Field(alias="merchantId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    display_name: str = Field(alias="displayName", min_length=1, max_length=200)
-    active: bool = True
-    sms_limit: int = Field(default=0, alias="smsLimit", ge=0, le=10**12)
-    voice_minutes_limit: int = Field(default=0, alias="voiceMinutesLimit", ge=0, le=10**12)
-    email_limit: int = Field(default=0, alias="emailLimit", ge=0, le=10**12)
-    timezone: str = Field(default="UTC", max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")
+    #: Default on create: the merchantId.
+    display_name: str | None = Field(default=None, alias="displayName", min_length=1, max_length=200)
+    #: Default on create: true.
+    active: bool | None = None
+    sms_limit: int | None = Field(default=None, alias="smsLimit", ge=0, le=10**12)
+    voice_minutes_limit: int | None = Field(default=None, alias="voiceMinutesLimit", ge=0, le=10**12)
+    email_limit: int | None = Field(default=None, alias="emailLimit", ge=0, le=10**12)
+    #: IANA time zone; default on create: UTC.
+    timezone: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")
     #: Which SMS types are enabled (routes): e.g. {"OTP": true, "TXN": true, "MKT": false}. Missing means enabled.
     routes: dict[Literal["OTP", "TXN", "MKT"], bool] = Field(default_factory=dict)
     #: Provider order per channel, e.g. {"SMS": ["primary", "backup"]}. Missing means the default provider.
@@ -189,7 +197,15 @@ class MerchantUpsertJob(_AuthenticatedJob):
                             dict[Literal["OTP", "TXN", "MKT", "REMINDER", "TRANSACTIONAL", "MARKETING"],
                                  list[Annotated[str, Field(max_length=40)]]]] = Field(
         default_factory=dict, alias="providersByType")
-    allowed_countries: list[str] = Field(default_factory=list, alias="allowedCountries")
+    #: ISO country codes the merchant may send to; empty means any. Default on create: empty.
+    allowed_countries: list[str] | None = Field(default=None, alias="allowedCountries")
+
+
+class MerchantUpsertJob(_AuthenticatedJob, MerchantFields):
+    """hexavox.merchant.upsert.v1 — create or update a merchant under the authenticated tenant.
+
+    Create: fields left out take their defaults. Update: only the fields given change.
+    """
 
 
 class ConsentUpsertJob(_AuthenticatedJob):
