@@ -15,6 +15,9 @@
     hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
+    hexavox merchant create ID [--sms N --voice N --email N --name N --timezone TZ --countries US,GB --inactive]
+    hexavox merchant show ID [--webhook-secret] | list | set-limits ID [--sms N] [--voice N] [--email N]
+    hexavox merchant rotate-webhook-secret ID [--keep 1|2]   merchants (all take --tenant NAME)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from worker.cli_merchant import add_merchant_parser, run_merchant
 from worker.keys_cli import add_tenant_parser, run_tenant_command
 
 __all__ = ["main"]
@@ -56,10 +60,12 @@ def _celery(kind: str, extra: Sequence[str]) -> int:
 
 
 def _db(action: str) -> int:
-    from worker.migrate import downgrade_base, upgrade_head
+    from worker.cli_database import migrate
+    from worker.migrate import current_revision, downgrade_base, upgrade_head
+    from worker.settings import get_settings
 
-    (upgrade_head if action == "upgrade" else downgrade_base)()
-    print(f"database {action} done")
+    run = upgrade_head if action == "upgrade" else downgrade_base
+    print(migrate(action, get_settings().database_url, run, current_revision))
     return 0
 
 
@@ -120,21 +126,12 @@ def _read_as_tenant(tenant: str | None, read: Callable[[Any, int], object]) -> i
     return 0
 
 
-def _rotate_webhook_secret(args: argparse.Namespace) -> int:
-    """A new dlrUrl signing secret; the newest ``--keep`` secrets sign, so the old one verifies until it drops out."""
-    from worker.policy.callbacks_out import rotate_secret
-    from worker.policy.merchants import load_merchant
-
-    def rotate(session: Any, tenant_id: int) -> dict[str, object]:
-        merchant = load_merchant(session, tenant_id, args.merchant_id, must_be_active=False)
-        secret = rotate_secret(session, merchant.id, keep=args.keep)
-        return {"merchantId": args.merchant_id, "webhookSecret": secret, "signingSecrets": args.keep}
-
-    return _read_as_tenant(args.tenant, rotate)
-
-
 def _web(host: str, port: int) -> int:
+    from worker.settings import get_settings
+    from worker.startup import check_at_start
     from worker.web import serve
+
+    check_at_start(get_settings())
 
     return serve(host, port)
 
@@ -177,12 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     for kind in ("worker", "beat", "flower"):
         sub.add_parser(kind).add_argument("extra", nargs=argparse.REMAINDER)
     add_tenant_parser(sub)
-    merchant = sub.add_parser("merchant")
-    merchant.add_argument("action", choices=["rotate-webhook-secret"])
-    merchant.add_argument("merchant_id")
-    merchant.add_argument("--tenant", help="tenant name; default: the only tenant")
-    merchant.add_argument("--keep", type=int, choices=[1, 2], default=2,
-                          help="secrets that sign from now on: 2 keeps the old one verifying, 1 revokes it at once")
+    add_merchant_parser(sub, "tenant name; default: the only tenant")
     send = sub.add_parser("send")
     send.add_argument("task")
     send.add_argument("payload")
@@ -207,15 +199,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo()
     if args.command in ("worker", "beat", "flower"):
-        return _celery(args.command, args.extra)
+        return _guarded(args.command, lambda: _celery(args.command, args.extra))
     handlers = {
         "db": lambda: _db(args.action), "tenant": lambda: run_tenant_command(args),
         "send": lambda: _send(args.task, args.payload), "status": lambda: _status(args.request_id),
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
-        "web": lambda: _web(args.host, args.port), "merchant": lambda: _rotate_webhook_secret(args),
+        "web": lambda: _web(args.host, args.port), "merchant": lambda: run_merchant(args, _read_as_tenant),
     }
-    return int(handlers[args.command]())
+    return _guarded(args.command, handlers[args.command])
+
+
+#: Commands that read or write the service's database (and so need one that exists).
+_DATABASE_COMMANDS = frozenset({"tenant", "merchant", "status", "report", "alerts"})
+
+
+def _guarded(command: str, handler: Callable[[], object]) -> int:
+    """Run a command; a bad configuration or an unusable database is one line on stderr, never a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from worker.cli_database import DatabaseProblem, explain, require_existing_database
+    from worker.errors import ConfigurationError
+    from worker.settings import get_settings
+
+    try:
+        if command in _DATABASE_COMMANDS:
+            require_existing_database(get_settings())
+        return int(handler())  # type: ignore[call-overload]
+    except ConfigurationError as err:
+        print(f"hexavox: configuration error: {err}", file=sys.stderr)
+        return 2
+    except DatabaseProblem as err:
+        print(f"hexavox: {err}", file=sys.stderr)
+        return 1
+    except DBAPIError as err:
+        print(f"hexavox: {explain(err, get_settings().database_url)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
