@@ -119,10 +119,11 @@ def _read_as_tenant(tenant: str | None, read: Callable[[Any, int], object]) -> i
 
     try:
         with session_scope() as session:
-            print(json.dumps(read(session, resolve_tenant(session, tenant)), indent=2, default=str))
+            answer = read(session, resolve_tenant(session, tenant))
     except (LookupError, Refusal) as err:
         print(f"hexavox: {err}", file=sys.stderr)
         return 1
+    print(json.dumps(answer, indent=2, default=str))  # after the commit: a closed pipe cannot undo the change
     return 0
 
 
