@@ -153,3 +153,19 @@ def test_a_development_worker_on_the_simulator_warns_at_start(tmp_path: Path) ->
         worker.wait(timeout=60)
     # Then the first thing it prints says that messages are not really sent, and how to change that
     assert "WARNING" in first and "simulated" in first and "NOT sent" in first and "HEXAVOX_PROVIDERS" in first
+
+
+def test_a_closed_output_pipe_does_not_undo_a_merchant_create(hexavox_env: dict[str, str]) -> None:
+    from schema.models import Merchant
+    from worker.db import session_scope
+
+    # Given an operator piping the output into a command that exits at once (`... | head -0`)
+    make_tenant()
+    creating = subprocess.Popen([str(HEXAVOX), "merchant", "create", "gym-a"], cwd=REPO, env={**os.environ,
+                                **hexavox_env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert creating.stdout is not None
+    creating.stdout.close()
+    creating.wait(timeout=60)
+    # Then the merchant was created all the same: the answer is printed after the commit
+    with session_scope() as session:
+        assert session.query(Merchant).filter_by(external_id="gym-a").count() == 1
