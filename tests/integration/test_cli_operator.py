@@ -169,3 +169,15 @@ def test_a_closed_output_pipe_does_not_undo_a_merchant_create(hexavox_env: dict[
     # Then the merchant was created all the same: the answer is printed after the commit
     with session_scope() as session:
         assert session.query(Merchant).filter_by(external_id="gym-a").count() == 1
+
+
+def test_a_production_worker_on_the_simulator_is_refused_in_one_line(tmp_path: Path) -> None:
+    # Given a production environment that configures no provider (so the simulator would take every message)
+    env = {**bare_environment(tmp_path), "HEXAVOX_ENVIRONMENT": "production",
+           "HEXAVOX_DATABASE_URL": "postgresql://hx:pw@127.0.0.1/hx", "HEXAVOX_BROKER_URL": "redis://:pw@127.0.0.1/0",
+           "HEXAVOX_REDIS_URL": "redis://:pw@127.0.0.1/1", "HEXAVOX_SERVICE_KEY": "k" * 40}
+    # When the worker is started, Then it refuses, saying why and what to set
+    done = run(env, "worker", "-n", "prod@%h", cwd=tmp_path)
+    line = one_line_without_traceback(done)
+    assert done.returncode == 2
+    assert "refuses the simulated provider" in line and "HEXAVOX_PROVIDERS" in line
