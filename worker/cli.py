@@ -19,6 +19,9 @@
     hexavox billing confirm PAYMENT_ID --amount-cents N [--currency USD] | billing fail PAYMENT_ID
                                       settle a billing upgrade's payment (tenant keys cannot)
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
+    hexavox merchant create ID [--sms N --voice N --email N --name N --timezone TZ --countries US,GB --inactive]
+    hexavox merchant show ID [--webhook-secret] | list | set-limits ID [--sms N] [--voice N] [--email N]
+    hexavox merchant rotate-webhook-secret ID [--keep 1|2]   merchants (all take --tenant NAME)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from worker.cli_merchant import add_merchant_parser, run_merchant
 from worker.keys_cli import add_tenant_parser, run_tenant_command
 
 __all__ = ["main"]
@@ -60,10 +64,12 @@ def _celery(kind: str, extra: Sequence[str]) -> int:
 
 
 def _db(action: str) -> int:
-    from worker.migrate import downgrade_base, upgrade_head
+    from worker.cli_database import migrate
+    from worker.migrate import current_revision, downgrade_base, upgrade_head
+    from worker.settings import get_settings
 
-    (upgrade_head if action == "upgrade" else downgrade_base)()
-    print(f"database {action} done")
+    run = upgrade_head if action == "upgrade" else downgrade_base
+    print(migrate(action, get_settings().database_url, run, current_revision))
     return 0
 
 
@@ -119,43 +125,12 @@ def _read_as_tenant(tenant: str | None, read: Callable[[Any, int], object]) -> i
 
     try:
         with session_scope() as session:
-            print(json.dumps(read(session, resolve_tenant(session, tenant)), indent=2, default=str))
+            answer = read(session, resolve_tenant(session, tenant))
     except (LookupError, Refusal) as err:
         print(f"hexavox: {err}", file=sys.stderr)
         return 1
+    print(json.dumps(answer, indent=2, default=str))  # after the commit: a closed pipe cannot undo the change
     return 0
-
-
-def _rotate_webhook_secret(args: argparse.Namespace) -> int:
-    """A new dlrUrl signing secret; the newest ``--keep`` secrets sign, so the old one verifies until it drops out."""
-    from worker.policy.callbacks_out import rotate_secret
-    from worker.policy.merchants import load_merchant
-
-    def rotate(session: Any, tenant_id: int) -> dict[str, object]:
-        merchant = load_merchant(session, tenant_id, args.merchant_id, must_be_active=False)
-        secret = rotate_secret(session, merchant.id, keep=args.keep)
-        return {"merchantId": args.merchant_id, "webhookSecret": secret, "signingSecrets": args.keep}
-
-    return _read_as_tenant(args.tenant, rotate)
-
-
-def _show_webhook_secret(args: argparse.Namespace) -> int:
-    """The merchant's newest dlrUrl signing secret, for the operator to hand over (no job answer carries it)."""
-    from worker.policy.merchants import load_merchant, secret_fingerprint
-
-    def show(session: Any, tenant_id: int) -> dict[str, object]:
-        merchant = load_merchant(session, tenant_id, args.merchant_id, must_be_active=False)
-        secret = str(merchant.webhook_secrets[-1]) if merchant.webhook_secrets else None
-        return {"merchantId": args.merchant_id, "webhookSecret": secret,
-                "webhookSecretFingerprint": secret_fingerprint(secret) if secret else None}
-
-    return _read_as_tenant(args.tenant, show)
-
-
-def _merchant(args: argparse.Namespace) -> int:
-    if args.action == "show-webhook-secret":
-        return _show_webhook_secret(args)
-    return _rotate_webhook_secret(args)
 
 
 def _billing(args: argparse.Namespace) -> int:
@@ -180,7 +155,11 @@ def _billing(args: argparse.Namespace) -> int:
 
 
 def _web(host: str, port: int) -> int:
+    from worker.settings import get_settings
+    from worker.startup import check_at_start
     from worker.web import serve
+
+    check_at_start(get_settings())
 
     return serve(host, port)
 
@@ -223,12 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     for kind in ("worker", "beat", "flower"):
         sub.add_parser(kind).add_argument("extra", nargs=argparse.REMAINDER)
     add_tenant_parser(sub)
-    merchant = sub.add_parser("merchant")
-    merchant.add_argument("action", choices=["rotate-webhook-secret", "show-webhook-secret"])
-    merchant.add_argument("merchant_id")
-    merchant.add_argument("--tenant", help="tenant name; default: the only tenant")
-    merchant.add_argument("--keep", type=int, choices=[1, 2], default=2,
-                          help="secrets that sign from now on: 2 keeps the old one verifying, 1 revokes it at once")
+    add_merchant_parser(sub, "tenant name; default: the only tenant")
     billing = sub.add_parser("billing")
     billing.add_argument("action", choices=["confirm", "fail"])
     billing.add_argument("payment_id", help="the paymentId of the upgrade answer")
@@ -258,16 +232,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo()
     if args.command in ("worker", "beat", "flower"):
-        return _celery(args.command, args.extra)
+        return _guarded(args.command, lambda: _celery(args.command, args.extra))
     handlers = {
         "db": lambda: _db(args.action), "tenant": lambda: run_tenant_command(args),
         "send": lambda: _send(args.task, args.payload), "status": lambda: _status(args.request_id),
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
-        "web": lambda: _web(args.host, args.port), "merchant": lambda: _merchant(args),
+        "web": lambda: _web(args.host, args.port), "merchant": lambda: run_merchant(args, _read_as_tenant),
         "billing": lambda: _billing(args),
     }
-    return int(handlers[args.command]())
+    return _guarded(args.command, handlers[args.command])
+
+
+#: Commands that read or write the service's database (and so need one that exists).
+_DATABASE_COMMANDS = frozenset({"tenant", "merchant", "status", "report", "alerts"})
+
+
+def _guarded(command: str, handler: Callable[[], object]) -> int:
+    """Run a command; a bad configuration or an unusable database is one line on stderr, never a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from worker.cli_database import DatabaseProblem, explain, require_existing_database
+    from worker.errors import ConfigurationError
+    from worker.settings import get_settings
+
+    try:
+        if command in _DATABASE_COMMANDS:
+            require_existing_database(get_settings())
+        return int(handler())  # type: ignore[call-overload]
+    except ConfigurationError as err:
+        print(f"hexavox: configuration error: {err}", file=sys.stderr)
+        return 2
+    except DatabaseProblem as err:
+        print(f"hexavox: {err}", file=sys.stderr)
+        return 1
+    except DBAPIError as err:
+        print(f"hexavox: {explain(err, get_settings().database_url)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
            "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "JOBS",
-           "UsageReportJob", "AlertsListJob"]
+           "UsageReportJob", "AlertsListJob", "MerchantFields"]
 
 
 class _Job(BaseModel):
@@ -181,16 +181,24 @@ class EmailJob(_AuthenticatedJob):
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
 
 
-class MerchantUpsertJob(_AuthenticatedJob):
-    """hexavox.merchant.upsert.v1 — create or update a merchant under the authenticated tenant."""
+class MerchantFields(_Job):
+    """A merchant as created or updated, by the upsert job or by ``hexavox merchant create|set-limits``.
+
+    Create fills every field left out with its default (limits from ``HEXAVOX_NEW_MERCHANT_LIMITS``);
+    update changes only the fields given, so re-sending a merchant without ``voiceMinutesLimit`` keeps
+    its voice limit. A field sent as null counts as left out.
+    """
 
     merchant_id: str = Field(alias="merchantId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    display_name: str = Field(alias="displayName", min_length=1, max_length=200)
-    active: bool = True
-    sms_limit: int = Field(default=0, alias="smsLimit", ge=0, le=10**12)
-    voice_minutes_limit: int = Field(default=0, alias="voiceMinutesLimit", ge=0, le=10**12)
-    email_limit: int = Field(default=0, alias="emailLimit", ge=0, le=10**12)
-    timezone: str = Field(default="UTC", max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")
+    #: Default on create: the merchantId.
+    display_name: str | None = Field(default=None, alias="displayName", min_length=1, max_length=200)
+    #: Default on create: true.
+    active: bool | None = None
+    sms_limit: int | None = Field(default=None, alias="smsLimit", ge=0, le=10**12)
+    voice_minutes_limit: int | None = Field(default=None, alias="voiceMinutesLimit", ge=0, le=10**12)
+    email_limit: int | None = Field(default=None, alias="emailLimit", ge=0, le=10**12)
+    #: IANA time zone; default on create: UTC.
+    timezone: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")
     #: Which SMS types are enabled (routes): e.g. {"OTP": true, "TXN": true, "MKT": false}. Missing means enabled.
     routes: dict[Literal["OTP", "TXN", "MKT"], bool] = Field(default_factory=dict)
     #: Provider order per channel, e.g. {"SMS": ["primary", "backup"]}. Missing means the default provider.
@@ -202,13 +210,21 @@ class MerchantUpsertJob(_AuthenticatedJob):
                             dict[Literal["OTP", "TXN", "MKT", "REMINDER", "TRANSACTIONAL", "MARKETING"],
                                  list[Annotated[str, Field(max_length=40)]]]] = Field(
         default_factory=dict, alias="providersByType")
-    allowed_countries: list[str] = Field(default_factory=list, alias="allowedCountries")
+    #: ISO country codes the merchant may send to; empty means any. Default on create: empty.
+    allowed_countries: list[str] | None = Field(default=None, alias="allowedCountries")
     #: How long limits last before usage starts again from 0, in the merchant's time zone; absent: unchanged
     #: (MONTHLY for a new merchant). ``billingDay``: the day of the month a period starts (1-28), or the ISO
     #: weekday (1 = Monday) for WEEKLY; absent: unchanged (1 for a new merchant).
     billing_period: Literal["WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"] | None = Field(
         default=None, alias="billingPeriod")
     billing_day: int | None = Field(default=None, alias="billingDay", ge=1, le=28)
+
+
+class MerchantUpsertJob(_AuthenticatedJob, MerchantFields):
+    """hexavox.merchant.upsert.v1 — create or update a merchant under the authenticated tenant.
+
+    Create: fields left out take their defaults. Update: only the fields given change.
+    """
 
 
 class ConsentUpsertJob(_AuthenticatedJob):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,6 +138,21 @@ def _settle(timeout: float = 20.0) -> dict[str, int]:
     return counts
 
 
+def _lookup_hint(request_id: str) -> str:
+    """The command that shows a demo request again later, runnable as printed from the current folder.
+
+    The demo keeps its database under its own data dir, so a bare ``hexavox status`` would look elsewhere.
+    """
+    from worker.settings import get_settings
+
+    def here(path: Path) -> str:
+        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+    hexavox = here(Path(sys.executable).with_name("hexavox"))
+    return (f"look a request up afterwards (messages, states, codes): HEXAVOX_DATA_DIR={here(get_settings().data_dir)}"
+            f" {hexavox} status {request_id}")
+
+
 def run_demo(data_dir: Path | None = None) -> int:
     """Run the demo; returns a process exit code."""
     _prepare_environment(data_dir or Path.cwd() / ".hexavox" / "demo")
@@ -149,12 +165,15 @@ def run_demo(data_dir: Path | None = None) -> int:
         for task_name, payload in _admin_jobs():
             answer = client.result(client.submit(task_name, payload))
             print(f"  {task_name}: {answer['status']}")
+        request_ids = []
         for title, task_name, payload in _jobs():
             request_id = client.submit(task_name, payload)
+            request_ids.append(request_id)
             answer = client.result(request_id)
-            print(f"  {title} -> request {request_id[:8]} {answer['status']}")
+            print(f"  {title} -> request {request_id} {answer['status']}")
             print("\n".join(_describe(answer)))
         final = _settle()
     client.close()
     print(f"final message states: {final}")
+    print(_lookup_hint(request_ids[0]))
     return 0 if not {"QUEUED", "DISPATCHING", "SENT", "AMBIGUOUS"} & set(final) else 1

@@ -11,17 +11,23 @@ from worker.db import engine, normalize_url
 from worker.db_roles import grant_runtime
 from worker.settings import get_settings
 
-__all__ = ["alembic_config", "upgrade_head", "downgrade_base"]
+__all__ = ["alembic_config", "upgrade_head", "downgrade_base", "current_revision"]
 
 
 def alembic_config(url: str | None = None) -> Config:
     settings = get_settings()
-    if settings.database_url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_data_dir()
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "schema" / "migrations"))
     cfg.set_main_option("sqlalchemy.url", normalize_url(url or settings.database_url))
     return cfg
+
+
+def _ensure_data_dir() -> None:
+    """The embedded SQLite file's folder; SQLite creates the file but not the folder."""
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
 
 
 def upgrade_head(url: str | None = None) -> None:
@@ -36,3 +42,14 @@ def upgrade_head(url: str | None = None) -> None:
 
 def downgrade_base(url: str | None = None) -> None:
     command.downgrade(alembic_config(url or get_settings().migration_database_url), "base")
+
+
+def current_revision(url: str | None = None) -> str | None:
+    """The revision the database is at (None: no migration applied), read the way Alembic reads it."""
+    from alembic.runtime.migration import MigrationContext
+
+    from worker.db import engine
+
+    _ensure_data_dir()
+    with engine(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

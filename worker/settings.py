@@ -17,13 +17,19 @@ from urllib.parse import urlsplit
 
 from worker.errors import ConfigurationError
 
-__all__ = ["Settings", "get_settings", "reset_settings"]
+__all__ = ["Settings", "get_settings", "reset_settings", "result_backend_url", "simulated_providers"]
 
 
 #: Provider cost in micro-dollars per unit (SMS segment, voice minute, email) when HEXAVOX_UNIT_PRICES is not set.
 DEFAULT_UNIT_PRICES: dict[str, int] = {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}
 #: What a merchant pays per purchased unit, micro-dollars, when HEXAVOX_CREDIT_PRICES is not set (cost + 30 %).
 DEFAULT_CREDIT_PRICES: dict[str, int] = {"SMS": 9750, "VOICE": 16900, "EMAIL": 130}
+#: Per-period limits a merchant created without them gets (SMS segments, voice minutes, emails) when
+#: HEXAVOX_NEW_MERCHANT_LIMITS is not set: enough to try every channel, small enough that a forgotten
+#: merchant cannot run up a bill. Zero would refuse the first message with E808.
+DEFAULT_NEW_MERCHANT_LIMITS: dict[str, int] = {"SMS": 100, "VOICE": 10, "EMAIL": 100}
+#: Drivers that only pretend to send; production refuses them.
+SIMULATED_DRIVERS = frozenset({"simulated"})
 
 
 def _env(name: str, default: str) -> str:
@@ -162,6 +168,9 @@ class Settings:
     runtime_role: str = ""
     #: HEXAVOX_WEBHOOK_TOLERANCE: seconds a signed webhook's timestamp may differ from our clock (replay window).
     webhook_tolerance: int = 300
+    #: HEXAVOX_NEW_MERCHANT_LIMITS: JSON object, the per-period limits of a merchant created without them
+    #: ({"SMS": 100, "VOICE": 10, "EMAIL": 100}); channels left out keep their default. An update never uses them.
+    new_merchant_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_NEW_MERCHANT_LIMITS))
 
     @property
     def embedded(self) -> bool:
@@ -185,7 +194,7 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         database_url=database_url,
         broker_url=_env("HEXAVOX_BROKER_URL", "filesystem://"),
-        result_backend=_env("HEXAVOX_RESULT_BACKEND", _default_result_backend(database_url)),
+        result_backend=result_backend_url(_env("HEXAVOX_RESULT_BACKEND", _default_result_backend(database_url))),
         redis_url=_env("HEXAVOX_REDIS_URL", ""),
         visibility_timeout=_env_int("HEXAVOX_VISIBILITY_TIMEOUT", 3600),
         task_time_limit=_env_int("HEXAVOX_TASK_TIME_LIMIT", 300),
@@ -207,6 +216,7 @@ def load_settings() -> Settings:
         db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),
         db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),
         unit_prices=_env_unit_prices(),
+        new_merchant_limits=_env_channel_ints("HEXAVOX_NEW_MERCHANT_LIMITS", DEFAULT_NEW_MERCHANT_LIMITS),
         markup_percent=_env_int("HEXAVOX_MARKUP_PERCENT", 30),
         service_key=_env("HEXAVOX_SERVICE_KEY", ""),
         envelope_max_age=_env_int("HEXAVOX_ENVELOPE_MAX_AGE", 86400),
@@ -215,7 +225,7 @@ def load_settings() -> Settings:
         metrics_max_merchants=_env_int("HEXAVOX_METRICS_MAX_MERCHANTS", 20),
         release=_env("HEXAVOX_RELEASE", "") or _default_release(),
         sentry_traces_sample_rate=_env_float("HEXAVOX_SENTRY_TRACES_SAMPLE_RATE", 0.0),
-        credit_prices=_env_price_table("HEXAVOX_CREDIT_PRICES", DEFAULT_CREDIT_PRICES),
+        credit_prices=_env_channel_ints("HEXAVOX_CREDIT_PRICES", DEFAULT_CREDIT_PRICES),
         payment_webhook_secret=_env("HEXAVOX_PAYMENT_WEBHOOK_SECRET", ""),
         webhook_tolerance=_env_int("HEXAVOX_WEBHOOK_TOLERANCE", 300),
         callback_ports=_env_ports("HEXAVOX_CALLBACK_PORTS", "80,443"),
@@ -253,20 +263,17 @@ def _env_ports(name: str, default: str) -> frozenset[int]:
 
 
 def _env_unit_prices() -> dict[str, int]:
-    """Provider cost per unit; a typo'd channel or a negative price would silently misbill, so both are refused."""
-    return _env_price_table("HEXAVOX_UNIT_PRICES", DEFAULT_UNIT_PRICES)
+    return _env_channel_ints("HEXAVOX_UNIT_PRICES", DEFAULT_UNIT_PRICES)
 
 
-def _env_price_table(name: str, defaults: dict[str, int]) -> dict[str, int]:
-    """A JSON object of channel -> micro-dollars; channels left out keep their default."""
+def _env_channel_ints(name: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A per-channel amount (price, limit); a typo'd channel or a negative amount would silently misbill: refused."""
     raw = _env(name, json.dumps(defaults))
     try:
         parsed = json.loads(raw)
     except ValueError as err:
         raise ConfigurationError(f"{name} must be a JSON object: {err}") from err
-    if not isinstance(parsed, dict) or not all(
-        k in defaults and type(v) is int and v >= 0 for k, v in parsed.items()
-    ):
+    if not isinstance(parsed, dict) or not all(k in defaults and type(v) is int and v >= 0 for k, v in parsed.items()):
         raise ConfigurationError(f"{name} must look like {json.dumps(defaults)}")
     return {**defaults, **parsed}
 
@@ -282,7 +289,19 @@ def _default_release() -> str:
 
 
 def _default_result_backend(database_url: str) -> str:
-    return "db+" + database_url
+    """Celery's database backend on the service's database, through psycopg 3 like the service itself.
+
+    SQLAlchemy reads a bare ``postgresql://`` as psycopg2, which is not installed.
+    """
+    return result_backend_url("db+" + database_url)
+
+
+def result_backend_url(url: str) -> str:
+    """A ``db+postgresql://`` (or ``db+postgres://``, ``+psycopg2``) backend URL in its psycopg 3 form."""
+    for prefix in ("db+postgresql://", "db+postgres://", "db+postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "db+postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 def _check(settings: Settings) -> None:
@@ -331,6 +350,10 @@ def _check_production(settings: Settings) -> None:
     if len(settings.service_key) < 32:
         raise ConfigurationError("production needs HEXAVOX_SERVICE_KEY (at least 32 characters, the same in every "
                                  "process): internal tasks are signed with it, so nobody else can publish them")
+    if simulated := simulated_providers(settings):
+        raise ConfigurationError(f"production refuses the simulated provider ({', '.join(simulated)}): the "
+                                 "simulated driver sends nothing; configure real ones in HEXAVOX_PROVIDERS and "
+                                 "HEXAVOX_DEFAULT_PROVIDER")
     _check_production_providers(settings.providers)
     if _same_database(settings.result_backend, settings.database_url):
         raise ConfigurationError("HEXAVOX_RESULT_BACKEND must not be the main database in production: client services "
@@ -355,6 +378,11 @@ def _check_production_providers(providers: dict[str, dict[str, object]]) -> None
         if not options.get("webhook_secret"):
             raise ConfigurationError(f"HEXAVOX_PROVIDERS: {name!r} has no webhook_secret; in production every "
                                      "provider's delivery reports must be signed")
+
+
+def simulated_providers(settings: Settings) -> list[str]:
+    """The configured provider instances that only pretend to send."""
+    return sorted(name for name, options in settings.providers.items() if options.get("driver") in SIMULATED_DRIVERS)
 
 
 @lru_cache(maxsize=1)

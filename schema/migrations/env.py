@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import Connection
@@ -17,6 +18,8 @@ from worker.db import engine, normalize_url
 from worker.settings import get_settings
 
 config = context.config
+if config.config_file_name is not None:  # the alembic command line: alembic.ini's logging says what ran
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:

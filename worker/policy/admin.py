@@ -30,7 +30,7 @@ from worker.errors import Refusal, ValidationError
 from worker.policy.alerts import run_alerts_job
 from worker.policy.auth import Principal
 from worker.policy.billing import check_price, credits_of, upgrade_view
-from worker.policy.consent import set_consent
+from worker.policy.consent import consent_view, set_consent
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, merchant_view, upsert_merchant
 from worker.policy.usage import run_usage_job
@@ -59,10 +59,9 @@ def _consent_upsert(session: Session, who: Principal, job: ConsentUpsertJob, _to
     channel = check_channel(job.channel)
     who.require_channel(channel)
     contact = normalize_contact(channel, job.contact)
-    set_consent(session, merchant.id, channel, contact, ConsentStatus(job.status), job.source)
+    updated_at = set_consent(session, merchant.id, channel, contact, ConsentStatus(job.status), job.source)
     # Answers are kept in the result backend and shown by Flower: the contact only masked.
-    return {"merchantId": job.merchant_id, "channel": channel, "contact": mask_contact(contact),
-            "status": job.status, "source": job.source}
+    return consent_view(job.merchant_id, channel, mask_contact(contact), job.status, job.source, updated_at)
 
 
 def _consent_bulk(session: Session, who: Principal, job: ConsentBulkJob, today: dt.date) -> dict[str, Any]:

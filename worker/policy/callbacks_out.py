@@ -156,7 +156,7 @@ def rotate_secret(session: Session, merchant_id: int, keep: int = 2) -> str:
     1. ``rotate_secret(session, merchant_id)``: from the next attempt on, every callback carries one
        ``v1,`` signature per kept secret (old and new), so a receiver still holding only the old secret
        keeps verifying.
-    2. Give the merchant the new secret (the operator's `hexavox merchant rotate-webhook-secret` prints it);
+    2. Give the merchant the new secret (``hexavox merchant show ID --webhook-secret`` prints the newest one);
        they switch their receiver to it whenever convenient: it verifies as soon as it is live.
     3. The old secret stops signing when the next rotation pushes it out of the newest ``keep`` (so
        rotate only after the merchant confirmed the switch). A leaked secret is revoked at once with
