@@ -107,4 +107,4 @@ def test_env_example_is_a_production_configuration_that_starts(monkeypatch: pyte
     # And the settings and every provider instance pass the start-up checks
     settings = load_settings()
     assert check_providers(settings) == sorted(providers)
-    assert settings.result_backend.startswith("db+postgresql+psycopg://")
+    assert settings.result_backend.startswith("redis://")  # client services get it: never the main database
