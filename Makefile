@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tasks providers schema tests
+	$(BIN)/ruff check worker tasks providers schema api tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

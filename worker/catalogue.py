@@ -78,6 +78,13 @@ class Code(StrEnum):
     INVALID_VOICE_REQUEST = "E822"
     INVALID_EMAIL_CONTENT = "E823"
     DESTINATION_NOT_ALLOWED = "E824"
+    # The HTTP API (api/): E840-E849.
+    CLIENT_IP_NOT_ALLOWED = "E840"
+    BODY_TOO_LARGE = "E841"
+    TOO_MANY_RECIPIENTS = "E842"
+    RATE_LIMITED = "E843"
+    UNSUPPORTED_MEDIA_TYPE = "E844"
+    MESSAGE_NOT_FOUND = "E845"
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,13 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.INVALID_VOICE_REQUEST, "Voice text must be 1-3000 characters and timeoutSeconds 5-120"),
     Entry(Code.INVALID_EMAIL_CONTENT, "Email subject or body is missing, too long, or has line breaks in a header"),
     Entry(Code.DESTINATION_NOT_ALLOWED, "Destination country is not allowed for this merchant"),
+    Entry(Code.CLIENT_IP_NOT_ALLOWED, "This API key does not accept requests from this IP address", "418"),
+    Entry(Code.BODY_TOO_LARGE, "The request body is larger than the HTTP API accepts"),
+    Entry(Code.TOO_MANY_RECIPIENTS, "More recipients in one HTTP request than the API accepts; use a contact list"),
+    Entry(Code.RATE_LIMITED, "Too many requests for this API key; send again after Retry-After seconds",
+          retryable=True),
+    Entry(Code.UNSUPPORTED_MEDIA_TYPE, "The HTTP API accepts only JSON bodies (Content-Type: application/json)"),
+    Entry(Code.MESSAGE_NOT_FOUND, "No such message for this tenant"),
 )
 
 CATALOGUE: dict[Code, Entry] = {row.code: row for row in _ROWS}

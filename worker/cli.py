@@ -8,10 +8,12 @@
     hexavox send TASK JSON            enqueue one job with HEXAVOX_KEY_ID / HEXAVOX_KEY_SECRET
     hexavox status REQUEST_ID         a request's answer and its messages' current states
     hexavox catalogue [--markdown]    the error-code catalogue
-    hexavox contract [--write DIR]    the JSON Schema of every job
+    hexavox contract [--write DIR]    the JSON Schema of every job; with --write also the HTTP API's OpenAPI document
+                                      (openapi.json, openapi.yaml) in DIR's parent folder
     hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
+    hexavox api [--host H] [--port P]  the HTTP API /api/v1 for tenants (default 127.0.0.1:8000)
 """
 
 from __future__ import annotations
@@ -124,6 +126,10 @@ def _contract(write: str | None) -> int:
     for name, schema in schemas.items():
         (folder / f"{name}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
     print(f"wrote {len(schemas)} schemas to {folder}")
+    from api.openapi import write_openapi
+
+    for path in write_openapi(folder.resolve().parent):
+        print(f"wrote the HTTP API's OpenAPI document to {path}")
     return 0
 
 
@@ -157,6 +163,12 @@ def _rotate_webhook_secret(args: argparse.Namespace) -> int:
 
 def _web(host: str, port: int) -> int:
     from worker.web import serve
+
+    return serve(host, port)
+
+
+def _api(host: str, port: int) -> int:
+    from api.app import serve
 
     return serve(host, port)
 
@@ -221,6 +233,9 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
+    api = sub.add_parser("api")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -238,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
         "web": lambda: _web(args.host, args.port), "merchant": lambda: _rotate_webhook_secret(args),
+        "api": lambda: _api(args.host, args.port),
     }
     return int(handlers[args.command]())
 

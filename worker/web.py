@@ -31,7 +31,7 @@ from worker.policy.delivery_reports import events_to_json
 from worker.queues import CALLBACKS
 from worker.settings import Settings, get_settings
 
-__all__ = ["APPLY_TASK", "MAX_BODY_BYTES", "Enqueue", "create_app", "serve"]
+__all__ = ["APPLY_TASK", "MAX_BODY_BYTES", "BodyTooLarge", "Enqueue", "create_app", "read_body", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class _Receiver:
         if name not in self.settings.providers:
             return JSONResponse({"detail": "unknown provider"}, status_code=404)
         try:
-            body = await _read_body(request, MAX_BODY_BYTES)
+            body = await read_body(request, MAX_BODY_BYTES)
         except BodyTooLarge:
             log.warning("webhook %s: body over %d bytes refused", name, MAX_BODY_BYTES)
             return JSONResponse({"detail": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
@@ -119,7 +119,7 @@ def _is_auth_failure(refusal: Refusal) -> bool:
     return isinstance(refusal, AuthenticationError) or refusal.code == Code.AUTHENTICATION_FAILED
 
 
-async def _read_body(request: Request, cap: int) -> bytes:
+async def read_body(request: Request, cap: int) -> bytes:
     """The body, refused as soon as it is known to exceed ``cap`` (declared length, else while streaming)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
