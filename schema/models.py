@@ -98,7 +98,15 @@ class ApiKey(Base):
     #: Rules (seed 004): which channels and job kinds this key may use. ["*"] allows all.
     allowed_channels: Mapped[list[Any]] = mapped_column(default=lambda: ["*"])
     allowed_jobs: Mapped[list[Any]] = mapped_column(default=lambda: ["*"])
+    #: The merchants (merchantId) this key may act for; ["*"] is every merchant of the tenant.
+    allowed_merchants: Mapped[list[Any]] = mapped_column(default=lambda: ["*"], server_default='["*"]')
+    #: Networks (CIDR) the HTTP API accepts this key from; empty is anywhere.
+    allowed_cidrs: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    #: HTTP requests per minute for this key; None takes the settings' default.
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: A rotated key keeps working until then (the grace period), then is refused like a revoked one.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
 
 

@@ -14,7 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from worker.celery_app import app
 from worker.policy.callbacks_out import SEND_TIMEOUT, DueCallback, claim_due, send_one
+from worker.sealing import internal_task
 from worker.settings import Settings, get_settings
+from worker.task_names import DELIVER_CALLBACKS
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ _MARGIN = 10.0
 _OUTCOMES = ("delivered", "retry", "refused", "failed", "error")
 
 
-@app.task(name="hexavox.internal.deliver_callbacks")
+@internal_task(app, DELIVER_CALLBACKS)
 def deliver_callbacks() -> dict[str, int]:
     """Send due callbacks; the counts of claimed rows and of each outcome."""
     settings = get_settings()

@@ -14,11 +14,13 @@ from sqlalchemy.exc import OperationalError
 
 from worker.celery_app import app
 from worker.policy.delivery_reports import apply_batch
+from worker.sealing import internal_task
+from worker.task_names import APPLY_REPORTS
 
 MAX_RETRIES = 8
 
 
-@app.task(name="hexavox.internal.apply_reports", bind=True, max_retries=MAX_RETRIES)
+@internal_task(app, APPLY_REPORTS, bind=True, max_retries=MAX_RETRIES)
 def apply_reports(self: Task, provider_name: str, events_json: list[dict[str, Any]]) -> dict[str, int]:
     """Apply each event in its own transaction; the count per outcome. A database outage retries the whole
     batch with backoff: every event is idempotent, so the ones already applied change nothing the second time."""

@@ -9,14 +9,16 @@ from celery import Task
 
 from worker.celery_app import app, redelivered
 from worker.policy.dispatch import DispatchStep, dispatch_message, give_up_unavailable
+from worker.sealing import internal_task
 from worker.sending import provider_sender
 from worker.settings import get_settings
+from worker.task_names import DISPATCH
 
 #: Seconds between retries while every provider is unavailable, throttled or open-circuited: doubling up to this cap.
 MAX_RETRY_DELAY = 30.0
 
 
-@app.task(name="hexavox.internal.dispatch", bind=True, max_retries=None)
+@internal_task(app, DISPATCH, bind=True, max_retries=None)
 def dispatch(self: Task, message_id: str, waiting_since: float | None = None) -> str:
     """Retries only when nothing left our side (every provider unavailable or throttled); never on ambiguity.
 

@@ -6,17 +6,24 @@ from typing import Any
 
 from celery import Task
 
+from worker.catalogue import Code
 from worker.celery_app import app, redelivered
+from worker.errors import Refusal
 from worker.policy.dispatch import crash_if
 from worker.publish import publish_dispatch
-from worker.runner import guarded, run_send_job
+from worker.runner import guarded, refuse_job, run_send_job
+from worker.sealing import in_process, intake_authenticator, wrong_queue
 from worker.settings import get_settings
 
 
 def _send(task: Task, payload: Any) -> dict[str, Any]:
+    """Run a send job for the tenant key that signed it; publish dispatch once the intake committed."""
+    if not in_process(task) and (problem := wrong_queue(task)):
+        return refuse_job(task.name, str(task.request.id), Refusal(Code.UNSUPPORTED_JOB, problem))
+
     def run() -> dict[str, Any]:
         crash_if(get_settings(), "during_intake")
-        outcome = run_send_job(task.name, payload, str(task.request.id))
+        outcome = run_send_job(task.name, payload, str(task.request.id), intake_authenticator(task, payload))
         publish_dispatch(outcome.to_dispatch)
         return outcome.result
 

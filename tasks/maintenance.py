@@ -16,7 +16,9 @@ from worker.policy.outbox import stale_queued
 from worker.policy.reconcile import sweep
 from worker.policy.transitions import utcnow
 from worker.publish import broker_epoch, publish_dispatch
+from worker.sealing import internal_task
 from worker.settings import get_settings
+from worker.task_names import CHECK_BACKLOG, RECONCILE_SWEEP, RELAY_OUTBOX, RELEASE_DUE
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,13 @@ log = logging.getLogger(__name__)
 RECONCILE_BUDGET_SECONDS = 20.0
 
 
-@app.task(name="hexavox.internal.release_due")
+@internal_task(app, RELEASE_DUE)
 def release_due() -> int:
     """Queue scheduled messages whose time has come."""
     return publish_dispatch(_release_due())
 
 
-@app.task(name="hexavox.internal.relay_outbox")
+@internal_task(app, RELAY_OUTBOX)
 def relay_outbox() -> int:
     """Publish again the dispatch of QUEUED messages the broker may have lost.
 
@@ -46,7 +48,7 @@ def relay_outbox() -> int:
     return publish_dispatch(items)
 
 
-@app.task(name="hexavox.internal.reconcile_sweep")
+@internal_task(app, RECONCILE_SWEEP)
 def reconcile_sweep() -> dict[str, int]:
     """Settle AMBIGUOUS and overdue SENT messages by asking their providers."""
     settings = get_settings()
@@ -58,7 +60,7 @@ def reconcile_sweep() -> dict[str, int]:
     return asdict(counts)
 
 
-@app.task(name="hexavox.internal.check_backlog")
+@internal_task(app, CHECK_BACKLOG)
 def check_backlog() -> int:
     """Raise a RECONCILE_BACKLOG alert when AMBIGUOUS messages wait longer than a quarter of their maximum age."""
     max_age = max(60, get_settings().reconcile_max_age // 4)

@@ -85,6 +85,8 @@ class Code(StrEnum):
     RATE_LIMITED = "E843"
     UNSUPPORTED_MEDIA_TYPE = "E844"
     MESSAGE_NOT_FOUND = "E845"
+    ENVELOPE_EXPIRED = "E875"
+    UNDECODABLE_JOB = "E876"
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,9 @@ _ROWS: tuple[Entry, ...] = (
           retryable=True),
     Entry(Code.UNSUPPORTED_MEDIA_TYPE, "The HTTP API accepts only JSON bodies (Content-Type: application/json)"),
     Entry(Code.MESSAGE_NOT_FOUND, "No such message for this tenant"),
+    Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)",
+          retryable=True),
+    Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),
 )
 
 CATALOGUE: dict[Code, Entry] = {row.code: row for row in _ROWS}

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Celery, bootsteps, signals
+from celery import Celery, signals
 
 from worker.celeryconfig import celery_config
+from worker.sealing import connect as connect_sealing
 from worker.settings import get_settings
+from worker.undeliverable import AnswerUndeliverableJobs
 
 TASK_MODULES = ["tasks.intake", "tasks.admin", "tasks.dispatch", "tasks.maintenance", "tasks.delivery_reports",
-                "tasks.callbacks", "tasks.reports"]
+                "tasks.callbacks"]
 
 log = logging.getLogger(__name__)
 app = Celery("hexavox", include=TASK_MODULES)
@@ -56,33 +58,8 @@ def _answer_unknown_job(sender: Any = None, **kw: Any) -> None:
     app.backend.store_result(task_id, refuse_unknown_job(str(name), task_id), states.SUCCESS)
 
 
-class _AnswerUnknownJobsOnly(bootsteps.Step):
-    """For unknown ``hexavox.*`` names, skip Celery's own ``NotRegistered`` result.
-
-    Celery stores that failure *before* it sends ``task_unknown``, so a caller already waiting
-    would read it and never see the E814 answer written after it. For our names this handler
-    does the rest of what Celery's does (log, reject the message, send the signal); every
-    other unknown name goes to Celery's handler unchanged.
-    """
-
-    def __init__(self, consumer: Any, **kwargs: Any) -> None:
-        super().__init__(consumer, **kwargs)
-        default = consumer.on_unknown_task
-
-        def on_unknown_task(body: Any, message: Any, exc: Exception) -> None:
-            headers = message.headers or {}
-            name, task_id = headers.get("task"), headers.get("id")
-            if not _is_ours(name):
-                return default(body, message, exc)
-            log.warning("no task is registered as %.80s; request %.40s answered E814", name, task_id)
-            message.reject_log_error(log, consumer.connection_errors)
-            signals.task_unknown.send(sender=consumer, message=message, exc=exc, name=name, id=task_id)
-            return None
-
-        consumer.on_unknown_task = on_unknown_task
-
-
-app.steps["consumer"].add(_AnswerUnknownJobsOnly)
+app.steps["consumer"].add(AnswerUndeliverableJobs)
+connect_sealing(app)
 
 
 def redelivered(task: Any) -> bool:

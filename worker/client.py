@@ -8,6 +8,7 @@ the queue :func:`worker.queues.intake_queue` names, with the request id as the t
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from worker.celeryconfig import celery_config
+from worker.envelope import HEADER, seal, signing_key
 from worker.queues import intake_queue
 from worker.settings import Settings, load_settings
 
@@ -22,21 +24,25 @@ __all__ = ["HexavoxClient"]
 
 
 class HexavoxClient:
-    """Enqueue intake jobs with this tenant's credentials; read answers back by request id."""
+    """Enqueue intake jobs signed with this tenant's key; read answers back by request id.
+
+    The secret never leaves this process: each job carries a signed envelope (worker/envelope.py) instead.
+    """
 
     def __init__(self, key_id: str, secret: str, settings: Settings | None = None) -> None:
-        self._auth = {"keyId": key_id, "secret": secret}
+        self._key_id, self._key = key_id, signing_key(secret)
         self._app = Celery("hexavox-client", set_as_current=False)
         self._app.conf.update(celery_config(settings or load_settings()))
 
     def submit(self, task_name: str, payload: dict[str, Any], *, idempotency_key: str | None = None) -> str:
         """Publish one job; returns its request id."""
         request_id = str(uuid.uuid4())
-        body = {**payload, "auth": self._auth}
+        body = dict(payload)
         if idempotency_key is not None:
             body["idempotencyKey"] = idempotency_key
+        envelope = seal(self._key_id, self._key, task_name, request_id, [body], {}, now=time.time())
         self._app.send_task(task_name, args=[body], task_id=request_id, queue=intake_queue(task_name, payload),
-                            argsrepr=f"({task_name} job)", kwargsrepr="{}")
+                            headers={HEADER: envelope}, argsrepr=f"({task_name} job)", kwargsrepr="{}")
         return request_id
 
     def send_sms(self, **payload: Any) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
            "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "BillingConfirmJob", "JOBS",
@@ -98,14 +99,16 @@ _UploadSource = Annotated[JsonValue, _published(_string(pattern="^[A-Za-z]{3,10}
 
 
 class Credentials(_Job):
-    """Tenant credentials named by every job (seed 003: X-API-KEY / X-API-SECRET)."""
+    """A key id and its secret (seed 003: X-API-KEY / X-API-SECRET), for callers in the service's own process."""
 
     key_id: str = Field(alias="keyId", max_length=64)
     secret: str = Field(max_length=256)
 
 
 class _AuthenticatedJob(_Job):
-    auth: Credentials
+    #: In-process callers only (the CLI, tests): key id and secret. Not published in the schemas, and refused on
+    #: the broker, where a job proves its publisher with a signed envelope header instead (worker/envelope.py).
+    auth: Annotated[Credentials | None, SkipJsonSchema()] = None
     idempotency_key: str | None = Field(default=None, alias="idempotencyKey", max_length=255)
 
 

@@ -11,11 +11,11 @@ import logging
 from collections.abc import Iterable
 
 from worker.queues import queue_for_message
+from worker.task_names import DISPATCH as DISPATCH_TASK
 
 __all__ = ["publish_dispatch", "broker_epoch", "DISPATCH_TASK", "BROKER_EPOCH_KEY"]
 
 log = logging.getLogger(__name__)
-DISPATCH_TASK = "hexavox.internal.dispatch"
 #: A key the relay keeps in a Redis broker's own database: when it is gone, so is everything queued with it.
 BROKER_EPOCH_KEY = "hexavox:broker-epoch"
 

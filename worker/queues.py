@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ALL_QUEUES", "route_task", "queue_for_message", "intake_queue"]
+__all__ = ["ALL_QUEUES", "INTAKE_QUEUES", "INTERNAL_QUEUES", "route_task", "queue_for_message", "intake_queue",
+           "is_internal_queue"]
 
 OTP = "otp"
 TRANSACTIONAL = "transactional"
@@ -21,13 +22,22 @@ ADMIN = "admin"
 RECONCILE = "reconcile"
 CALLBACKS = "callbacks"
 
-ALL_QUEUES: tuple[str, ...] = (OTP, TRANSACTIONAL, BULK, VOICE, EMAIL, ADMIN, RECONCILE, CALLBACKS)
+#: Where other services publish intake and admin jobs (the published contract); nothing internal runs from them.
+INTAKE_QUEUES: tuple[str, ...] = (OTP, TRANSACTIONAL, BULK, VOICE, EMAIL, ADMIN)
+#: Dispatch of one message, per intake queue: ``dispatch.otp`` etc. Internal: only the service publishes there.
+DISPATCH_PREFIX = "dispatch."
+DISPATCH_QUEUES: tuple[str, ...] = tuple(DISPATCH_PREFIX + name for name in (OTP, TRANSACTIONAL, BULK, VOICE, EMAIL))
+ALL_QUEUES: tuple[str, ...] = (*INTAKE_QUEUES, *DISPATCH_QUEUES, RECONCILE, CALLBACKS)
 
 _BY_TYPE = {"OTP": OTP, "TXN": TRANSACTIONAL, "MKT": BULK, "TRANSACTIONAL": EMAIL, "MARKETING": BULK}
 
 
 def queue_for_message(channel: str, message_type: str) -> str:
-    """The queue for dispatching one message: OTP alone; marketing shares the bulk queue."""
+    """The queue for dispatching one message: OTP alone; marketing shares the bulk dispatch queue."""
+    return DISPATCH_PREFIX + _intake_kind(channel, message_type)
+
+
+def _intake_kind(channel: str, message_type: str) -> str:
     if message_type in {"MKT", "MARKETING"}:
         return BULK
     if channel == "VOICE":
@@ -35,6 +45,11 @@ def queue_for_message(channel: str, message_type: str) -> str:
     if channel == "EMAIL":
         return EMAIL
     return _BY_TYPE.get(message_type, TRANSACTIONAL)
+
+
+def is_internal_queue(name: str) -> bool:
+    """True for the queues only the service publishes to (dispatch, reconcile, callbacks)."""
+    return name in DISPATCH_QUEUES or name in (RECONCILE, CALLBACKS)
 
 
 def intake_queue(task_name: str, payload: Mapping[str, Any] | None) -> str:
@@ -48,7 +63,7 @@ def intake_queue(task_name: str, payload: Mapping[str, Any] | None) -> str:
     if ".voice." in task_name:
         return VOICE
     if ".email." in task_name:
-        return queue_for_message("EMAIL", str((payload or {}).get("type", "")).upper())
+        return _intake_kind("EMAIL", str((payload or {}).get("type", "")).upper())
     if task_name.startswith(("hexavox.campaign.", "hexavox.list.")):
         return BULK
     return ADMIN

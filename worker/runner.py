@@ -19,15 +19,15 @@ from worker.catalogue import Code
 from worker.db import session_scope
 from worker.errors import Refusal
 from worker.policy.admin import run_admin_job
-from worker.policy.auth import authenticate
+from worker.policy.auth import Authenticator, Principal, by_secret
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
-from worker.policy.intake import IntakeOutcome, accept_send, record_refused_request
+from worker.policy.intake import IntakeOutcome, accept_send, record_refused_request, resolve_caller
 from worker.policy.jobs import parse_job
 from worker.policy.redeliveries import count_redelivery, forget_redeliveries
 from worker.policy.transitions import utcnow
 from worker.settings import get_settings
 
-__all__ = ["run_send_job", "run_admin_job_by_name", "refuse_unknown_job", "guarded"]
+__all__ = ["run_send_job", "run_admin_job_by_name", "refuse_unknown_job", "refuse_job", "guarded", "by_secret"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,11 +59,15 @@ def _refuse(request_id: str, task_name: str, refusal: Refusal, payload: Any) -> 
                 "recorded": False}
 
 
-def run_send_job(task_name: str, payload: Any, request_id: str) -> IntakeOutcome:
-    """Admit a send job; the caller publishes ``to_dispatch`` after this returns (the transaction is committed)."""
+def run_send_job(task_name: str, payload: Any, request_id: str, who: Authenticator | None = None) -> IntakeOutcome:
+    """Admit a send job; the caller publishes ``to_dispatch`` after this returns (the transaction is committed).
+
+    ``who`` is the door's check of the caller (:mod:`worker.policy.auth`): the HTTP API's key and secret, or the
+    broker job's signed envelope. Without it the payload must carry ``auth`` (in-process callers only).
+    """
     settings = get_settings()
     try:
-        return _retrying(lambda s: accept_send(s, task_name, payload, request_id, now=utcnow(),
+        return _retrying(lambda s: accept_send(s, task_name, payload, request_id, who, now=utcnow(),
                                                window_seconds=settings.duplicate_window_seconds))
     except Refusal as refusal:
         return IntakeOutcome(_refuse(request_id, task_name, refusal, payload))
@@ -78,7 +82,11 @@ def refuse_unknown_job(task_name: str, request_id: str) -> dict[str, Any]:
     Kept under the request id so `hexavox status` finds it too. The body is never decoded: no
     field of it could change the answer, and a body that is not JSON must never be loaded.
     """
-    refusal = Refusal(Code.UNSUPPORTED_JOB, f"unknown job {task_name[:80]!r}")
+    return refuse_job(task_name, request_id, Refusal(Code.UNSUPPORTED_JOB, f"unknown job {task_name[:80]!r}"))
+
+
+def refuse_job(task_name: str, request_id: str, refusal: Refusal) -> dict[str, Any]:
+    """Answer a job refused before its body is looked at (unknown name, undecodable body, wrong queue)."""
     return _refuse(request_id, task_name, refusal, None)
 
 
@@ -100,10 +108,14 @@ def guarded(task_name: str, request_id: str, redelivered: bool, run: Callable[[]
     return result
 
 
-def run_admin_job_by_name(task_name: str, payload: Any, request_id: str) -> dict[str, Any]:
-    """Run an admin job and record its answer under the request id (idempotent by request id and key)."""
+def run_admin_job_by_name(task_name: str, payload: Any, request_id: str,
+                          who: Authenticator | None = None) -> dict[str, Any]:
+    """Run an admin job and record its answer under the request id (idempotent by request id and key).
+
+    ``who`` as for :func:`run_send_job`.
+    """
     try:
-        return _retrying(lambda s: _admin(s, task_name, payload, request_id))
+        return _retrying(lambda s: _admin(s, task_name, payload, request_id, who))
     except Refusal as refusal:
         return _refuse(request_id, task_name, refusal, payload)
     except Exception:
@@ -111,12 +123,13 @@ def run_admin_job_by_name(task_name: str, payload: Any, request_id: str) -> dict
         return _refuse(request_id, task_name, Refusal(Code.INTERNAL_ERROR, "send it again"), payload)
 
 
-def _admin(session: Session, task_name: str, payload: Any, request_id: str) -> dict[str, Any]:
+def _admin(session: Session, task_name: str, payload: Any, request_id: str,
+           authenticator: Authenticator | None) -> dict[str, Any]:
     from schema.states import RequestStatus
 
     job = parse_job(task_name, payload)
-    who = authenticate(session, job.auth)  # type: ignore[attr-defined]
-    who.require(task_name)
+    who = resolve_caller(session, job, authenticator)
+    _require_admin_rules(who, task_name, job)
     earlier = begin_request(session, request_id, tenant_id=who.tenant_id, merchant_id=None, kind=task_name,
                             idempotency_key=None, digest=payload_digest(payload))
     if earlier is not None:
@@ -125,3 +138,19 @@ def _admin(session: Session, task_name: str, payload: Any, request_id: str) -> d
     result = {"requestId": request_id, "status": RequestStatus.ACCEPTED.value, "result": body}
     finish_request(session, request_id, RequestStatus.ACCEPTED, result)
     return result
+
+
+def _require_admin_rules(who: Principal, task_name: str, job: Any) -> None:
+    """The key's rules for an admin job: its kind, the channel it names, the merchant it acts for (E802).
+
+    A key limited to some merchants must name one: tenant-wide reads would show it the others.
+    """
+    who.require(task_name)
+    channel = getattr(job, "channel", None)
+    if isinstance(channel, str):
+        who.require_channel(channel.strip().upper())
+    merchant_id = getattr(job, "merchant_id", None)
+    if isinstance(merchant_id, str):
+        who.require_merchant(merchant_id)
+    elif "*" not in who.allowed_merchants:
+        who.require_merchant("")

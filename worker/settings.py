@@ -130,6 +130,13 @@ class Settings:
     unit_prices: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_UNIT_PRICES))
     #: HEXAVOX_MARKUP_PERCENT: whole percent added on top of the provider cost in usage reports (30 -> cost x 1.30).
     markup_percent: int = 30
+    #: HEXAVOX_SERVICE_KEY: the secret the service signs its own internal tasks with (at least 32 characters;
+    #: required in production). Every process of one deployment (API, workers, beat, webhook receiver) needs the same
+    #: value. Development without it uses a random key kept in the data dir (``service.key``).
+    service_key: str = ""
+    #: HEXAVOX_ENVELOPE_MAX_AGE: seconds a signed job stays acceptable after it was signed (the replay window). A
+    #: replay inside the window is answered from the request already recorded under its id.
+    envelope_max_age: int = 86400
 
     @property
     def embedded(self) -> bool:
@@ -180,6 +187,8 @@ def load_settings() -> Settings:
         db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),
         unit_prices=_env_unit_prices(),
         markup_percent=_env_int("HEXAVOX_MARKUP_PERCENT", 30),
+        service_key=_env("HEXAVOX_SERVICE_KEY", ""),
+        envelope_max_age=_env_int("HEXAVOX_ENVELOPE_MAX_AGE", 86400),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )
@@ -225,6 +234,8 @@ def _check(settings: Settings) -> None:
         )
     if settings.markup_percent < 0:
         raise ConfigurationError("HEXAVOX_MARKUP_PERCENT must not be negative")
+    if settings.envelope_max_age < 60:
+        raise ConfigurationError("HEXAVOX_ENVELOPE_MAX_AGE must be at least 60 seconds")
     if settings.max_delivery_attempts < 1:
         raise ConfigurationError("HEXAVOX_MAX_DELIVERY_ATTEMPTS must be at least 1")
     if settings.api_rate_limit < 0 or settings.api_max_body_bytes < 1024 or settings.api_max_recipients < 1:
@@ -248,6 +259,9 @@ def _check_production(settings: Settings) -> None:
     for name, url in (("HEXAVOX_BROKER_URL", settings.broker_url), ("HEXAVOX_REDIS_URL", settings.redis_url)):
         if url and "@" not in url and not url.startswith(("rediss://", "amqps://")):
             raise ConfigurationError(f"{name} must carry credentials or use TLS in production")
+    if len(settings.service_key) < 32:
+        raise ConfigurationError("production needs HEXAVOX_SERVICE_KEY (at least 32 characters, the same in every "
+                                 "process): internal tasks are signed with it, so nobody else can publish them")
 
 
 @lru_cache(maxsize=1)

@@ -30,12 +30,13 @@ from worker.errors import AuthenticationError, Refusal
 from worker.policy.delivery_reports import events_to_json
 from worker.queues import CALLBACKS
 from worker.settings import Settings, get_settings
+from worker.task_names import APPLY_REPORTS
 
 __all__ = ["APPLY_TASK", "MAX_BODY_BYTES", "BodyTooLarge", "Enqueue", "create_app", "read_body", "serve"]
 
 log = logging.getLogger(__name__)
 
-APPLY_TASK = "hexavox.internal.apply_reports"
+APPLY_TASK = APPLY_REPORTS
 #: Larger bodies are refused with 413: a provider batch of reports is a few KB; this bounds memory per request.
 MAX_BODY_BYTES = 256 * 1024
 

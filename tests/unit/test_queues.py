@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.queues import ALL_QUEUES, intake_queue, queue_for_message, route_task
+from worker.queues import ALL_QUEUES, INTAKE_QUEUES, intake_queue, is_internal_queue, queue_for_message, route_task
 
 cases = (
     ("hexavox.sms.send.v1", {"type": "OTP", "to": "+1"}, "otp"),
@@ -30,9 +30,19 @@ def test_each_intake_job_goes_to_its_queue(task: str, payload: dict[str, object]
 
 
 def test_otp_dispatch_never_shares_a_queue_with_marketing() -> None:
-    assert queue_for_message("SMS", "OTP") == "otp"
-    assert queue_for_message("SMS", "MKT") == queue_for_message("EMAIL", "MARKETING") == "bulk"
-    assert queue_for_message("VOICE", "MKT") == "bulk"
+    assert queue_for_message("SMS", "OTP") == "dispatch.otp"
+    assert queue_for_message("SMS", "MKT") == queue_for_message("EMAIL", "MARKETING") == "dispatch.bulk"
+    assert queue_for_message("VOICE", "MKT") == "dispatch.bulk"
+    assert queue_for_message("EMAIL", "TRANSACTIONAL") == "dispatch.email"
+
+
+def test_dispatch_never_shares_a_queue_with_intake() -> None:
+    """Tenants publish on intake queues; dispatch has queues of its own, so an intake queue runs intake jobs only."""
+    kinds = [("SMS", "OTP"), ("SMS", "TXN"), ("SMS", "MKT"), ("VOICE", "TXN"), ("EMAIL", "TRANSACTIONAL")]
+    dispatch = {queue_for_message(channel, kind) for channel, kind in kinds}
+    assert dispatch.isdisjoint(INTAKE_QUEUES)
+    assert all(is_internal_queue(queue) for queue in dispatch)
+    assert not any(is_internal_queue(queue) for queue in INTAKE_QUEUES)
 
 
 def test_internal_tasks_have_their_own_queues() -> None:

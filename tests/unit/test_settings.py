@@ -29,7 +29,8 @@ def test_no_environment_gives_the_embedded_mode() -> None:
 
 
 PRODUCTION = {"HEXAVOX_ENVIRONMENT": "production", "HEXAVOX_DATABASE_URL": "postgresql://hx:pw@db/hx",
-              "HEXAVOX_BROKER_URL": "redis://:pw@redis:6379/0", "HEXAVOX_REDIS_URL": "redis://:pw@redis:6379/1"}
+              "HEXAVOX_BROKER_URL": "redis://:pw@redis:6379/0", "HEXAVOX_REDIS_URL": "redis://:pw@redis:6379/1",
+              "HEXAVOX_SERVICE_KEY": "s" * 32}
 
 refusals = (
     ({"HEXAVOX_VISIBILITY_TIMEOUT": "60", "HEXAVOX_TASK_TIME_LIMIT": "60"}, "VISIBILITY_TIMEOUT"),
@@ -43,6 +44,9 @@ refusals = (
     ({**PRODUCTION, "HEXAVOX_REDIS_URL": ""}, "throughput limits"),
     ({**PRODUCTION, "HEXAVOX_CRASH_POINT": "after_provider_call"}, "CRASH_POINT"),
     ({**PRODUCTION, "HEXAVOX_ALLOW_PRIVATE_CALLBACKS": "1"}, "ALLOW_PRIVATE_CALLBACKS"),
+    ({**PRODUCTION, "HEXAVOX_SERVICE_KEY": ""}, "HEXAVOX_SERVICE_KEY"),
+    ({**PRODUCTION, "HEXAVOX_SERVICE_KEY": "short"}, "HEXAVOX_SERVICE_KEY"),
+    ({"HEXAVOX_ENVELOPE_MAX_AGE": "5"}, "ENVELOPE_MAX_AGE"),
 )
 
 

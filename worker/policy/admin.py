@@ -56,6 +56,7 @@ def _merchant_upsert(session: Session, who: Principal, job: MerchantUpsertJob, t
 def _consent_upsert(session: Session, who: Principal, job: ConsentUpsertJob, _today: dt.date) -> dict[str, Any]:
     merchant = load_merchant(session, who.tenant_id, job.merchant_id, must_be_active=False)
     channel = check_channel(job.channel)
+    who.require_channel(channel)
     contact = normalize_contact(channel, job.contact)
     set_consent(session, merchant.id, channel, contact, ConsentStatus(job.status), job.source)
     return {"merchantId": job.merchant_id, "channel": channel, "contact": contact, "status": job.status,

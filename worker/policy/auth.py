@@ -1,49 +1,70 @@
 """Tenant authentication and per-key rules (seed 004: a key's rule limits the services it may use).
 
-Secrets are 256-bit random tokens we issue, stored as SHA-256 digests and compared in
-constant time; a verified key is cached for a minute so a busy worker does not look it up
-for every job.
+Two doors, one check of who is asking. The HTTP API presents a key id and its secret (X-API-KEY / X-API-SECRET):
+:func:`by_secret`. A job on the broker carries no secret, only a signed envelope (:mod:`worker.envelope`):
+:func:`by_envelope`. Either way the key is read in the job's own transaction, so a revoked or expired key is refused
+on the very next job in every process: there is no cache to wait out. Secrets are 256-bit random tokens we issue,
+stored as SHA-256 digests and compared in constant time.
+
+An :data:`Authenticator` is what a door hands the runner: called with the job's session, it returns the
+:class:`Principal` or raises :class:`AuthenticationError` (E801).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
-import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from schema.models import ApiKey
 from worker.catalogue import Code
-from worker.contract import Credentials
+from worker.envelope import EnvelopeError, check
 from worker.errors import AuthenticationError
 
-__all__ = ["Principal", "authenticate", "hash_secret", "new_secret"]
+__all__ = ["Authenticator", "Principal", "active_key", "authenticate", "by_envelope", "by_secret", "hash_secret",
+           "new_secret"]
 
-_CACHE_SECONDS = 60.0
-_cache: dict[str, tuple[float, str, Principal]] = {}
-_lock = threading.Lock()
+ALL = "*"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who sent a job: the tenant and what its key may do."""
+    """Who sent a job: the tenant, and what its key may do."""
 
     tenant_id: int
     key_id: str
     allowed_channels: frozenset[str]
     allowed_jobs: frozenset[str]
+    allowed_merchants: frozenset[str] = frozenset({ALL})
+    allowed_cidrs: tuple[str, ...] = ()
+    rate_limit_per_minute: int | None = None
 
     def require(self, job: str, channel: str | None = None) -> None:
-        """Refuse a job kind or channel outside this key's rules."""
-        if "*" not in self.allowed_jobs and job not in self.allowed_jobs:
+        """Refuse a job kind or channel outside this key's rules (E802)."""
+        if ALL not in self.allowed_jobs and job not in self.allowed_jobs:
             raise AuthenticationError(Code.KEY_NOT_PERMITTED, f"key may not run {job}")
-        if channel and "*" not in self.allowed_channels and channel not in self.allowed_channels:
-            raise AuthenticationError(Code.KEY_NOT_PERMITTED, f"key may not use channel {channel}")
+        if channel is not None:
+            self.require_channel(channel)
+
+    def require_channel(self, channel: str) -> None:
+        if ALL not in self.allowed_channels and channel not in self.allowed_channels:
+            raise AuthenticationError(Code.KEY_NOT_PERMITTED, f"key may not use channel {channel}", field="channel")
+
+    def require_merchant(self, merchant_id: str) -> None:
+        if ALL not in self.allowed_merchants and merchant_id not in self.allowed_merchants:
+            raise AuthenticationError(Code.KEY_NOT_PERMITTED, "key may not act for this merchant", field="merchantId")
+
+
+#: Resolves the caller inside the job's transaction (see the module docstring).
+Authenticator = Callable[[Session], Principal]
 
 
 def hash_secret(secret: str) -> str:
@@ -54,30 +75,51 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def authenticate(session: Session, credentials: Credentials) -> Principal:
-    """The principal behind ``credentials``; AuthenticationError(E801) for an unknown key or a wrong secret."""
-    digest = hash_secret(credentials.secret)
-    cached = _cached(credentials.key_id)
-    if cached and hmac.compare_digest(cached[0], digest):
-        return cached[1]
-    key = session.scalars(select(ApiKey).where(ApiKey.key_id == credentials.key_id, ApiKey.active)).first()
-    if key is None or not hmac.compare_digest(key.secret_sha256, digest):
+def active_key(session: Session, key_id: str, now: dt.datetime | None = None) -> ApiKey | None:
+    """The key if it exists, is active and has not expired (a rotated key's grace period is over)."""
+    moment = now or dt.datetime.now(dt.UTC)
+    return session.scalars(select(ApiKey).where(
+        ApiKey.key_id == key_id, ApiKey.active, or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > moment))).first()
+
+
+def _principal(key: ApiKey) -> Principal:
+    return Principal(key.tenant_id, key.key_id, frozenset(key.allowed_channels), frozenset(key.allowed_jobs),
+                     frozenset(key.allowed_merchants or [ALL]), tuple(key.allowed_cidrs or ()),
+                     key.rate_limit_per_minute)
+
+
+def authenticate(session: Session, key_id: str, secret: str) -> Principal:
+    """The principal behind a key id and secret; AuthenticationError(E801) for an unknown key or a wrong secret."""
+    key = active_key(session, key_id) if isinstance(key_id, str) and isinstance(secret, str) else None
+    if key is None or not hmac.compare_digest(key.secret_sha256, hash_secret(secret)):
         raise AuthenticationError(Code.AUTHENTICATION_FAILED, "unknown key or wrong secret")
-    principal = Principal(key.tenant_id, key.key_id, frozenset(key.allowed_channels), frozenset(key.allowed_jobs))
-    with _lock:
-        _cache[key.key_id] = (time.monotonic() + _CACHE_SECONDS, key.secret_sha256, principal)
-    return principal
+    return _principal(key)
 
 
-def _cached(key_id: str) -> tuple[str, Principal] | None:
-    with _lock:
-        hit = _cache.get(key_id)
-    if hit is None or hit[0] < time.monotonic():
-        return None
-    return hit[1], hit[2]
+def by_secret(key_id: str, secret: str) -> Authenticator:
+    """The HTTP door (and in-process callers): a key id and its secret."""
+    return lambda session: authenticate(session, key_id, secret)
 
 
-def forget_cached_keys() -> None:
-    """Drop cached keys (after revoking one, and between tests)."""
-    with _lock:
-        _cache.clear()
+def by_envelope(envelope: object, task_name: str, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any],
+                *, max_age: float) -> Authenticator:
+    """The broker door: the job's signed envelope, checked against the tenant key that signed it."""
+
+    def resolve(session: Session) -> Principal:
+        found: dict[str, ApiKey] = {}
+
+        def key_for(key_id: str) -> bytes | None:
+            key = active_key(session, key_id)
+            if key is None:
+                return None
+            found[key_id] = key
+            return key.secret_sha256.encode()
+
+        try:
+            key_id = check(envelope, task_name, task_id, args, kwargs, key_for, now=time.time(), max_age=max_age)
+        except EnvelopeError as err:
+            code = Code.ENVELOPE_EXPIRED if err.expired else Code.AUTHENTICATION_FAILED
+            raise AuthenticationError(code, err.reason, field="hexavox_envelope") from None
+        return _principal(found[key_id])
+
+    return resolve

@@ -24,8 +24,8 @@ from schema.models import Merchant, Message
 from schema.states import Freshness, MessageState, RequestStatus
 from worker.catalogue import Code
 from worker.contract import EmailJob, SmsJob, VoiceJob
-from worker.errors import Refusal
-from worker.policy.auth import authenticate
+from worker.errors import AuthenticationError, Refusal
+from worker.policy.auth import Authenticator, Principal, by_secret
 from worker.policy.consent import require_consent
 from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
 from worker.policy.duplicates import claim_window, content_digest
@@ -34,7 +34,7 @@ from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.quota import reserve_units
 
-__all__ = ["IntakeOutcome", "accept_send", "record_refused_request"]
+__all__ = ["IntakeOutcome", "accept_send", "record_refused_request", "resolve_caller"]
 
 SendJob = SmsJob | VoiceJob | EmailJob
 
@@ -47,8 +47,25 @@ class IntakeOutcome:
     to_dispatch: list[tuple[str, str, str]] = field(default_factory=list)  # (message id, channel, type)
 
 
-def accept_send(session: Session, task_name: str, payload: Any, request_id: str, *, now: dt.datetime,
-                window_seconds: int) -> IntakeOutcome:
+def resolve_caller(session: Session, job: Any, who: Authenticator | None) -> Principal:
+    """The principal behind a job: the door's authenticator, else (in-process callers only) the payload's ``auth``.
+
+    A door that authenticated the caller refuses credentials in the payload: on the broker they would be readable by
+    anyone who can read a queue.
+    """
+    credentials = getattr(job, "auth", None)
+    if who is not None and credentials is not None:
+        raise AuthenticationError(Code.AUTHENTICATION_FAILED, "credentials never travel in the payload: sign the job "
+                                  "(broker) or send X-API-KEY/X-API-SECRET headers (HTTP)", field="auth")
+    if who is None:
+        if credentials is None:
+            raise AuthenticationError(Code.AUTHENTICATION_FAILED, "credentials missing", field="auth")
+        who = by_secret(credentials.key_id, credentials.secret)
+    return who(session)
+
+
+def accept_send(session: Session, task_name: str, payload: Any, request_id: str, who: Authenticator | None, *,
+                now: dt.datetime, window_seconds: int) -> IntakeOutcome:
     """Admit one send job. Raises :class:`Refusal` for a job refused as a whole (nothing written).
 
     The request is claimed (idempotency) as soon as its scope, (merchant, key), is known: before
@@ -57,9 +74,10 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     """
     job = parse_job(task_name, payload)
     assert isinstance(job, SmsJob | VoiceJob | EmailJob)
-    principal = authenticate(session, job.auth)
+    principal = resolve_caller(session, job, who)
     channel = {"SmsJob": "SMS", "VoiceJob": "VOICE", "EmailJob": "EMAIL"}[type(job).__name__]
     principal.require(task_name, channel)
+    principal.require_merchant(job.merchant_id)
     merchant = load_merchant(session, principal.tenant_id, job.merchant_id, must_be_active=False)
     earlier = begin_request(session, request_id, tenant_id=principal.tenant_id, merchant_id=merchant.id,
                             kind=task_name, idempotency_key=job.idempotency_key, digest=payload_digest(payload))
