@@ -47,6 +47,11 @@ def _value(param: Param, raw: str) -> Any:
 
 def read_params(op: Operation, query: Mapping[str, str], path: Mapping[str, Any]) -> dict[str, Any]:
     """The operation's parameters by name (defaults filled in); E413 (422) names the first bad one."""
+    known = {param.name for param in op.params if param.where == "query"}
+    unknown = sorted(name for name in query if name not in known)
+    if unknown:
+        raise ValidationError(Code.INVALID_INPUT, f"unknown query parameter {unknown[0][:40]!r}",
+                              field=unknown[0][:40])
     values: dict[str, Any] = {}
     for param in op.params:
         raw = path.get(param.name) if param.where == "path" else query.get(param.name)
