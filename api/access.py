@@ -38,7 +38,8 @@ class Caller:
     @classmethod
     def from_headers(cls, key_id: str | None, secret: str | None, client_ip: str | None) -> Caller:
         """The caller, or E801 (401) when a header is missing or longer than any key we issue."""
-        if not key_id or not secret or len(key_id) > _MAX_KEY_ID or len(secret) > _MAX_SECRET:
+        if not key_id or not secret or len(key_id) > _MAX_KEY_ID or len(secret) > _MAX_SECRET or not (
+                key_id.isprintable() and secret.isprintable()):
             raise AuthenticationError(Code.AUTHENTICATION_FAILED, "send X-API-KEY and X-API-SECRET headers")
         return cls(key_id, secret, client_ip)
 

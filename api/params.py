@@ -20,8 +20,19 @@ def _bad(param: Param, why: str) -> ValidationError:
     return ValidationError(Code.INVALID_INPUT, f"{param.name} {why}", field=param.name)
 
 
+def _storable(text: str) -> bool:
+    """No NUL and no lone surrogate: PostgreSQL can compare it (the job payload check, for parameters)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def _value(param: Param, raw: str) -> Any:
     schema = param.schema
+    if not _storable(raw):
+        raise _bad(param, "has a NUL or invalid Unicode character")
     if "enum" in schema:
         if raw not in schema["enum"]:
             raise _bad(param, f"must be one of {', '.join(map(str, schema['enum']))}")

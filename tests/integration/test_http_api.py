@@ -353,3 +353,12 @@ def test_logs_never_carry_the_secret_a_contact_or_a_body(api: str, tenant: Tenan
     assert "POST /api/v1/messages/sms -> 202" in text and "-> 401" in text  # the API does log each request
     for secret_or_pii in (tenant.secret, "wrong-secret", PHONE, PHONE[1:], "424242", "Your OTP"):
         assert secret_or_pii not in text
+
+
+def test_parameters_postgresql_cannot_compare_are_e413_not_a_server_error(api: str, tenant: Tenant) -> None:
+    """Found by the schemathesis run: a NUL in a query parameter reached a query and was answered 503."""
+    make_merchant(tenant, "gym-a")
+    with client(api, tenant) as http:
+        answers = [http.get("/api/v1/consents", params={"merchantId": "gym\x00a"}),
+                   http.get("/api/v1/merchants/gym%00a"), http.get("/api/v1/messages/x%00y")]
+    assert [(a.status_code, a.json()["code"]) for a in answers] == [(422, "E413")] * 3
