@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +21,7 @@ from worker.db import session_scope
 from worker.settings import Settings, get_settings
 
 from factories import Tenant
+from support import REPO
 
 
 def free_port() -> int:
@@ -44,6 +49,35 @@ def running_api(settings: Settings | None = None, **seams: Any) -> Iterator[str]
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def api_process(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``hexavox api`` as its own process (another API process of the deployment); yields its base URL."""
+    port = free_port()
+    log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "api", "--port", str(port)], cwd=REPO,
+                            env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "hexavox api did not start"
+            try:
+                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def key_headers(tenant: Tenant, **extra: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from schema.models import Message
 from worker.db import session_scope
 
 from factories import Tenant, make_merchant, make_tenant, opt
-from http_api_support import client, key_headers, running_api, set_key_rules
+from http_api_support import api_process, client, key_headers, running_api, set_key_rules
 
 PHONE, OTHER = "+18135551234", "+447911123456"
 
@@ -192,17 +193,16 @@ def test_ip_allowlist_matches_the_client_behind_a_trusted_proxy(tenant: Tenant) 
     assert elsewhere.status_code == spoofed.status_code == 403
 
 
-def test_key_rate_limit_is_429_with_retry_after_and_shared_by_api_processes(api: str, tenant: Tenant) -> None:
-    from api.limits import reset_limiters
-
+def test_key_rate_limit_is_429_with_retry_after_and_shared_by_api_processes(api: str, tenant: Tenant,
+                                                                           hexavox_env: dict[str, str],
+                                                                           tmp_path: Path) -> None:
     make_merchant(tenant, "gym-a")
     set_key_rules(tenant, rate_limit_per_minute=3)
     with client(api, tenant) as http:
         statuses = [http.get("/api/v1/merchants").status_code for _ in range(2)]
-        reset_limiters()  # what another API process would see: only Redis remembers the first two
-        with running_api() as second, client(second, tenant) as other:
-            statuses.append(other.get("/api/v1/merchants").status_code)
-            limited = other.post("/api/v1/messages/sms", json=otp())
+    with api_process(hexavox_env, tmp_path / "api.log") as second, client(second, tenant) as other:
+        statuses.append(other.get("/api/v1/merchants").status_code)
+        limited = other.post("/api/v1/messages/sms", json=otp())
     assert statuses == [200, 200, 200]
     assert limited.status_code == 429 and limited.json()["code"] == "E843", limited.text
     assert 1 <= int(limited.headers["Retry-After"]) <= 20
