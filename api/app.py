@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import uvicorn
+from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -30,7 +31,7 @@ from api.answers import admin_answer, send_answer
 from api.endpoints import OPERATIONS, PREFIX, Operation
 from api.openapi import openapi_document
 from api.params import read_params
-from api.payloads import read_json, send_payload
+from api.payloads import read_json, send_payload, with_idempotency_key
 from api.status import error_body, error_response
 from worker.catalogue import Code
 from worker.db import session_scope
@@ -112,28 +113,18 @@ class _Api:
         with session_scope() as session:
             who = admit(session, caller, self.settings)
             if op.job is None:
-                return JSONResponse(self._read(op, session, who, params), status_code=op.status)
+                return JSONResponse(_READS[op.operation_id](session, who, params), status_code=op.status)
         if op.job in _SEND_JOBS:
-            return self._send(op, caller, body or {}, idempotency_key, request_id)
-        return self._admin(op, caller, body, params, idempotency_key, request_id)
+            return self._send(op, op.job, caller, body or {}, idempotency_key, request_id)
+        payload = with_idempotency_key(body, idempotency_key) if body is not None else {
+            name: value for name, value in params.items() if value is not None}
+        return self._admin(op, op.job, caller, who, payload, request_id)
 
-    @staticmethod
-    def _read(op: Operation, session: Any, who: Principal, params: dict[str, Any]) -> Any:
-        if op.operation_id == "listMerchants":
-            return reads.merchant_rows(session, who, params["limit"], params["offset"])
-        if op.operation_id == "getMerchant":
-            return reads.one_merchant(session, who, params["merchantId"])
-        if op.operation_id == "listConsents":
-            return reads.consent_rows(session, who, params.get("merchantId"), params.get("channel"),
-                                      params["limit"], params["offset"])
-        return reads.message_view(session, who, params["messageId"])
-
-    def _send(self, op: Operation, caller: Caller, body: dict[str, Any], idempotency_key: str | None,
+    def _send(self, op: Operation, job: str, caller: Caller, body: dict[str, Any], idempotency_key: str | None,
               request_id: str) -> Response:
-        renames = {"message": "body"} if op.job == "hexavox.sms.send.v1" else None
+        renames = {"message": "body"} if job == "hexavox.sms.send.v1" else None
         payload = send_payload(body, idempotency_key, self.settings.api_max_recipients, renames=renames)
-        assert op.job is not None
-        outcome = self.send(op.job, payload, request_id, caller.authenticator())
+        outcome = self.send(job, payload, request_id, caller.authenticator())
         if outcome.to_dispatch:  # after the commit; the outbox relay covers a publish that fails
             self.publish(outcome.to_dispatch)
         response = send_answer(outcome.result, request_id, simple=op.operation_id == "sendEmailSimple")
@@ -141,26 +132,27 @@ class _Api:
             response.headers["Idempotent-Replayed"] = "true"
         return response
 
-    def _admin(self, op: Operation, caller: Caller, body: dict[str, Any] | None, params: dict[str, Any],
-               idempotency_key: str | None, request_id: str) -> Response:
-        assert op.job is not None
-        payload = dict(body) if body is not None else {k: v for k, v in params.items() if v is not None}
-        if idempotency_key is not None and body is not None:
-            payload = send_payload(payload, idempotency_key, self.settings.api_max_recipients)
-        answer = admin_answer(self.admin(op.job, payload, request_id, caller.authenticator()), request_id)
+    def _admin(self, op: Operation, job: str, caller: Caller, who: Principal, payload: dict[str, Any],
+               request_id: str) -> Response:
+        answer = admin_answer(self.admin(job, payload, request_id, caller.authenticator()), request_id)
         if isinstance(answer, Response):
             return answer
         if op.operation_id == "listAlerts":
             return JSONResponse(answer.get("alerts", []), status_code=op.status)
-        if op.operation_id == "upsertConsent":
+        if op.operation_id == "upsertConsent":  # seed 003's ConsentView shows when it changed
             with session_scope() as session:
-                answer = reads.consent_updated_at(session, admit_again(session, caller), answer)
+                answer = reads.consent_updated_at(session, who, answer)
         return JSONResponse(answer, status_code=op.status)
 
 
-def admit_again(session: Any, caller: Caller) -> Principal:
-    """The caller's principal for a follow-up read of its own write (no second rate count)."""
-    return caller.authenticator()(session)
+#: The reads without a queue job, by operation id (see :mod:`api.reads`).
+_READS: dict[str, Callable[[Session, Principal, dict[str, Any]], Any]] = {
+    "listMerchants": lambda session, who, p: reads.merchant_rows(session, who, p["limit"], p["offset"]),
+    "getMerchant": lambda session, who, p: reads.one_merchant(session, who, p["merchantId"]),
+    "listConsents": lambda session, who, p: reads.consent_rows(session, who, p.get("merchantId"), p.get("channel"),
+                                                               p["limit"], p["offset"]),
+    "getMessage": lambda session, who, p: reads.message_view(session, who, p["messageId"]),
+}
 
 
 async def _openapi(_request: Request) -> JSONResponse:

@@ -17,7 +17,7 @@ from worker.catalogue import Code
 from worker.errors import ValidationError
 from worker.web import BodyTooLarge, read_body
 
-__all__ = ["read_json", "send_payload", "count_recipients"]
+__all__ = ["count_recipients", "read_json", "send_payload", "with_idempotency_key"]
 
 _MAX_DEPTH = 32
 _MAX_IDEMPOTENCY_KEY = 255
@@ -69,13 +69,14 @@ def count_recipients(body: dict[str, Any]) -> int:
     return count
 
 
-def _idempotency_key(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not value.strip() or len(value) > _MAX_IDEMPOTENCY_KEY or not value.isprintable():
+def with_idempotency_key(body: dict[str, Any], header: str | None) -> dict[str, Any]:
+    """The payload with the Idempotency-Key header as ``idempotencyKey`` (the header wins over the field)."""
+    if header is None:
+        return dict(body)
+    if not header.strip() or len(header) > _MAX_IDEMPOTENCY_KEY or not header.isprintable():
         raise ValidationError(Code.INVALID_INPUT, f"Idempotency-Key must be 1-{_MAX_IDEMPOTENCY_KEY} printable "
                               "characters", field="Idempotency-Key")
-    return value
+    return {**body, "idempotencyKey": header}
 
 
 def send_payload(body: dict[str, Any], idempotency_key: str | None, max_recipients: int, *,
@@ -95,7 +96,4 @@ def send_payload(body: dict[str, Any], idempotency_key: str | None, max_recipien
     if count_recipients(payload) > max_recipients:
         raise ApiError(Code.TOO_MANY_RECIPIENTS, f"at most {max_recipients} recipients per request; use a listId",
                        field="to")
-    key = _idempotency_key(idempotency_key)
-    if key is not None:
-        payload["idempotencyKey"] = key
-    return payload
+    return with_idempotency_key(payload, idempotency_key)

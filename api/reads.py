@@ -20,7 +20,7 @@ from worker.policy.auth import ALL, Principal
 from worker.policy.merchants import load_merchant, merchant_view
 from worker.validation import check_channel
 
-__all__ = ["CONSENT_JOB", "consent_rows", "merchant_rows", "message_view", "one_merchant"]
+__all__ = ["CONSENT_JOB", "consent_rows", "consent_updated_at", "merchant_rows", "message_view", "one_merchant"]
 
 CONSENT_JOB = "hexavox.consent.upsert.v1"
 
