@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -226,12 +227,21 @@ class Campaign(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
 
 
+_TENANT_WIDE_KEY = text("merchant_id IS NULL AND idempotency_key IS NOT NULL")
+
+
 class Request(Base):
-    """One intake job. Its id is the request id handed back at once; (merchant, idempotency key) is unique."""
+    """One intake job. Its id is the request id handed back at once.
+
+    An Idempotency-Key is unique per merchant for sends, and per tenant for admin jobs (which may create the merchant
+    they name, so it cannot scope them).
+    """
 
     __tablename__ = "requests"
     __table_args__ = (
         UniqueConstraint("merchant_id", "idempotency_key"),
+        Index("uq_requests_tenant_idempotency", "tenant_id", "idempotency_key", unique=True,
+              postgresql_where=_TENANT_WIDE_KEY, sqlite_where=_TENANT_WIDE_KEY),
         CheckConstraint(_in("status", RequestStatus), name="status"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PG_ADMIN_URL = os.environ.get("HEXAVOX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_HOST = os.environ.get("HEXAVOX_TEST_REDIS_HOST", "127.0.0.1")
@@ -148,3 +149,42 @@ def kill_leftover_workers() -> int:
         except ProcessLookupError:
             pass
     return len(alive)
+
+
+def envelope_for(key_id: str, secret: str, task_name: str, task_id: str, payload: dict[str, Any], *,
+                 issued_at: int | None = None) -> dict[str, Any]:
+    """The signed envelope header, computed as the README tells another language to (not with worker.envelope)."""
+    import hashlib
+    import hmac
+    import json
+    import secrets
+
+    key = hashlib.sha256(secret.encode()).hexdigest().encode()
+    canonical = json.dumps([[payload], {}], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ts, nonce = int(time.time()) if issued_at is None else issued_at, secrets.token_hex(16)
+    lines = ["hexavox-envelope-v1", key_id, str(ts), nonce, task_name, task_id, hashlib.sha256(canonical).hexdigest()]
+    sig = hmac.new(key, "\n".join(lines).encode(), hashlib.sha256).hexdigest()
+    return {"v": 1, "kid": key_id, "ts": ts, "nonce": nonce, "sig": sig}
+
+
+def publish_raw(broker_url: str, task_name: str, payload: Any, *, queue: str, request_id: str | None = None,
+                envelope: dict[str, Any] | None = None, body: bytes | str | None = None,
+                content_type: str = "application/json") -> str:
+    """Publish a job as a service in another language does: Celery protocol 2 with plain kombu; its request id."""
+    import json
+    import uuid
+
+    from kombu import Connection, Exchange, Producer
+
+    request_id = request_id or str(uuid.uuid4())
+    if body is None:
+        body = json.dumps([[payload], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    headers: dict[str, Any] = {"lang": "py", "task": task_name, "id": request_id, "root_id": request_id,
+                               "parent_id": None, "group": None, "retries": 0, "eta": None, "expires": None}
+    if envelope is not None:
+        headers["hexavox_envelope"] = envelope
+    with Connection(broker_url) as conn:
+        Producer(conn).publish(body, routing_key=queue, exchange=Exchange(queue, type="direct"), headers=headers,
+                               content_type=content_type, content_encoding="utf-8" if isinstance(body, str)
+                               else "binary")
+    return request_id

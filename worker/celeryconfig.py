@@ -30,7 +30,8 @@ from worker.settings import Settings
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for ``settings``."""
     transport_options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout}
-    broker: dict[str, Any] = {}
+    # Set every time, so reconfiguring a process away from the embedded broker forgets its transport.
+    broker: dict[str, Any] = {"broker_transport": None}
     if settings.broker_url.startswith("filesystem"):
         control = settings.data_dir / "broker" / "control"
         for folder in (settings.broker_in_dir, settings.broker_processed_dir, control):

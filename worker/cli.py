@@ -5,6 +5,8 @@
     hexavox worker|beat|flower [...]  start Celery (extra arguments are passed through)
     hexavox tenant create NAME [--channels SMS,VOICE] [--jobs hexavox.sms.send.v1,...]
                                       create a tenant and print a new API key (shown once); default: all
+    hexavox tenant keys list NAME | create NAME [rules] | revoke KEY_ID | rotate KEY_ID [--grace S]
+                                      a tenant's API keys (rules: --channels --jobs --merchants --cidrs --rate)
     hexavox send TASK JSON            enqueue one job with HEXAVOX_KEY_ID / HEXAVOX_KEY_SECRET
     hexavox status REQUEST_ID         a request's answer and its messages' current states
     hexavox catalogue [--markdown]    the error-code catalogue
@@ -27,6 +29,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from worker.keys_cli import add_tenant_parser, run_tenant_command
+
 __all__ = ["main"]
 
 
@@ -46,45 +50,6 @@ def _db(action: str) -> int:
     (upgrade_head if action == "upgrade" else downgrade_base)()
     print(f"database {action} done")
     return 0
-
-
-def _tenant(name: str, channels: list[str] | None, jobs: list[str] | None) -> int:
-    from worker.db import session_scope
-    from worker.tenants import create_tenant
-
-    with session_scope() as session:
-        tenant_id, key_id, secret = create_tenant(session, name, channels=channels, jobs=jobs)
-    print(json.dumps({"tenantId": tenant_id, "keyId": key_id, "secret": secret, "channels": channels or ["*"],
-                      "jobs": jobs or ["*"]}))
-    return 0
-
-
-def _key_rule(known: Callable[[], Sequence[str]], what: str,
-              normalize: Callable[[str], str] = str) -> Callable[[str], list[str]]:
-    """An argparse type for a comma-separated key rule: each name exactly as the key's rules match it, or ``*``.
-
-    A misspelt name would otherwise be stored silently, and the key refused (E802) for it at send time.
-    """
-    def parse(raw: str) -> list[str]:
-        names = list(dict.fromkeys(normalize(part.strip()) for part in raw.split(",") if part.strip()))
-        unknown = [n for n in names if n != "*" and n not in known()]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(unknown) or repr(raw)}; "
-                                             f"use * or some of: {', '.join(known())}")
-        return names
-    return parse
-
-
-def _job_names() -> list[str]:
-    from worker.contract import JOBS
-
-    return list(JOBS)
-
-
-def _channel_names() -> list[str]:
-    from schema.states import Channel
-
-    return [channel.value for channel in Channel]
 
 
 def _send(task: str, raw: str) -> int:
@@ -210,13 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("db").add_argument("action", choices=["upgrade", "downgrade"])
     for kind in ("worker", "beat", "flower"):
         sub.add_parser(kind).add_argument("extra", nargs=argparse.REMAINDER)
-    tenant = sub.add_parser("tenant")
-    tenant.add_argument("action", choices=["create"])
-    tenant.add_argument("name")
-    tenant.add_argument("--channels", type=_key_rule(_channel_names, "channel", str.upper),
-                        metavar="SMS,VOICE,EMAIL", help="channels the new key may use (default: all)")
-    tenant.add_argument("--jobs", type=_key_rule(_job_names, "job"), metavar="TASK,...",
-                        help="task names the new key may run, e.g. hexavox.sms.send.v1 (default: all)")
+    add_tenant_parser(sub)
     merchant = sub.add_parser("merchant")
     merchant.add_argument("action", choices=["rotate-webhook-secret"])
     merchant.add_argument("merchant_id")
@@ -248,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("worker", "beat", "flower"):
         return _celery(args.command, args.extra)
     handlers = {
-        "db": lambda: _db(args.action), "tenant": lambda: _tenant(args.name, args.channels, args.jobs),
+        "db": lambda: _db(args.action), "tenant": lambda: run_tenant_command(args),
         "send": lambda: _send(args.task, args.payload), "status": lambda: _status(args.request_id),
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),

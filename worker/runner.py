@@ -131,7 +131,8 @@ def _admin(session: Session, task_name: str, payload: Any, request_id: str,
     who = resolve_caller(session, job, authenticator)
     _require_admin_rules(who, task_name, job)
     earlier = begin_request(session, request_id, tenant_id=who.tenant_id, merchant_id=None, kind=task_name,
-                            idempotency_key=None, digest=payload_digest(payload))
+                            idempotency_key=getattr(job, "idempotency_key", None), digest=_admin_digest(task_name,
+                                                                                                      payload))
     if earlier is not None:
         return earlier
     body = run_admin_job(session, who, job, utcnow().date())
@@ -154,3 +155,8 @@ def _require_admin_rules(who: Principal, task_name: str, job: Any) -> None:
         who.require_merchant(merchant_id)
     elif "*" not in who.allowed_merchants:
         who.require_merchant("")
+
+
+def _admin_digest(task_name: str, payload: dict[str, Any]) -> str:
+    """Admin keys are scoped to the tenant, across job kinds: the same key on another kind is another payload."""
+    return payload_digest({**payload, "job": task_name})

@@ -30,6 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+#: Where the TXN messages of the dispatch scenarios wait (dispatch has queues of its own, apart from intake).
+DISPATCH_QUEUE = "dispatch.transactional"
 PG_ADMIN = os.environ.get("HEXAVOX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -178,11 +180,11 @@ def dispatch_scenario(db_url: str, redis_url: str, n: int, latency_ms: int, pool
 
     import redis
 
-    queued = redis.Redis.from_url(env["HEXAVOX_BROKER_URL"]).llen("transactional")
+    queued = redis.Redis.from_url(env["HEXAVOX_BROKER_URL"]).llen(DISPATCH_QUEUE)
     with session_scope() as session:
         states = dict(session.execute(select(Message.status, func.count()).group_by(Message.status)).all())
     print(f"  P{latency_ms}: {queued} dispatch tasks queued, message states {states}", file=sys.stderr)
-    worker = celery(["-A", "worker", "worker", "-Q", "transactional", *pool, "--without-mingle", "--without-gossip",
+    worker = celery(["-A", "worker", "worker", "-Q", DISPATCH_QUEUE, *pool, "--without-mingle", "--without-gossip",
                      "--without-heartbeat", "-l", "WARNING"], env, logs / f"p{latency_ms}.log")
     try:
         rate, _ = rate_of(sent, n, 120, in_flight)

@@ -7,28 +7,18 @@ the caller must still get an answer it can read, with a catalogue code, under it
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 import pytest
 from celery.exceptions import NotRegistered
-from kombu import Connection, Exchange, Producer
 
 from factories import Tenant, make_tenant, sms
-from support import WorkerProcess
+from support import WorkerProcess, publish_raw
 
 
 def _publish_raw(worker: WorkerProcess, task_name: str, payload: dict[str, Any]) -> str:
     """Publish a job the way a non-Python service does: Celery protocol 2, a JSON body, our own request id."""
-    request_id = str(uuid.uuid4())
-    body = json.dumps([[payload], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
-    headers = {"lang": "py", "task": task_name, "id": request_id, "root_id": request_id, "parent_id": None,
-               "group": None, "retries": 0, "eta": None, "expires": None}
-    with Connection(worker.env["HEXAVOX_BROKER_URL"]) as conn:
-        Producer(conn).publish(body, routing_key="transactional", exchange=Exchange("transactional", type="direct"),
-                               headers=headers, content_type="application/json", content_encoding="utf-8")
-    return request_id
+    return publish_raw(worker.env["HEXAVOX_BROKER_URL"], task_name, payload, queue="transactional")
 
 
 def _result(tenant: Tenant, request_id: str) -> dict[str, Any]:

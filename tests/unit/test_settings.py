@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from worker.errors import ConfigurationError
@@ -63,3 +65,21 @@ def test_production_with_credentials_or_tls_starts(monkeypatch: pytest.MonkeyPat
     for name, value in {**PRODUCTION, "HEXAVOX_BROKER_URL": "rediss://redis:6380/0"}.items():
         monkeypatch.setenv(name, value)
     assert not load_settings().embedded
+
+
+def test_reconfiguring_away_from_the_embedded_broker_forgets_its_transport(monkeypatch: pytest.MonkeyPatch,
+                                                                            tmp_path: Path) -> None:
+    """A process that started embedded and then points at Redis (make bench) must not keep publishing to files."""
+    from celery import Celery
+
+    from worker.celeryconfig import TRANSPORT_PATH, celery_config
+
+    monkeypatch.setenv("HEXAVOX_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("HEXAVOX_BROKER_URL", raising=False)
+    app = Celery("t", set_as_current=False)
+    app.conf.update(celery_config(load_settings()))
+    assert app.conf.broker_transport == TRANSPORT_PATH
+    monkeypatch.setenv("HEXAVOX_BROKER_URL", "redis://127.0.0.1:6379/9")
+    app.conf.update(celery_config(load_settings()))
+    assert app.conf.broker_transport is None
+    assert app.connection_for_write().transport.driver_type == "redis"

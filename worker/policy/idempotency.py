@@ -40,8 +40,9 @@ def begin_request(session: Session, request_id: str, *, tenant_id: int | None, m
         return None
     earlier = session.get(Request, request_id)
     if earlier is None and idempotency_key is not None:
-        earlier = session.scalars(select(Request).where(Request.merchant_id == merchant_id,
-                                                        Request.idempotency_key == idempotency_key)).first()
+        scope = (Request.merchant_id == merchant_id if merchant_id is not None
+                 else (Request.tenant_id == tenant_id) & Request.merchant_id.is_(None))
+        earlier = session.scalars(select(Request).where(scope, Request.idempotency_key == idempotency_key)).first()
     if earlier is None:  # a concurrent insert rolled back between our insert and select: treat as new
         raise Refusal(Code.INTERNAL_ERROR, "request could not be recorded; send it again")
     if earlier.payload_sha256 != digest:

@@ -1,4 +1,4 @@
-"""api_keys: merchant scope, IP allowlist, request rate and expiry (rotation with a grace period)
+"""api_keys: merchant scope, IP allowlist, request rate and expiry (rotation); admin Idempotency-Keys per tenant
 
 Revision ID: 0005
 Revises: 0004
@@ -26,9 +26,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column('allowed_cidrs', _JSON, nullable=False, server_default='[]'))
         batch.add_column(sa.Column('rate_limit_per_minute', sa.Integer(), nullable=True))
         batch.add_column(sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True))
+    # Admin jobs' Idempotency-Key is scoped to the tenant (they may create the merchant they name).
+    tenant_wide = sa.text('merchant_id IS NULL AND idempotency_key IS NOT NULL')
+    op.create_index('uq_requests_tenant_idempotency', 'requests', ['tenant_id', 'idempotency_key'], unique=True,
+                    postgresql_where=tenant_wide, sqlite_where=tenant_wide)
 
 
 def downgrade() -> None:
+    op.drop_index('uq_requests_tenant_idempotency', table_name='requests')
     with op.batch_alter_table('api_keys') as batch:
         batch.drop_column('expires_at')
         batch.drop_column('rate_limit_per_minute')
