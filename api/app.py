@@ -128,21 +128,27 @@ class _Api:
         if outcome.to_dispatch:  # after the commit; the outbox relay covers a publish that fails
             self.publish(outcome.to_dispatch)
         response = send_answer(outcome.result, request_id, simple=op.operation_id == "sendEmailSimple")
-        if outcome.result.get("requestId") not in (None, request_id):
-            response.headers["Idempotent-Replayed"] = "true"
-        return response
+        return _replayed(response, outcome.result, request_id)
 
     def _admin(self, op: Operation, job: str, caller: Caller, who: Principal, payload: dict[str, Any],
                request_id: str) -> Response:
-        answer = admin_answer(self.admin(job, payload, request_id, caller.authenticator()), request_id)
+        result = self.admin(job, payload, request_id, caller.authenticator())
+        answer = admin_answer(result, request_id)
         if isinstance(answer, Response):
-            return answer
+            return _replayed(answer, result, request_id)
         if op.operation_id == "listAlerts":
             return JSONResponse(answer.get("alerts", []), status_code=op.status)
         if op.operation_id == "upsertConsent":  # seed 003's ConsentView shows when it changed
             with session_scope() as session:
                 answer = reads.consent_updated_at(session, who, answer)
-        return JSONResponse(answer, status_code=op.status)
+        return _replayed(JSONResponse(answer, status_code=op.status), result, request_id)
+
+
+def _replayed(response: Response, result: dict[str, Any], request_id: str) -> Response:
+    """Mark an answer given before (an Idempotency-Key retry): it carries the first request's id, not this one."""
+    if result.get("requestId") not in (None, request_id):
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 #: The reads without a queue job, by operation id (see :mod:`api.reads`).

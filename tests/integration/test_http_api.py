@@ -140,6 +140,20 @@ def test_idempotency_key_replays_the_first_answer_and_refuses_another_payload(ap
     assert message_count() == 1
 
 
+def test_idempotency_key_on_admin_writes_replays_and_refuses_another_payload(api: str, tenant: Tenant) -> None:
+    upgrade = {"merchantId": "gym-a", "channel": "SMS", "units": 100, "amountCents": 500, "referenceId": "r-1"}
+    make_merchant(tenant, "gym-a")
+    with client(api, tenant) as http:
+        first = http.post("/api/v1/billing/upgrade", json=upgrade, headers={"Idempotency-Key": "up-1"})
+        again = http.post("/api/v1/billing/upgrade", json=upgrade, headers={"Idempotency-Key": "up-1"})
+        other = http.post("/api/v1/merchants", json={"merchantId": "gym-b", "displayName": "B"},
+                          headers={"Idempotency-Key": "up-1"})
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert other.status_code == 409 and other.json()["code"] == "E809", other.text
+
+
 def test_concurrent_duplicate_requests_create_one_message(api: str, tenant: Tenant) -> None:
     make_merchant(tenant, "gym-a")
 
