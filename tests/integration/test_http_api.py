@@ -48,6 +48,16 @@ def message_count() -> int:
         return int(session.scalar(select(func.count()).select_from(Message)) or 0)
 
 
+def _dispatch(message_id: str) -> None:
+    from providers.registry import reset_providers
+    from worker.policy.dispatch import dispatch_message
+    from worker.sending import provider_sender
+    from worker.settings import get_settings
+
+    reset_providers()
+    dispatch_message(message_id, get_settings(), provider_sender(get_settings()))
+
+
 def test_seed_003_quickstart_end_to_end(api: str, tenant: Tenant, hexavox_env: dict[str, str]) -> None:
     with client(api, tenant) as http:
         merchant = http.post("/api/v1/merchants", json={"merchantId": "gym-a", "displayName": "Gym A", "active": True,
@@ -70,10 +80,14 @@ def test_seed_003_quickstart_end_to_end(api: str, tenant: Tenant, hexavox_env: d
                                                           "to": dt.date.today().isoformat()})
         assert usage.status_code == 200, usage.text
         assert usage.json()["totalSmsCount"] == 1 and usage.json()["freshnessState"] == "PROVISIONAL"
-        message = http.get(f"/api/v1/messages/{answer['messageId']}")
-        assert message.status_code == 200, message.text
-        assert message.json()["status"] == "QUEUED" and message.json()["freshnessState"] == "PROVISIONAL"
-        assert message.json()["history"] == [] or message.json()["history"][0]["to"] == "QUEUED"
+        queued = http.get(f"/api/v1/messages/{answer['messageId']}")
+        assert queued.status_code == 200, queued.text
+        assert (queued.json()["status"], queued.json()["freshnessState"]) == ("QUEUED", "PROVISIONAL")
+        _dispatch(answer["messageId"])  # what the worker does with the published task
+        settled = http.get(f"/api/v1/messages/{answer['messageId']}").json()
+    assert settled["status"] == "SENT" and settled["units"] == 1 and settled["to"] == PHONE
+    assert [(step["from"], step["to"]) for step in settled["history"]] == [("QUEUED", "DISPATCHING"),
+                                                                            ("DISPATCHING", "SENT")]
     # Dispatch was published after the commit, on the OTP dispatch queue of this test's broker.
     assert redis.Redis.from_url(hexavox_env["HEXAVOX_BROKER_URL"]).llen("dispatch.otp") == 1
 
