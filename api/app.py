@@ -11,6 +11,7 @@ contact (uvicorn's access log, which prints query strings, is off).
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -49,6 +50,7 @@ Send = Callable[[str, Any, str, Authenticator], IntakeOutcome]
 Admin = Callable[[str, Any, str, Authenticator], dict[str, Any]]
 Publish = Callable[[Iterable[tuple[str, str, str]]], int]
 
+_KEY_ID = re.compile(r"hxk_[0-9a-f]{16}")
 _SEND_JOBS = {"hexavox.sms.send.v1", "hexavox.voice.send.v1", "hexavox.email.send.v1"}
 _DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>HexaVox API</title>
@@ -95,7 +97,7 @@ class _Api:
             response.headers["X-Request-Id"] = request_id
             log.info("%s %s%s -> %d in %.1f ms (key %s, request %s)", op.method, PREFIX, op.path,
                      response.status_code, (time.perf_counter() - started) * 1000,
-                     request.headers.get("x-api-key", "-")[:64], request_id)
+                     _key_for_log(request.headers.get("x-api-key")), request_id)
             return response
         return handle
 
@@ -149,6 +151,11 @@ def _replayed(response: Response, result: dict[str, Any], request_id: str) -> Re
     if result.get("requestId") not in (None, request_id):
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _key_for_log(key_id: str | None) -> str:
+    """The key id when it has the shape of one we issue; anything else (a secret pasted there?) is not logged."""
+    return key_id if key_id is not None and _KEY_ID.fullmatch(key_id) else "-"
 
 
 #: The reads without a queue job, by operation id (see :mod:`api.reads`).

@@ -57,10 +57,9 @@ class ApiError(Refusal):
     """A refusal of the HTTP layer itself (size, media type, rate), with the headers it must carry."""
 
     def __init__(self, code: Code, detail: str = "", *, field: str | None = None,
-                 headers: dict[str, str] | None = None, status: int | None = None) -> None:
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(code, detail, field=field)
         self.headers = headers or {}
-        self.status = status
 
 
 def error_body(error: dict[str, Any], request_id: str) -> dict[str, Any]:
@@ -78,7 +77,6 @@ def error_response(refusal: Refusal, request_id: str) -> JSONResponse:
     status = status_for(refusal.code)
     if isinstance(refusal, ApiError):
         headers.update(refusal.headers)
-        status = refusal.status or status
     if refusal.code == Code.INTERNAL_ERROR:
         headers.setdefault("Retry-After", "1")
     return JSONResponse(error_body(refusal.as_dict(), request_id), status_code=status, headers=headers)

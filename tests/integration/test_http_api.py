@@ -398,8 +398,10 @@ def test_logs_never_carry_the_secret_a_contact_or_a_body(api: str, tenant: Tenan
         assert http.post(_SMS_PATH, json=otp(424242)).status_code == 409
         assert http.get("/api/v1/consents", params={"merchantId": "gym-a"}).status_code == 200
         assert http.post(_SMS_PATH, json=otp(424243), headers={"X-API-SECRET": "wrong-secret"}).status_code == 401
+        assert http.get("/api/v1/merchants", headers={"X-API-KEY": tenant.secret}).status_code == 401  # pasted
     text = caplog.text
     assert "POST /api/v1/messages/sms -> 202" in text and "-> 401" in text  # the API does log each request
+    assert f"key {tenant.key_id}" in text
     for secret_or_pii in (tenant.secret, "wrong-secret", PHONE, PHONE[1:], "424242", "Your OTP"):
         assert secret_or_pii not in text
 
