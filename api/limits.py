@@ -4,15 +4,19 @@ The allowlist is a key's ``allowed_cidrs`` (empty: anywhere), matched against th
 (the peer, or the X-Forwarded-For of a trusted proxy: HEXAVOX_API_TRUSTED_PROXIES). The rate is the key's
 ``rate_limit_per_minute`` (else HEXAVOX_API_RATE_LIMIT), paced with the providers' GCRA throttle
 (:mod:`providers.throttle`): in Redis, so every API process shares one budget per key, with a burst of one minute's
-worth; a refused request reserves nothing and is told when the next one may go (Retry-After).
+worth; a refused request reserves nothing and is told when the next one may go (Retry-After). When Redis cannot
+be reached the request is let through (and logged): the limit protects capacity, it is not a rule of the policy.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import threading
 from functools import lru_cache
+
+import redis
 
 from api.status import ApiError
 from providers.throttle import LocalThrottle, RedisThrottle, Throttle
@@ -22,6 +26,7 @@ from worker.settings import Settings
 
 __all__ = ["require_address", "require_rate", "reset_limiters"]
 
+log = logging.getLogger(__name__)
 _PREFIX = "hexavox:api-rate:"
 
 
@@ -69,7 +74,11 @@ def require_rate(who: Principal, settings: Settings) -> None:
     per_minute = who.rate_limit_per_minute if who.rate_limit_per_minute is not None else settings.api_rate_limit
     if per_minute <= 0:
         return
-    wait = _limiter(settings, per_minute).acquire(who.key_id, per_minute / 60.0)
+    try:
+        wait = _limiter(settings, per_minute).acquire(who.key_id, per_minute / 60.0)
+    except redis.RedisError as err:  # the limit protects capacity; an outage of its store must not stop sends
+        log.warning("request rate of key %s not checked: Redis unavailable (%s)", who.key_id, type(err).__name__)
+        return
     if wait > 0:
         seconds = max(1, math.ceil(wait))
         raise ApiError(Code.RATE_LIMITED, f"{per_minute} requests per minute for this key; retry in {seconds} s",

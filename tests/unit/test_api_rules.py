@@ -79,3 +79,18 @@ def test_api_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("HEXAVOX_API_MAX_BODY_BYTES", "10")
     with pytest.raises(ConfigurationError):
         load_settings()
+
+
+def test_rate_limit_lets_requests_through_when_its_redis_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import replace
+
+    from api.limits import require_rate, reset_limiters
+    from worker.settings import load_settings
+
+    reset_limiters()
+    closed = replace(load_settings(), redis_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    key = replace(_key(), rate_limit_per_minute=1)
+    for _ in range(3):
+        require_rate(key, closed)
+    assert "not checked: Redis unavailable" in caplog.text
+    reset_limiters()
