@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from api.access import Caller
@@ -94,3 +96,17 @@ def test_rate_limit_lets_requests_through_when_its_redis_is_unreachable(caplog: 
         require_rate(key, closed)
     assert "not checked: Redis unavailable" in caplog.text
     reset_limiters()
+
+
+def test_hexavox_contract_writes_the_openapi_document_beside_the_schemas(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    from api.openapi import openapi_document
+    from worker.cli import main
+
+    assert main(["contract", "--write", str(tmp_path / "contract")]) == 0
+    assert (tmp_path / "contract" / "hexavox.sms.send.v1.json").is_file()
+    assert json.loads((tmp_path / "openapi.json").read_text()) == openapi_document()
+    assert yaml.safe_load((tmp_path / "openapi.yaml").read_text()) == openapi_document()
