@@ -164,9 +164,11 @@ class V1UsageReportResponse(_View):
     totalSmsCount: int
     totalVoiceCount: int
     totalEmailCount: int
-    providerCost: str
+    providerCost: str = Field(examples=["0.01"])
     markup: str
     finalCharges: str
+    awsCost: str = Field(description="seed 003's name for providerCost")
+    hqMarkup: str = Field(description="seed 003's name for markup")
     freshnessState: Literal["PROVISIONAL", "FINAL"]
     freshnessReason: str | None
 
