@@ -69,12 +69,20 @@ def _responses(op: Operation) -> dict[str, Any]:
     answer: dict[str, Any] = {"$ref": _REF.format(model=op.answer.__name__)}
     if op.many:
         answer = {"type": "array", "items": answer}
-    error = {"$ref": _REF.format(model="ErrorBody")}
-    out = {str(op.status): _json(answer, op.summary)}
+    out: dict[str, Any] = {str(op.status): _json(answer, op.summary)}
     for status in ERROR_STATUSES:
-        out[str(status)] = _json(error, _ERROR_TEXT.get(status, "Refused"))
-    out["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}
+        out[str(status)] = {"$ref": f"#/components/responses/Refused{status}"}
     return out
+
+
+def _refusals() -> dict[str, Any]:
+    """One shared response per refusal status: the ErrorBody, and Retry-After where the caller should wait."""
+    error = {"$ref": _REF.format(model="ErrorBody")}
+    responses = {f"Refused{status}": _json(error, _ERROR_TEXT.get(status, "Refused")) for status in ERROR_STATUSES}
+    for status in (429, 503):
+        responses[f"Refused{status}"]["headers"] = {
+            "Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}
+    return responses
 
 
 def _operation(op: Operation) -> dict[str, Any]:
@@ -108,6 +116,7 @@ def _document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": _components(),
+            "responses": _refusals(),
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"},
                                 "ApiSecret": {"type": "apiKey", "in": "header", "name": "X-API-SECRET"}},
         },
