@@ -413,3 +413,33 @@ def test_parameters_postgresql_cannot_compare_are_e413_not_a_server_error(api: s
         answers = [http.get("/api/v1/consents", params={"merchantId": "gym\x00a"}),
                    http.get("/api/v1/merchants/gym%00a"), http.get("/api/v1/messages/x%00y")]
     assert [(a.status_code, a.json()["code"]) for a in answers] == [(422, "E413")] * 3
+
+
+def test_both_doors_run_one_policy_and_share_idempotency_keys(api: str, tenant: Tenant) -> None:
+    """The queue's runner and the HTTP door answer the same payload with the same code, and an Idempotency-Key
+    used on the queue is the same key over HTTP (one message, the first answer)."""
+    from worker.policy.auth import by_secret
+    from worker.runner import run_send_job
+
+    make_merchant(tenant, "gym-a")
+    opt(tenant, "gym-a", "SMS", OTHER, "OPT_OUT")
+    refused = [_sms(60, type="OTP", to=[PHONE, OTHER]), _sms(61, sender=None), _sms(62, to=OTHER),
+               _sms(63, merchantId="nobody"), _sms(64, time="31-12-1999 10:00:00")]
+    with client(api, tenant) as http:
+        for n, payload in enumerate(refused):
+            queue_payload = {k: v for k, v in payload.items() if k != "message"} | {"body": f"Queue case {n}"}
+            http_payload = {**payload, "message": f"HTTP case {n}"}
+            queued = run_send_job("hexavox.sms.send.v1", queue_payload, f"queue-{n}", by_secret(tenant.key_id,
+                                                                                                   tenant.secret))
+            queue_code = (queued.result.get("error") or queued.result["messages"][0]["error"])["code"]
+            assert http.post(_SMS_PATH, json=http_payload).json()["code"] == queue_code, payload
+        body = otp(5)
+        first = run_send_job("hexavox.sms.send.v1", {**{k: v for k, v in body.items() if k != "message"},
+                                                     "body": body["message"], "idempotencyKey": "both-doors"},
+                             "queue-first", by_secret(tenant.key_id, tenant.secret))
+        again = http.post(_SMS_PATH, json=body, headers={"Idempotency-Key": "both-doors"})
+    assert again.status_code == 202 and again.json()["requestId"] == "queue-first"
+    assert again.json()["messageId"] == first.result["messages"][0]["messageId"]
+    with session_scope() as session:  # the refused sends above left only their recorded (free) E805 messages
+        accepted = session.scalar(select(func.count()).where(Message.status != "REFUSED"))
+    assert accepted == 1
