@@ -40,6 +40,7 @@ from worker.errors import Refusal
 from worker.policy.auth import Authenticator, Principal
 from worker.policy.intake import IntakeOutcome
 from worker.settings import Settings, get_settings
+from worker.telemetry.exposition import mount_metrics
 
 __all__ = ["Admin", "Publish", "Send", "create_app", "serve"]
 
@@ -201,7 +202,9 @@ def create_app(settings: Settings, *, send: Send | None = None, admin: Admin | N
     routes += [Route(PREFIX + "/openapi.json", _openapi, methods=["GET"]),
                Route(PREFIX + "/docs", _docs, methods=["GET"]),
                Route("/healthz", _healthz, methods=["GET"])]
-    return Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    mount_metrics(app, "api")  # GET /metrics for the scraper (keep it off the public proxy) and request counters
+    return app
 
 
 def uvicorn_config(app: Starlette, settings: Settings, host: str, port: int) -> uvicorn.Config:

@@ -443,3 +443,11 @@ def test_both_doors_run_one_policy_and_share_idempotency_keys(api: str, tenant: 
     with session_scope() as session:  # the refused sends above left only their recorded (free) E805 messages
         accepted = session.scalar(select(func.count()).where(Message.status != "REFUSED"))
     assert accepted == 1
+
+
+def test_metrics_count_api_requests_for_the_scraper(api: str, tenant: Tenant) -> None:
+    """deploy/k8s/base/api.yaml scrapes /metrics on the API's port."""
+    with client(api, tenant) as http:
+        assert http.get("/api/v1/merchants").status_code == 200
+        metrics = http.get("/metrics")
+    assert metrics.status_code == 200 and 'app="api"' in metrics.text
