@@ -141,9 +141,9 @@ class _Api:
             return _replayed(answer, result, request_id)
         if op.operation_id == "listAlerts":
             return JSONResponse(answer.get("alerts", []), status_code=op.status)
-        if op.operation_id == "upsertConsent":  # seed 003's ConsentView shows when it changed
+        if op.operation_id == "upsertConsent":  # seed 003's ConsentView: the contact, and when it changed
             with session_scope() as session:
-                answer = reads.consent_updated_at(session, who, answer)
+                answer = reads.consent_view(session, who, answer, payload.get("contact"))
         return _replayed(JSONResponse(answer, status_code=op.status), result, request_id)
 
 

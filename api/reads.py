@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 from schema.models import Consent, Merchant, Message, MessageEvent
 from worker.catalogue import Code
 from worker.errors import Refusal
+from worker.policy.admin import normalize_contact
 from worker.policy.auth import ALL, Principal
 from worker.policy.merchants import load_merchant, merchant_view
 from worker.validation import check_channel
 
-__all__ = ["CONSENT_JOB", "consent_rows", "consent_updated_at", "merchant_rows", "message_view", "one_merchant"]
+__all__ = ["CONSENT_JOB", "consent_rows", "consent_view", "merchant_rows", "message_view", "one_merchant"]
 
 CONSENT_JOB = "hexavox.consent.upsert.v1"
 
@@ -78,13 +79,15 @@ def consent_rows(session: Session, who: Principal, merchant_id: str | None, chan
              "source": row.source, "updatedAt": _iso(row.updated_at)} for row, external_id in session.execute(query)]
 
 
-def consent_updated_at(session: Session, who: Principal, view: dict[str, Any]) -> dict[str, Any]:
-    """A consent upsert's answer with the row's ``updatedAt``, as seed 003 shows it."""
-    merchant = load_merchant(session, who.tenant_id, str(view["merchantId"]), must_be_active=False)
+def consent_view(session: Session, who: Principal, answer: dict[str, Any], contact: Any) -> dict[str, Any]:
+    """Seed 003's ConsentView for an accepted consent upsert: the contact as stored (the job's answer masks it,
+    as it is kept in the result backend; the caller sent it in the clear) and when the row last changed."""
+    stored = normalize_contact(str(answer["channel"]), contact)
+    merchant = load_merchant(session, who.tenant_id, str(answer["merchantId"]), must_be_active=False)
     at = session.scalar(select(Consent.updated_at).where(Consent.merchant_id == merchant.id,
-                                                         Consent.channel == view["channel"],
-                                                         Consent.contact == view["contact"]))
-    return {**view, "updatedAt": _iso(at)}
+                                                         Consent.channel == answer["channel"],
+                                                         Consent.contact == stored))
+    return {**answer, "contact": stored, "updatedAt": _iso(at)}
 
 
 def message_view(session: Session, who: Principal, message_id: str) -> dict[str, Any]:

@@ -70,6 +70,7 @@ def test_seed_003_quickstart_end_to_end(api: str, tenant: Tenant, hexavox_env: d
                                                       "status": "OPT_IN", "source": "checkout-form"})
         assert consent.status_code == 200, consent.text
         assert consent.json()["status"] == "OPT_IN" and consent.json()["updatedAt"].endswith("Z")
+        assert consent.json()["contact"] == PHONE  # as stored (E.164), as seed 003 shows it
         sent = http.post("/api/v1/messages/sms", json=otp(), headers={"Idempotency-Key": "merchant-gym-a-otp-001"})
         assert sent.status_code == 202, sent.text
         answer = sent.json()
