@@ -3,6 +3,7 @@
 Each request gets a new request id (the X-Request-Id header, and the id its job is recorded under). The event loop
 only reads headers and the bounded body; everything that touches the database or Redis runs in the thread pool.
 The seams (``send``, ``admin``, ``publish``) default to the runner and :func:`worker.publish.publish_dispatch`.
+Besides ``/api/v1`` it serves ``/healthz`` (liveness) and ``/metrics`` (Prometheus, for the scraper only).
 
 Logs name the operation, status, code, key id and request id only: never the secret, a body, a query string or a
 contact (uvicorn's access log, which prints query strings, is off).
@@ -42,7 +43,7 @@ from worker.policy.intake import IntakeOutcome
 from worker.settings import Settings, get_settings
 from worker.telemetry.exposition import mount_metrics
 
-__all__ = ["Admin", "Publish", "Send", "create_app", "serve"]
+__all__ = ["Admin", "Publish", "Send", "create_app", "serve", "uvicorn_config"]
 
 log = logging.getLogger(__name__)
 
