@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tasks providers schema tests
+	$(BIN)/ruff check worker tasks providers schema api tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -30,6 +30,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
+	$(BIN)/python tests/bench/http_api.py
 
 # Mutation testing of the money and rule modules, each against its own fast tests (docs/mutation.md).
 # MODULES="quota phone" picks some; MUTATION_JOBS=N runs N mutants at once (default 1: the cores are shared).

@@ -88,6 +88,12 @@ class Code(StrEnum):
     WEBHOOK_NOT_AUTHENTIC = "E827"
     TOO_MANY_RECIPIENTS = "E828"
     PAYLOAD_TOO_LARGE = "E829"
+    # The HTTP API (api/): E840-E849.
+    CLIENT_IP_NOT_ALLOWED = "E840"
+    BODY_TOO_LARGE = "E841"
+    RATE_LIMITED = "E843"
+    UNSUPPORTED_MEDIA_TYPE = "E844"
+    MESSAGE_NOT_FOUND = "E845"
     ENVELOPE_EXPIRED = "E875"
     UNDECODABLE_JOB = "E876"
 
@@ -176,6 +182,12 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.WEBHOOK_NOT_AUTHENTIC, "Webhook signature missing or wrong, or its timestamp outside the window"),
     Entry(Code.TOO_MANY_RECIPIENTS, "Too many recipients in one job's 'to'; send larger audiences as a list"),
     Entry(Code.PAYLOAD_TOO_LARGE, "The job's payload is too large"),
+    Entry(Code.CLIENT_IP_NOT_ALLOWED, "This API key does not accept requests from this IP address", "418"),
+    Entry(Code.BODY_TOO_LARGE, "The request body is larger than the HTTP API accepts"),
+    Entry(Code.RATE_LIMITED, "Too many requests for this API key; send again after Retry-After seconds",
+          retryable=True),
+    Entry(Code.UNSUPPORTED_MEDIA_TYPE, "The HTTP API accepts only JSON bodies (Content-Type: application/json)"),
+    Entry(Code.MESSAGE_NOT_FOUND, "No such message for this tenant"),
     Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)",
           retryable=True),
     Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),

@@ -11,7 +11,8 @@
     hexavox send TASK JSON            enqueue one job with HEXAVOX_KEY_ID / HEXAVOX_KEY_SECRET
     hexavox status REQUEST_ID         a request's answer and its messages' current states
     hexavox catalogue [--markdown]    the error-code catalogue
-    hexavox contract [--write DIR]    the JSON Schema of every job
+    hexavox contract [--write DIR]    the JSON Schema of every job; with --write also the HTTP API's OpenAPI document
+                                      (openapi.json, openapi.yaml) in DIR's parent folder
     hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
     hexavox merchant rotate-webhook-secret|show-webhook-secret MERCHANT [--tenant NAME] [--keep 1|2]
@@ -22,6 +23,7 @@
     hexavox merchant create ID [--sms N --voice N --email N --name N --timezone TZ --countries US,GB --inactive]
     hexavox merchant show ID [--webhook-secret] | list | set-limits ID [--sms N] [--voice N] [--email N]
     hexavox merchant rotate-webhook-secret ID [--keep 1|2]   merchants (all take --tenant NAME)
+    hexavox api [--host H] [--port P]  the HTTP API /api/v1 for tenants (default 127.0.0.1:8000)
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def _contract(write: str | None) -> int:
     for name, schema in schemas.items():
         (folder / f"{name}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
     print(f"wrote {len(schemas)} schemas to {folder}")
+    from api.openapi import write_openapi
+
+    for path in write_openapi(folder.resolve().parent):
+        print(f"wrote the HTTP API's OpenAPI document to {path}")
     return 0
 
 
@@ -160,6 +166,12 @@ def _web(host: str, port: int) -> int:
     from worker.web import serve
 
     check_at_start(get_settings())
+
+    return serve(host, port)
+
+
+def _api(host: str, port: int) -> int:
+    from api.app import serve
 
     return serve(host, port)
 
@@ -218,6 +230,9 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
+    api = sub.add_parser("api")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -240,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
         "web": lambda: _web(args.host, args.port), "merchant": lambda: run_merchant(args, _read_as_tenant),
         "billing": lambda: _billing(args),
+        "api": lambda: _api(args.host, args.port),
     }
     return _guarded(args.command, handlers[args.command])
 

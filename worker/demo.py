@@ -2,7 +2,8 @@
 
 It migrates a fresh SQLite database, starts a worker inside this process on the local-file
 broker, sends OTP, TXN, MKT, voice and email jobs through the queue (some of them refused on
-purpose), lets reconcile settle what was sent, and prints what happened to each message.
+purpose), runs seed 003's quickstart through the HTTP API (:mod:`api.demo`), lets reconcile settle
+what was sent, and prints what happened to each message.
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ def run_demo(data_dir: Path | None = None) -> int:
             answer = client.result(request_id)
             print(f"  {title} -> request {request_id} {answer['status']}")
             print("\n".join(_describe(answer)))
+        from api.demo import http_door
+
+        print("\n".join(http_door(key_id, secret, MERCHANT, OTHER_PHONE)))
         final = _settle()
     client.close()
     print(f"final message states: {final}")

@@ -119,6 +119,17 @@ class Settings:
     #: HEXAVOX_DB_POOL_SIZE / HEXAVOX_DB_MAX_OVERFLOW: connections kept / extra allowed per process.
     db_pool_size: int = 10
     db_max_overflow: int = 40
+    #: HEXAVOX_API_RATE_LIMIT: HTTP API requests per minute for a key without a limit of its own (0: unlimited).
+    #: Shared by every API process through HEXAVOX_REDIS_URL (in-process without it: embedded mode).
+    api_rate_limit: int = 600
+    #: HEXAVOX_API_MAX_BODY_BYTES: larger HTTP API bodies are refused with 413 (E841) before they are parsed.
+    api_max_body_bytes: int = 2 * 1024 * 1024
+    #: HEXAVOX_API_MAX_RECIPIENTS: recipients one HTTP send may name (``to`` list or ``sms`` nodes); more is E828,
+    #: and larger audiences go through a contact list.
+    api_max_recipients: int = 1000
+    #: HEXAVOX_API_TRUSTED_PROXIES: comma-separated addresses of the TLS proxies in front of ``hexavox api`` whose
+    #: X-Forwarded-For is believed (key IP allowlists match the client behind them). Empty: the peer address.
+    api_trusted_proxies: str = ""
     #: HEXAVOX_PROVIDERS: JSON object of provider instances, {"name": {"driver": "http_sms", ...options}}.
     #: Default: one instance "simulated" of the simulated driver for every channel.
     providers: dict[str, dict[str, object]] = field(default_factory=dict)
@@ -213,6 +224,10 @@ def load_settings() -> Settings:
         outbox_stale=_env_int("HEXAVOX_OUTBOX_STALE", 600),
         unavailable_give_up=_env_int("HEXAVOX_UNAVAILABLE_GIVE_UP", 600),
         crash_point=_env("HEXAVOX_CRASH_POINT", ""),
+        api_rate_limit=_env_int("HEXAVOX_API_RATE_LIMIT", 600),
+        api_max_body_bytes=_env_int("HEXAVOX_API_MAX_BODY_BYTES", 2 * 1024 * 1024),
+        api_max_recipients=_env_int("HEXAVOX_API_MAX_RECIPIENTS", 1000),
+        api_trusted_proxies=_env("HEXAVOX_API_TRUSTED_PROXIES", ""),
         db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),
         db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),
         unit_prices=_env_unit_prices(),
@@ -318,6 +333,9 @@ def _check(settings: Settings) -> None:
     _check_observability(settings)
     if settings.max_delivery_attempts < 1:
         raise ConfigurationError("HEXAVOX_MAX_DELIVERY_ATTEMPTS must be at least 1")
+    if settings.api_rate_limit < 0 or settings.api_max_body_bytes < 1024 or settings.api_max_recipients < 1:
+        raise ConfigurationError("HEXAVOX_API_RATE_LIMIT must not be negative, HEXAVOX_API_MAX_BODY_BYTES must be at "
+                                 "least 1024 and HEXAVOX_API_MAX_RECIPIENTS at least 1")
     if settings.environment == "production":
         _check_production(settings)
     if settings.environment == "production" and settings.crash_point:

@@ -39,7 +39,7 @@ from worker.queues import CALLBACKS
 from worker.settings import Settings, get_settings
 from worker.task_names import APPLY_REPORTS
 
-__all__ = ["APPLY_TASK", "MAX_BODY_BYTES", "Enqueue", "create_app", "serve"]
+__all__ = ["APPLY_TASK", "MAX_BODY_BYTES", "BodyTooLarge", "Enqueue", "create_app", "read_body", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class _Receiver:
         if name not in self.settings.providers:
             return JSONResponse({"detail": "unknown provider"}, status_code=404)
         try:
-            body = await _read_body(request, MAX_BODY_BYTES)
+            body = await read_body(request, MAX_BODY_BYTES)
         except BodyTooLarge:
             log.warning("webhook %s: body over %d bytes refused", name, MAX_BODY_BYTES)
             return JSONResponse({"detail": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
@@ -101,7 +101,7 @@ class _Receiver:
     async def payment(self, request: Request) -> JSONResponse:
         """The payment side's signed confirmation (worker/payments.py)."""
         try:
-            body = await _read_body(request, MAX_PAYMENT_BODY_BYTES)
+            body = await read_body(request, MAX_PAYMENT_BODY_BYTES)
         except BodyTooLarge:
             return JSONResponse({"detail": f"body larger than {MAX_PAYMENT_BODY_BYTES} bytes"}, status_code=413)
         status, answer = await run_in_threadpool(_payment_or_503, self.settings, dict(request.headers), body)
@@ -159,7 +159,7 @@ def _is_auth_failure(refusal: Refusal) -> bool:
                                                                         Code.WEBHOOK_NOT_AUTHENTIC)
 
 
-async def _read_body(request: Request, cap: int) -> bytes:
+async def read_body(request: Request, cap: int) -> bytes:
     """The body, refused as soon as it is known to exceed ``cap`` (declared length, else while streaming)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:

@@ -30,10 +30,16 @@ def test_the_demo_runs_every_job_kind_through_the_queue_with_no_servers(tmp_path
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "SQLite + local-file broker" in out
-    assert "final message states: {'DELIVERED': 5, 'REFUSED': 3}" in out
+    assert "final message states: {'DELIVERED': 6, 'REFUSED': 3}" in out  # 5 through the queue, 1 over HTTP
     for shown in ("OTP to one number", "TXN to two numbers", "MKT with OPT_IN", "voice call", "email ->",
                   "E807", "E404", "E406", "E805", "E823", "E803"):
         assert shown in out, shown
+    # and seed 003's quickstart went through the HTTP door on the same embedded database and broker
+    for shown in ("HTTP POST /merchants: 200", "HTTP POST /consents: 200 merchantId=gym-a status=OPT_IN",
+                  "HTTP POST /messages/sms (OTP): 202", "(the first answer, replayed)", "401 E801",
+                  "HTTP GET /reports/usage: 200"):
+        assert shown in out, shown
+    assert "+447911123456" not in out
     assert (tmp_path / "data" / "hexavox.db").is_file()
     assert "+18135551234" not in out  # numbers are masked in what the demo prints
 
