@@ -49,9 +49,38 @@ class HexavoxClient:
         return self.submit("hexavox.email.send.v1", payload)
 
     def result(self, request_id: str, timeout: float = 30.0) -> dict[str, Any]:
-        """The intake answer of ``request_id`` (waits up to ``timeout`` seconds)."""
+        """The intake answer of ``request_id`` (waits up to ``timeout`` seconds; celery's TimeoutError if none)."""
         answer: dict[str, Any] = AsyncResult(request_id, app=self._app).get(timeout=timeout, propagate=True)
         return answer
+
+    def resubmit(self, request_id: str, task_name: str, payload: dict[str, Any], *,
+                 idempotency_key: str | None = None) -> None:
+        """Publish the same job again under its request id (the broker may have lost it; see :meth:`answer`)."""
+        body = {**payload, "auth": self._auth}
+        if idempotency_key is not None:
+            body["idempotencyKey"] = idempotency_key
+        self._app.send_task(task_name, args=[body], task_id=request_id, queue=intake_queue(task_name, payload),
+                            argsrepr=f"({task_name} job)", kwargsrepr="{}")
+
+    def answer(self, request_id: str, task_name: str, payload: dict[str, Any], *, idempotency_key: str | None = None,
+               timeout: float = 60.0, attempts: int = 5) -> dict[str, Any]:
+        """The answer of a submitted job, publishing it again under the same request id while none comes.
+
+        A broker that restarts without persistence (or loses its last second with AOF ``everysec``) loses jobs
+        nobody has taken yet; nothing then answers them. The service answers a request id once: a copy of a job
+        it already ran returns the first answer and sends nothing again, so re-publishing after ``timeout``
+        seconds without an answer is safe. Raises celery's TimeoutError after ``attempts`` waits.
+        """
+        from celery.exceptions import TimeoutError as NoAnswer
+
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.result(request_id, timeout=timeout)
+            except NoAnswer:
+                if attempt == attempts:
+                    raise
+                self.resubmit(request_id, task_name, payload, idempotency_key=idempotency_key)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self._app.close()

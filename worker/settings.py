@@ -198,6 +198,10 @@ def _env_unit_prices() -> dict[str, int]:
 
 
 def _default_result_backend(database_url: str) -> str:
+    """Answers kept in the database, so they outlive a broker restart; through psycopg 3 like everything else."""
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "db+postgresql+psycopg://" + database_url[len(prefix):]
     return "db+" + database_url
 
 
