@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck check bench contract catalogue clean
+.PHONY: install demo test lint typecheck check bench chaos contract catalogue clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
+
+# The fault suite on private servers (1,000 messages per scenario; ~20 min); `make test` runs its short form.
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/run.py
 
 contract: $(STAMP)
 	$(BIN)/hexavox contract --write schema/contract
