@@ -69,7 +69,9 @@ class HexavoxClient:
         A broker that restarts without persistence (or loses its last second with AOF ``everysec``) loses jobs
         nobody has taken yet; nothing then answers them. The service answers a request id once: a copy of a job
         it already ran returns the first answer and sends nothing again, so re-publishing after ``timeout``
-        seconds without an answer is safe. Raises celery's TimeoutError after ``attempts`` waits.
+        seconds without an answer is safe. A job that ended without an answer (its worker hit the task time
+        limit) is published again too, its failed state forgotten first. Raises the last error after
+        ``attempts`` tries.
         """
         from celery.exceptions import TimeoutError as NoAnswer
 
@@ -79,7 +81,11 @@ class HexavoxClient:
             except NoAnswer:
                 if attempt == attempts:
                     raise
-                self.resubmit(request_id, task_name, payload, idempotency_key=idempotency_key)
+            except Exception:  # the task failed without recording an answer
+                if attempt == attempts:
+                    raise
+                AsyncResult(request_id, app=self._app).forget()
+            self.resubmit(request_id, task_name, payload, idempotency_key=idempotency_key)
         raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -68,3 +68,26 @@ def test_a_job_the_broker_lost_is_answered_once_after_the_client_publishes_it_ag
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Message)
                               .where(Message.request_id == request_id)) == 1
+
+
+@pytest.mark.timeout(180)
+def test_a_job_that_ended_without_an_answer_is_published_again(
+        durable_env: dict[str, str], tenant: Tenant, tmp_path: Path) -> None:
+    from worker.celery_app import app
+    from worker.client import HexavoxClient
+    from worker.queues import ALL_QUEUES
+
+    client = HexavoxClient(tenant.key_id, tenant.secret)
+    worker = start_worker(durable_env, tmp_path / "worker.log", queues=",".join(ALL_QUEUES))
+    try:
+        # Given a job whose run ended in a failure with no answer (its worker hit the task time limit)
+        payload = sms(tenant)
+        request_id = "4d3c2b1a-0000-4000-8000-000000000001"
+        app.backend.mark_as_failure(request_id, RuntimeError("TimeLimitExceeded(300,)"))
+        # When the client asks for its answer
+        answer = client.answer(request_id, "hexavox.sms.send.v1", payload, timeout=5, attempts=5)
+    finally:
+        client.close()
+        worker.stop()
+    # Then it published the job again and got the service's answer
+    assert answer["status"] == "ACCEPTED", answer
