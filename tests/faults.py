@@ -123,7 +123,9 @@ class PrivatePostgres:
             shutil.chown(self.workdir, "postgres", "postgres")
         subprocess.run(_as_postgres([_pg_bin("initdb"), "-D", str(self.datadir), "-U", "postgres", "-A", "trust",
                                      "--no-sync", "-E", "UTF8"]), check=True, capture_output=True, timeout=120)
-        conf = ("\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+        # fsync off is safe for what the tests do (a killed server, not a lost OS: the page cache survives);
+        # synchronous_commit stays on, or `stop -m immediate` would undo commits the service was told about.
+        conf = ("\nfsync = off\nfull_page_writes = off\nmax_connections = 200\n"
                 f"unix_socket_directories = '{self.workdir}'\nlisten_addresses = '127.0.0.1'\n")
         with open(self.datadir / "postgresql.conf", "a") as handle:
             handle.write(conf)

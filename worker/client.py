@@ -8,6 +8,8 @@ the queue :func:`worker.queues.intake_queue` names, with the request id as the t
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
 from typing import Any
 
@@ -19,6 +21,8 @@ from worker.queues import intake_queue
 from worker.settings import Settings, load_settings
 
 __all__ = ["HexavoxClient"]
+
+log = logging.getLogger(__name__)
 
 
 class HexavoxClient:
@@ -70,23 +74,31 @@ class HexavoxClient:
         nobody has taken yet; nothing then answers them. The service answers a request id once: a copy of a job
         it already ran returns the first answer and sends nothing again, so re-publishing after ``timeout``
         seconds without an answer is safe. A job that ended without an answer (its worker hit the task time
-        limit) is published again too, its failed state forgotten first. Raises the last error after
-        ``attempts`` tries.
+        limit) is published again too, its failed state forgotten first; a publish that fails (the broker is
+        down) is tried again after the next wait. Raises the last error after ``attempts`` waits.
         """
         from celery.exceptions import TimeoutError as NoAnswer
 
-        for attempt in range(1, attempts + 1):
+        last: Exception = NoAnswer(request_id)
+        for attempt in range(attempts):
+            if attempt:
+                self._republish(request_id, task_name, payload, idempotency_key)
             try:
                 return self.result(request_id, timeout=timeout)
-            except NoAnswer:
-                if attempt == attempts:
-                    raise
-            except Exception:  # the task failed without recording an answer
-                if attempt == attempts:
-                    raise
-                AsyncResult(request_id, app=self._app).forget()
+            except NoAnswer as err:
+                last = err
+            except Exception as err:  # the task failed without recording an answer
+                last = err
+                with contextlib.suppress(Exception):
+                    AsyncResult(request_id, app=self._app).forget()
+        raise last
+
+    def _republish(self, request_id: str, task_name: str, payload: dict[str, Any], idempotency_key: str | None) -> None:
+        try:
             self.resubmit(request_id, task_name, payload, idempotency_key=idempotency_key)
-        raise AssertionError("unreachable")
+        except Exception as err:  # broker unreachable: the next round publishes again
+            log.warning("publishing request %s again failed (%s); trying after the next wait", request_id,
+                        type(err).__name__)
 
     def close(self) -> None:
         self._app.close()

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,11 +123,12 @@ class Outcome:
     stuck: int = 0
     seconds_to_final: float = 0.0
     republished_jobs: int = 0
+    unanswered_jobs: int = 0  #: jobs whose answer the client never got (their messages may still be accepted)
     note: str = ""
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.double_charged or self.stuck)
+        return not (self.lost or self.duplicated or self.double_charged or self.stuck or self.unanswered_jobs)
 
 
 @dataclass
@@ -241,19 +243,27 @@ def collect_answers(stage: Stage, client: Any, *, timeout: float = 8.0, attempts
                 stage.answers[request_id] = answer
 
 
-def accepted_ids(stage: Stage) -> tuple[list[str], int]:
-    """(message ids accepted, messages lost): unanswered jobs and refusals count as lost."""
-    ids: list[str] = []
-    lost = 0
-    for request_id, payload in stage.jobs.items():
-        answer = stage.answers.get(request_id)
-        if answer is None:
-            lost += len(payload["to"])
-            continue
-        rows = answer.get("messages", [])
-        ids += [row["messageId"] for row in rows if row.get("status") == "QUEUED"]
-        lost += len(payload["to"]) - sum(1 for row in rows if row.get("status") == "QUEUED")
-    return ids, lost
+def accepted_ids(stage: Stage) -> tuple[list[str], int, Counter[str]]:
+    """(ids of the messages the service recorded for this run's jobs, messages lost, refusal codes).
+
+    Lost: asked for by a job but never recorded as a message, or refused (every recipient here is valid, the
+    body and balance are fine, so any refusal is a fault's doing). Counted from the database, not from the
+    answers: a job whose answer the client never got may still have been accepted.
+    """
+    from sqlalchemy import select
+
+    from schema.models import Message
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        rows = session.execute(select(Message.id, Message.request_id, Message.status, Message.error_code)
+                               .where(Message.request_id.in_(list(stage.jobs)))).all()
+    codes: Counter[str] = Counter(row.error_code for row in rows if row.status == "REFUSED")
+    for answer in stage.answers.values():
+        if answer.get("status") == "REFUSED" and not answer.get("messages"):
+            codes[answer.get("error", {}).get("code", "?")] += 1
+    ids = [row.id for row in rows if row.status != "REFUSED"]
+    return ids, sum(len(p["to"]) for p in stage.jobs.values()) - len(ids), codes
 
 
 def states(ids: list[str]) -> dict[str, str]:
@@ -294,15 +304,20 @@ def audit(stage: Stage, ids: list[str], lost: int, seconds: float, ledger_url: s
     calls = ledger_counts(ledger_url)
     with session_scope() as session:
         delivered = int(session.scalar(select(func.coalesce(func.sum(Message.units), 0))
-                                       .where(Message.id.in_(ids), Message.status == "DELIVERED")) or 0)
+                                       .where(Message.merchant_id == merchant_pk, Message.status == "DELIVERED"))
+                        or 0)
         balance = session.get(Balance, (merchant_pk, "SMS"))
         used = balance.used if balance is not None else 0
+        if used != delivered:
+            by_state = session.execute(select(Message.status, func.count(), func.sum(Message.units))
+                                       .where(Message.merchant_id == merchant_pk).group_by(Message.status)).all()
+            print(f"  charge check: used {used}, delivered units {delivered}, by state {by_state}", flush=True)
     stuck = sum(1 for mid in ids if found.get(mid) not in TERMINAL)
-    return Outcome(scenario=stage.name, messages=len(stage.jobs) and sum(len(p["to"]) for p in stage.jobs.values()),
-                   lost=lost + sum(1 for mid in ids if mid not in found),
+    return Outcome(scenario=stage.name, messages=sum(len(p["to"]) for p in stage.jobs.values()), lost=lost,
                    duplicated=sum(1 for mid in ids if calls.get(mid, 0) > 1),
                    double_charged=max(0, used - delivered) if not stuck else 0, stuck=stuck,
-                   seconds_to_final=seconds, republished_jobs=stage.republished)
+                   seconds_to_final=seconds, republished_jobs=stage.republished,
+                   unanswered_jobs=len(stage.jobs) - len(stage.answers))
 
 
 def use_env(env: dict[str, str]) -> None:

@@ -75,9 +75,11 @@ def _run(servers: Servers, scenario: scenarios.Scenario, env: dict[str, str], na
         fault.start()
         collect_answers(stage, client)
         fault.join(180)
-        ids, lost = accepted_ids(stage)
+        ids, lost, codes = accepted_ids(stage)
         seconds = settle(stage, ids, settle_timeout)
         outcome = audit(stage, ids, lost, seconds, ledger_url, merchant_pk)
+        if codes:
+            notes.append("refused: " + ", ".join(f"{code} x{count}" for code, count in sorted(codes.items())))
     finally:
         if client is not None:
             client.close()
@@ -95,11 +97,11 @@ def _guarded(fault: scenarios.Fault, stage: Stage) -> str:
 
 
 def table(outcomes: list[Outcome]) -> str:
-    lines = ["| scenario | messages | lost | duplicate sends | double charges | stuck | time to FINAL"
-             " | jobs re-published by the client | fault |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | messages | lost | duplicate sends | double charges | stuck | unanswered jobs"
+             " | time to FINAL | jobs re-published by the client | fault |", "|---" * 10 + "|"]
     for o in outcomes:
         lines.append(f"| {o.scenario} | {o.messages:,} | {o.lost} | {o.duplicated} | {o.double_charged} | {o.stuck}"
-                     f" | {o.seconds_to_final:.0f} s | {o.republished_jobs} | {o.note} |")
+                     f" | {o.unanswered_jobs} | {o.seconds_to_final:.0f} s | {o.republished_jobs} | {o.note} |")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@ answers outlive the broker because the result backend is PostgreSQL (the default
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,4 +91,46 @@ def test_a_job_that_ended_without_an_answer_is_published_again(
         client.close()
         worker.stop()
     # Then it published the job again and got the service's answer
+    assert answer["status"] == "ACCEPTED", answer
+
+
+@pytest.mark.timeout(180)
+def test_a_republish_that_finds_the_broker_down_is_tried_again_after_the_next_wait(
+        durable_env: dict[str, str], tenant: Tenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from worker.client import HexavoxClient
+    from worker.queues import ALL_QUEUES
+    from worker.settings import reset_settings
+
+    from faults import PrivateRedis
+
+    # Given a broker of this test's own, which loses the published job and stays down for a few seconds
+    broker = PrivateRedis().start()
+    monkeypatch.setenv("HEXAVOX_BROKER_URL", broker.url + "/0")
+    reset_settings()
+    env = {**durable_env, "HEXAVOX_BROKER_URL": broker.url + "/0"}
+    client = HexavoxClient(tenant.key_id, tenant.secret)
+    workers: list[object] = []
+
+    def come_back() -> None:
+        time.sleep(5)
+        broker.start()
+        workers.append(start_worker(env, tmp_path / "worker.log", queues=",".join(ALL_QUEUES)))
+
+    try:
+        payload = sms(tenant)
+        request_id = client.send_sms(**payload)
+        broker.kill()
+        returning = threading.Thread(target=come_back)
+        returning.start()
+        # When the client waits, its first re-publish failing on the dead broker
+        answer = client.answer(request_id, "hexavox.sms.send.v1", payload, timeout=2, attempts=30)
+        returning.join()
+    finally:
+        client.close()
+        for worker in workers:
+            worker.stop()  # type: ignore[attr-defined]
+        broker.stop()
+    # Then it kept waiting and publishing, and got the answer once the broker was back
     assert answer["status"] == "ACCEPTED", answer
