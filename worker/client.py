@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -87,10 +88,11 @@ class HexavoxClient:
                 return self.result(request_id, timeout=timeout)
             except NoAnswer as err:
                 last = err
-            except Exception as err:  # the task failed without recording an answer
+            except Exception as err:  # the task failed without an answer, or the result backend is down
                 last = err
                 with contextlib.suppress(Exception):
                     AsyncResult(request_id, app=self._app).forget()
+                time.sleep(timeout)  # a round lasts ``timeout`` seconds either way: a restart gets its time
         raise last
 
     def _republish(self, request_id: str, task_name: str, payload: dict[str, Any], idempotency_key: str | None) -> None:

@@ -276,21 +276,29 @@ def states(ids: list[str]) -> dict[str, str]:
         return dict(session.execute(select(Message.id, Message.status).where(Message.id.in_(ids))).tuples().all())
 
 
-def settle(stage: Stage, ids: list[str], timeout: float) -> float:
-    """Play beat (relay, reconcile) until every accepted message is FINAL; seconds since the first publish."""
+def settle(stage: Stage, timeout: float) -> tuple[list[str], int, Counter[str], float]:
+    """Play beat (relay, reconcile) until every recorded message of the run is FINAL.
+
+    Returns the final (ids, lost, refusal codes) and the seconds since the first publish. The messages are read
+    again each round: a job the client re-published late is accepted late.
+    """
     from tasks.maintenance import reconcile_sweep, relay_outbox
 
     deadline = time.monotonic() + timeout
+    ids: list[str] = []
     while time.monotonic() < deadline:
         if stage.sweeping:
             with contextlib.suppress(Exception):
                 relay_outbox()
                 reconcile_sweep()
         with contextlib.suppress(Exception):
-            if set(states(ids).values()) <= TERMINAL:
+            ids, lost, codes = accepted_ids(stage)
+            if not lost and set(states(ids).values()) <= TERMINAL:
                 break
         time.sleep(1.0)
-    return time.monotonic() - stage.started
+    seconds = time.monotonic() - stage.started
+    ids, lost, codes = accepted_ids(stage)
+    return ids, lost, codes, seconds
 
 
 def audit(stage: Stage, ids: list[str], lost: int, seconds: float, ledger_url: str, merchant_pk: int) -> Outcome:

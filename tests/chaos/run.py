@@ -27,7 +27,6 @@ from chaos.harness import (  # noqa: E402
     Outcome,
     Servers,
     Stage,
-    accepted_ids,
     audit,
     collect_answers,
     settle,
@@ -75,8 +74,7 @@ def _run(servers: Servers, scenario: scenarios.Scenario, env: dict[str, str], na
         fault.start()
         collect_answers(stage, client)
         fault.join(180)
-        ids, lost, codes = accepted_ids(stage)
-        seconds = settle(stage, ids, settle_timeout)
+        ids, lost, codes, seconds = settle(stage, settle_timeout)
         outcome = audit(stage, ids, lost, seconds, ledger_url, merchant_pk)
         if codes:
             notes.append("refused: " + ", ".join(f"{code} x{count}" for code, count in sorted(codes.items())))
