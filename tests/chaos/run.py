@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import signal
 import sys
 import threading
@@ -133,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(outcomes))
     failed = [o.scenario for o in outcomes if not o.ok]
     if failed:
-        print(f"FAILED: {failed} (seed {args.seed})")
+        print(f"FAILED: {failed} (seed {args.seed}); worker logs in {servers.workdir}")
         return 1
+    shutil.rmtree(servers.workdir, ignore_errors=True)
     return 0
 
 
