@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck check bench mutation contract catalogue clean
+.PHONY: install demo test lint typecheck check bench mutation chaos contract catalogue clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 # MODULES="quota phone" picks some; MUTATION_JOBS=N runs N mutants at once (default 1: the cores are shared).
 mutation: $(STAMP)
 	$(BIN)/python tests/mutation/run.py $(MODULES)
+
+# The fault suite on private servers (1,000 messages per scenario; ~20 min); `make test` runs its short form.
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/run.py
 
 contract: $(STAMP)
 	$(BIN)/hexavox contract --write schema/contract

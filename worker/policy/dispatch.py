@@ -30,11 +30,15 @@ from worker.policy.pricing import provider_cost_fields
 from worker.policy.quota import release_units
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
 from worker.settings import Settings
+from worker.transient import retry_transient
 
 __all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "crash_if"]
 
 #: Sends one message through an ordered list of provider names (failover, throttle and breaker inside).
 Sender = Callable[[OutboundMessage, list[str]], SendResult]
+#: Tries to record a provider's answer through a dropped connection or a database restart (about 30 s in all):
+#: once the provider has answered, losing that answer would leave the message DISPATCHING until the stale takeover.
+RECORD_ATTEMPTS = 12
 
 
 class DispatchStep(StrEnum):
@@ -76,7 +80,8 @@ def dispatch_message(message_id: str, settings: Settings, sender: Sender, *, red
     crash_if(settings, "before_provider_call")
     result = sender(claim.message, claim.providers)
     crash_if(settings, "after_provider_call")
-    step = _record(claim, result)
+    step = retry_transient(lambda: _record(claim, result), attempts=RECORD_ATTEMPTS, base=0.1, cap=5.0,
+                           what=f"recording the provider's answer for message {message_id}")
     crash_if(settings, "after_record")
     return step
 
