@@ -101,7 +101,11 @@ class Usage(_View):
 
 
 class MerchantView(_View):
-    """A merchant with its limits, purchased credits and usage this period (the signing secret on upsert only)."""
+    """A merchant with its limits, purchased credits and usage this billing period, and its billing calendar.
+
+    Never its dlrUrl signing secret: answers are stored, so the operator hands the secret over (`hexavox merchant
+    show ID --webhook-secret`).
+    """
 
     merchantId: str
     displayName: str
@@ -109,7 +113,8 @@ class MerchantView(_View):
     limits: Limits
     credits: Credits
     usage: Usage
-    webhookSecret: str | None = None
+    billingPeriod: Literal["WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"]
+    billingDay: int
 
 
 class ConsentView(_View):

@@ -177,7 +177,7 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.INVALID_VOICE_REQUEST, "Voice text must be 1-3000 characters and timeoutSeconds 5-120"),
     Entry(Code.INVALID_EMAIL_CONTENT, "Email subject or body is missing, too long, or has line breaks in a header"),
     Entry(Code.DESTINATION_NOT_ALLOWED, "Destination country is not allowed for this merchant"),
-    Entry(Code.BILLING_AMOUNT_MISMATCH, "amountCents and currency must equal the price of the units (USD)"),
+    Entry(Code.BILLING_AMOUNT_MISMATCH, "amountCents must cover the price of the units, in USD"),
     Entry(Code.PAYMENT_NOT_FOUND, "No billing upgrade with this paymentId"),
     Entry(Code.WEBHOOK_NOT_AUTHENTIC, "Webhook signature missing or wrong, or its timestamp outside the window"),
     Entry(Code.TOO_MANY_RECIPIENTS, "Too many recipients in one job's 'to'; send larger audiences as a list"),

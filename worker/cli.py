@@ -15,7 +15,7 @@
                                       (openapi.json, openapi.yaml) in DIR's parent folder
     hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
-    hexavox merchant rotate-webhook-secret|show-webhook-secret MERCHANT [--tenant NAME] [--keep 1|2]
+    hexavox merchant rotate-webhook-secret MERCHANT [--tenant NAME] [--keep 1|2]
                                       dlrUrl signing secrets (job answers only carry a fingerprint)
     hexavox billing confirm PAYMENT_ID --amount-cents N [--currency USD] | billing fail PAYMENT_ID
                                       settle a billing upgrade's payment (tenant keys cannot)

@@ -158,8 +158,8 @@ class Settings:
     release: str = ""
     #: HEXAVOX_SENTRY_TRACES_SAMPLE_RATE: share of tasks and requests traced in Sentry (0 to 1).
     sentry_traces_sample_rate: float = 0.0
-    #: HEXAVOX_CREDIT_PRICES: JSON object, what a merchant pays per purchased unit, micro-dollars, per channel. A
-    #: billing upgrade's amountCents must equal units x price (rounded up to the cent), so units cannot be bought
+    #: HEXAVOX_CREDIT_PRICES: JSON object, the least a merchant pays per purchased unit, micro-dollars, per channel.
+    #: A billing upgrade's amountCents must cover units x price (rounded up to the cent), so units cannot be bought
     #: for less than they cost.
     credit_prices: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CREDIT_PRICES))
     #: HEXAVOX_PAYMENT_WEBHOOK_SECRET: the ``whsec_`` secret the payment side signs its webhook with (Standard

@@ -104,6 +104,11 @@ def test_units_cannot_be_requested_below_their_price(billing_env: dict[str, str]
                            "amountCents": 0, "referenceId": "free"})
     assert answer["status"] == "REFUSED" and answer["error"]["code"] == "E825", answer
     assert "975000 cents" in answer["error"]["detail"]  # 1,000,000 x 9,750 micro-dollars
+    # A cent short of the floor is refused too; a plan priced above it (seed 003: 2,500 SMS for 4,900 cents) is not
+    short = run(UPGRADE, {"auth": tenant.auth, "merchantId": "gym-a", "channel": "SMS", "units": 2500,
+                          "amountCents": 2437, "referenceId": "short"})
+    assert short["error"]["code"] == "E825" and short["error"]["field"] == "amountCents"
+    assert request_units(tenant, units=2500, amount=4900, reference="seed-003")["amountCents"] == 4900
 
 
 def test_the_signed_payment_webhook_credits_the_units_once(billing_env: dict[str, str]) -> None:

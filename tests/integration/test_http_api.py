@@ -285,6 +285,11 @@ REFUSALS: list[tuple[str, int, str, str, Any, dict[str, str]]] = [
     ("E606", 422, "POST", _SMS_PATH, _sms(25, flash="yes"), {}),
     ("E607", 422, "POST", _SMS_PATH, _sms(26, campaignName="no spaces allowed"), {}),
     ("E608", 422, "POST", _SMS_PATH, _sms(27, ref="a-b"), {}),
+    ("E603", 422, "POST", _SMS_PATH, _sms(70, port="80a"), {}),
+    ("E605", 422, "POST", _SMS_PATH, _sms(71, duplicate=2), {}),
+    ("E609", 422, "POST", _SMS_PATH, _sms(72, ref1="ab 12"), {}),
+    ("E610", 422, "POST", _SMS_PATH, _sms(73, ref2=12), {}),
+    ("E617", 422, "POST", _SMS_PATH, _sms(74, campaignId=" "), {}),
     ("E402", 422, "POST", _SMS_PATH, _sms(28, time=_SOON), {}),
     ("E401", 422, "POST", _SMS_PATH, _sms(29, message="x" * 1600), {}),
     ("E812", 422, "POST", _SMS_PATH, _sms(30, message="Привет", unicode=0), {}),
@@ -321,15 +326,19 @@ REFUSALS: list[tuple[str, int, str, str, Any, dict[str, str]]] = [
     ("E642", 422, "POST", "/api/v1/lists/import", {**_CSV, "source": "abc123",
                                                    "contentBase64": base64.b64encode(b"phone\n").decode()}, {}),
     ("E700", 422, "POST", "/api/v1/lists/import", {**_CSV, "contentBase64": "%%%"}, {}),
+    ("E825", 422, "POST", "/api/v1/billing/upgrade", {"merchantId": "gym-a", "channel": "SMS", "units": 2500,
+                                                      "amountCents": 100, "referenceId": "cheap"}, {}),
+    ("E829", 413, "POST", _SMS_PATH, _sms(75, message="x" * 700_000), {}),
     ("E640", 413, "POST", "/api/v1/lists/import", {**_CSV, "contentBase64": base64.b64encode(
         b"phone\n" + b"+18135551234\n" * 82_000).decode()}, {}),
 ]
 #: Codes with a test of their own here (key rules, rate, body size, Idempotency-Key): E809, E840, E841, E843.
 #: Codes no HTTP request can draw: E100/E101 (not refusals), E103 (internal errors only), E409 (more than 1,000
 #: sms nodes is E828 first at the default HTTP_API_MAX_RECIPIENTS), E815-E818 (dispatch outcomes, read with
-#: GET /messages/{id}), E875/E876 (the broker's envelope and body checks).
+#: GET /messages/{id}), E875/E876 (the broker's envelope and body checks), E826/E827 (the payment and provider
+#: webhooks of `hexavox web`, tested in test_billing_trust and test_webhook_trust).
 NOT_IN_TABLE = {"E809", "E840", "E841", "E843", "E100", "E101", "E103", "E409", "E815", "E816", "E817", "E818",
-                "E875", "E876"}
+                "E875", "E876", "E826", "E827"}
 
 
 def test_the_refusal_table_covers_every_catalogue_code() -> None:

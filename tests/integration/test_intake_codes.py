@@ -48,6 +48,9 @@ NOT_RAISED_AT_INTAKE = frozenset({
     Code.UNDECODABLE_JOB,
     Code.PAYMENT_NOT_FOUND,  # E826 and E827 answer the payment and provider webhooks (test_billing_trust,
     Code.WEBHOOK_NOT_AUTHENTIC,  # test_web_receiver), never a job
+    # The HTTP door's own (api/): test_http_api's refusal table provokes each
+    Code.CLIENT_IP_NOT_ALLOWED, Code.BODY_TOO_LARGE, Code.RATE_LIMITED, Code.UNSUPPORTED_MEDIA_TYPE,
+    Code.MESSAGE_NOT_FOUND,
 })
 
 

@@ -18,7 +18,9 @@ from worker.validation.masking import mask_contact
 
 from factories import Tenant, make_tenant
 
-MERCHANT_VIEW_KEYS = {"merchantId", "displayName", "active", "limits", "credits", "usage"}
+#: Seed 003's MerchantView, and the billing calendar that says when `usage` starts again from 0.
+MERCHANT_VIEW_KEYS = {"merchantId", "displayName", "active", "limits", "credits", "usage", "billingPeriod",
+                      "billingDay"}
 LIMITS_KEYS = {"smsLimit", "voiceMinutesLimit", "emailLimit"}
 CREDITS_KEYS = {"smsCredits", "voiceMinutesCredits", "emailCredits"}
 USAGE_KEYS = {"smsUsed", "voiceUsed", "emailUsed", "periodStart"}

@@ -51,7 +51,8 @@ def test_a_prefork_worker_exports_intake_dispatch_and_refusal_metrics_of_every_p
     env = {**hexavox_env, "HEXAVOX_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
            "HEXAVOX_LOG_FORMAT": "json"}
     (tmp_path / "prom").mkdir()
-    worker = start_worker(env, tmp_path / "worker.log", queues="otp,transactional", concurrency=2)
+    worker = start_worker(env, tmp_path / "worker.log", queues="otp,transactional,dispatch.otp,dispatch.transactional",
+                          concurrency=2)
     try:
         # When four OTPs are accepted and one is refused for its number
         client = HexavoxClient(tenant.key_id, tenant.secret)
@@ -66,7 +67,8 @@ def test_a_prefork_worker_exports_intake_dispatch_and_refusal_metrics_of_every_p
 
         # Then the worker's endpoint counts them all, whichever pool process ran each
         samples = wait_for("four dispatches in the metrics", lambda: s if _value(
-            s := _scrape(port), "hexavox_dispatch_duration_seconds_count", queue="otp", step="SENT") == 4 else None)
+            s := _scrape(port), "hexavox_dispatch_duration_seconds_count", queue="dispatch.otp",
+            step="SENT") == 4 else None)
         sms_job = "hexavox.sms.send.v1"
         assert _value(samples, "hexavox_intake_duration_seconds_count", job=sms_job, status="ACCEPTED") == 4
         assert _value(samples, "hexavox_intake_duration_seconds_count", job=sms_job, status="REFUSED") == 1
@@ -119,8 +121,8 @@ def test_beat_exports_message_states_queue_depths_balances_and_breakers(hexavox_
     assert STATE_METRICS <= {name for name, _ in samples}
     assert _value(samples, "hexavox_messages", state="QUEUED", channel="SMS", provider="none", type="OTP") == 2
     assert _value(samples, "hexavox_messages", state="QUEUED", channel="SMS", provider="none", type="TXN") == 1
-    assert _value(samples, "hexavox_queue_depth", queue="otp") == 2
-    assert _value(samples, "hexavox_queue_depth", queue="transactional") == 1
+    assert _value(samples, "hexavox_queue_depth", queue="dispatch.otp") == 2
+    assert _value(samples, "hexavox_queue_depth", queue="dispatch.transactional") == 1
     assert _value(samples, "hexavox_queue_depth", queue="bulk") == 0
     merchant = f"{tenant.tenant_id}/gym-a"
     assert _value(samples, "hexavox_merchant_units_used", merchant=merchant, channel="SMS") == 3

@@ -21,8 +21,8 @@ from factories import Tenant, make_merchant, make_tenant
 from ops_support import start_process, stop_process, wait_for
 from support import WorkerProcess, start_worker
 
-MACHINE_A = "otp,transactional"
-MACHINE_B = "bulk,voice,email,admin,reconcile,callbacks"
+MACHINE_A = "otp,transactional,dispatch.otp,dispatch.transactional"
+MACHINE_B = "bulk,voice,email,admin,reconcile,callbacks,dispatch.bulk,dispatch.voice,dispatch.email"
 
 
 @pytest.fixture

@@ -37,11 +37,15 @@ def price_cents(channel: str, units: int, prices: Mapping[str, int]) -> int:
 
 
 def check_price(channel: str, units: int, amount_cents: int, currency: str, prices: Mapping[str, int]) -> None:
-    """Refuse (E825) an upgrade whose amount or currency is not the price of its units."""
-    expected = price_cents(channel, units, prices)
-    if currency.upper() != CURRENCY or amount_cents != expected:
+    """Refuse (E825) an upgrade that pays less than the price of its units, or in another currency.
+
+    More is allowed: a merchant's plan may price units above our floor (seed 003's example pays 4,900 cents for
+    2,500 SMS); less would let a tenant buy units below what they cost us.
+    """
+    floor = price_cents(channel, units, prices)
+    if currency.upper() != CURRENCY or amount_cents < floor:
         raise Refusal(Code.BILLING_AMOUNT_MISMATCH,
-                      f"{units} {channel} units cost {expected} cents {CURRENCY}", field="amountCents")
+                      f"{units} {channel} units cost at least {floor} cents {CURRENCY}", field="amountCents")
 
 
 def upgrade_view(row: BillingUpgrade, credits: int) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 import zoneinfo
 
@@ -188,8 +187,3 @@ def merchant_view(session: Session, merchant: Merchant) -> dict[str, object]:
                   "emailUsed": pick("EMAIL", "used"), "periodStart": period.isoformat() if period else None},
         "billingPeriod": merchant.billing_period, "billingDay": merchant.billing_day,
     }
-
-
-def secret_fingerprint(secret: str) -> str:
-    """A short, non-reversible name for a secret (first 12 hex digits of its SHA-256), to tell secrets apart."""
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
