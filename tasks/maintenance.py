@@ -66,3 +66,8 @@ def check_backlog() -> int:
     max_age = max(60, get_settings().reconcile_max_age // 4)
     with session_scope() as session:
         return check_reconcile_backlog(session, max_age_seconds=max_age)
+
+
+# The campaign tick and chunk tasks live in their own module; importing it here registers them wherever the
+# periodic tasks are (worker.celery_app's TASK_MODULES lists this module).
+from tasks import campaigns as _campaigns  # noqa: E402,F401

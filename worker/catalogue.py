@@ -78,6 +78,10 @@ class Code(StrEnum):
     INVALID_VOICE_REQUEST = "E822"
     INVALID_EMAIL_CONTENT = "E823"
     DESTINATION_NOT_ALLOWED = "E824"
+    CAMPAIGN_NOT_FOUND = "E880"
+    CAMPAIGN_STATE_CONFLICT = "E881"
+    CAMPAIGN_CANCELLED = "E882"
+    CAMPAIGN_CHANNEL_UNSUPPORTED = "E883"
     ENVELOPE_EXPIRED = "E875"
     UNDECODABLE_JOB = "E876"
 
@@ -156,6 +160,10 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.INVALID_VOICE_REQUEST, "Voice text must be 1-3000 characters and timeoutSeconds 5-120"),
     Entry(Code.INVALID_EMAIL_CONTENT, "Email subject or body is missing, too long, or has line breaks in a header"),
     Entry(Code.DESTINATION_NOT_ALLOWED, "Destination country is not allowed for this merchant"),
+    Entry(Code.CAMPAIGN_NOT_FOUND, "No such campaign for this merchant"),
+    Entry(Code.CAMPAIGN_STATE_CONFLICT, "The campaign's state does not allow this (e.g. resuming a completed one)"),
+    Entry(Code.CAMPAIGN_CANCELLED, "The campaign was cancelled before this recipient was sent; nothing charged"),
+    Entry(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "Campaigns send SMS only for now"),
     Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)",
           retryable=True),
     Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),

@@ -11,9 +11,10 @@ import logging
 from collections.abc import Iterable
 
 from worker.queues import queue_for_message
+from worker.task_names import CAMPAIGN_CHUNK
 from worker.task_names import DISPATCH as DISPATCH_TASK
 
-__all__ = ["publish_dispatch", "broker_epoch", "DISPATCH_TASK", "BROKER_EPOCH_KEY"]
+__all__ = ["publish_dispatch", "publish_campaign_chunks", "broker_epoch", "DISPATCH_TASK", "BROKER_EPOCH_KEY"]
 
 log = logging.getLogger(__name__)
 #: A key the relay keeps in a Redis broker's own database: when it is gone, so is everything queued with it.
@@ -33,6 +34,24 @@ def publish_dispatch(items: Iterable[tuple[str, str, str]]) -> int:
                 published += 1
     except Exception:  # broker down: the relay covers it
         log.exception("publishing dispatch failed after %d; the outbox relay will re-publish", published)
+    return published
+
+
+def publish_campaign_chunks(items: Iterable[tuple[int, int]]) -> int:
+    """Enqueue campaign chunk tasks for (campaign id, cursor) items: ids only, never recipients (Flower shows args).
+
+    A failed publish is logged: beat starts a RUNNING campaign whose cursor stays still again.
+    """
+    from worker.celery_app import app
+
+    published = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for campaign_id, cursor in items:
+                app.send_task(CAMPAIGN_CHUNK, args=[campaign_id, cursor], producer=producer)
+                published += 1
+    except Exception:
+        log.exception("publishing a campaign chunk failed; beat restarts stalled campaigns")
     return published
 
 

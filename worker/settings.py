@@ -104,7 +104,8 @@ class Settings:
     #: broker lost with its queues is published again at once, whatever its age (see worker.publish).
     outbox_stale: int = 600
     #: HEXAVOX_CRASH_POINT: test-only fault injection; the worker process exits at this named point
-    #: (before_provider_call, after_provider_call, after_record, during_intake). Refused in production.
+    #: (before_provider_call, after_provider_call, after_record, during_intake,
+    #: campaign_chunk_before_commit, campaign_chunk_after_commit). Refused in production.
     crash_point: str = ""
     #: HEXAVOX_DB_POOL_SIZE / HEXAVOX_DB_MAX_OVERFLOW: connections kept / extra allowed per process.
     db_pool_size: int = 10
@@ -126,6 +127,11 @@ class Settings:
     #: HEXAVOX_ENVELOPE_MAX_AGE: seconds a signed job stays acceptable after it was signed (the replay window). A
     #: replay inside the window is answered from the request already recorded under its id.
     envelope_max_age: int = 86400
+    #: HEXAVOX_CAMPAIGN_CHUNK_SIZE: recipients one campaign chunk task expands, checks and writes in one transaction.
+    campaign_chunk_size: int = 1000
+    #: HEXAVOX_CAMPAIGN_STALL_SECONDS: a RUNNING campaign whose cursor did not move for this long had its chunk
+    #: task lost (a broker that lost its queue); the next beat tick starts it again where it stopped.
+    campaign_stall_seconds: int = 120
 
     @property
     def embedded(self) -> bool:
@@ -174,6 +180,8 @@ def load_settings() -> Settings:
         markup_percent=_env_int("HEXAVOX_MARKUP_PERCENT", 30),
         service_key=_env("HEXAVOX_SERVICE_KEY", ""),
         envelope_max_age=_env_int("HEXAVOX_ENVELOPE_MAX_AGE", 86400),
+        campaign_chunk_size=max(1, _env_int("HEXAVOX_CAMPAIGN_CHUNK_SIZE", 1000)),
+        campaign_stall_seconds=_env_int("HEXAVOX_CAMPAIGN_STALL_SECONDS", 120),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )

@@ -19,6 +19,11 @@ from worker.contract import (
     AlertsListJob,
     BillingConfirmJob,
     BillingUpgradeJob,
+    CampaignCancelJob,
+    CampaignCreateJob,
+    CampaignGetJob,
+    CampaignPauseJob,
+    CampaignResumeJob,
     ConsentBulkJob,
     ConsentUpsertJob,
     ListCreateJob,
@@ -30,6 +35,7 @@ from worker.db import upsert_insert
 from worker.errors import Refusal, ValidationError
 from worker.policy.alerts import run_alerts_job
 from worker.policy.auth import Principal
+from worker.policy.campaigns import run_campaign_job
 from worker.policy.consent import set_consent
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, merchant_view, upsert_merchant
@@ -173,6 +179,8 @@ _HANDLERS: dict[type[BaseModel], Any] = {
     MerchantUpsertJob: _merchant_upsert, ConsentUpsertJob: _consent_upsert, ConsentBulkJob: _consent_bulk,
     ListCreateJob: _list_create, ListImportJob: _list_import, BillingUpgradeJob: _billing_upgrade,
     BillingConfirmJob: _billing_confirm, UsageReportJob: run_usage_job, AlertsListJob: run_alerts_job,
+    CampaignCreateJob: run_campaign_job, CampaignPauseJob: run_campaign_job, CampaignResumeJob: run_campaign_job,
+    CampaignCancelJob: run_campaign_job, CampaignGetJob: run_campaign_job,
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from schema.models import Alert, Balance, Merchant
@@ -18,7 +18,8 @@ from worker.catalogue import Code
 from worker.db import upsert_insert
 from worker.errors import Refusal
 
-__all__ = ["reserve_units", "release_units", "add_credits", "billed_minutes", "settle_voice_minutes", "THRESHOLDS"]
+__all__ = ["reserve_units", "reserve_prefix", "release_units", "add_credits", "billed_minutes", "settle_voice_minutes",
+           "THRESHOLDS"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,35 @@ def reserve_units(session: Session, merchant: Merchant, channel: str, units: int
         raise Refusal(Code.INSUFFICIENT_BALANCE, f"not enough {channel} units left", field="to")
     used, limit, period = row
     _alert_on_threshold(session, merchant, channel, used - units, used, limit, period.isoformat())
+
+
+def reserve_prefix(session: Session, merchant: Merchant, channel: str, units: list[int]) -> int:
+    """Reserve the longest leading run of ``units`` the balance covers; returns how many messages it covers.
+
+    One conditional UPDATE for the whole run (a campaign chunk), re-tried with a shorter run when a concurrent
+    send took units between reading the balance and reserving: it can never overspend.
+    """
+    for _attempt in range(5):
+        left = session.execute(select(Balance.unit_limit + Balance.credits - Balance.used).where(
+            Balance.merchant_id == merchant.id, Balance.channel == channel)).scalar()
+        count, total = _fitting(units, int(left or 0))
+        if count == 0:
+            return 0
+        try:
+            reserve_units(session, merchant, channel, total)
+            return count
+        except Refusal:
+            continue
+    return 0
+
+
+def _fitting(units: list[int], left: int) -> tuple[int, int]:
+    count = total = 0
+    for n in units:
+        if total + n > left:
+            break
+        count, total = count + 1, total + n
+    return count, total
 
 
 def release_units(session: Session, merchant_id: int, channel: str, units: int) -> None:
