@@ -16,7 +16,7 @@ from worker.policy.campaign_chunks import ChunkResult, run_chunk
 from worker.policy.campaigns import claim_due, stalled
 from worker.policy.dispatch import crash_if
 from worker.policy.transitions import utcnow
-from worker.publish import publish_campaign_chunks, publish_dispatch
+from worker.publish import publish_campaign_chunks, publish_dispatch_batches
 from worker.sealing import internal_task
 from worker.settings import get_settings
 from worker.task_names import CAMPAIGN_CHUNK, CAMPAIGN_TICK
@@ -59,7 +59,7 @@ def run_campaign_chunk(campaign_id: int, cursor: int, *, crash: bool = False) ->
                            window_seconds=settings.duplicate_window_seconds, before_commit=before_commit)
     if crash and result.fresh:
         crash_if(settings, "campaign_chunk_after_commit")
-    publish_dispatch(result.to_dispatch)
+    publish_dispatch_batches(result.to_dispatch, settings.dispatch_batch_size)
     if result.next_cursor is not None:
         publish_campaign_chunks([(campaign_id, result.next_cursor)])
     return result

@@ -132,6 +132,10 @@ class Settings:
     #: HEXAVOX_CAMPAIGN_STALL_SECONDS: a RUNNING campaign whose cursor did not move for this long had its chunk
     #: task lost (a broker that lost its queue); the next beat tick starts it again where it stopped.
     campaign_stall_seconds: int = 120
+    #: HEXAVOX_DISPATCH_BATCH_SIZE: campaign messages one batch dispatch task claims and records together.
+    dispatch_batch_size: int = 100
+    #: HEXAVOX_DISPATCH_BATCH_THREADS: provider calls a worker process keeps in flight for batch dispatch.
+    dispatch_batch_threads: int = 32
 
     @property
     def embedded(self) -> bool:
@@ -182,6 +186,8 @@ def load_settings() -> Settings:
         envelope_max_age=_env_int("HEXAVOX_ENVELOPE_MAX_AGE", 86400),
         campaign_chunk_size=max(1, _env_int("HEXAVOX_CAMPAIGN_CHUNK_SIZE", 1000)),
         campaign_stall_seconds=_env_int("HEXAVOX_CAMPAIGN_STALL_SECONDS", 120),
+        dispatch_batch_size=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_SIZE", 100)),
+        dispatch_batch_threads=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_THREADS", 32)),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )

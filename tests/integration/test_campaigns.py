@@ -310,3 +310,39 @@ def test_campaign_create_job_answers_at_once_and_runs(tenant: Tenant) -> None:
         "auth": tenant.auth, "merchantId": "gym-a", "channel": "VOICE", "to": numbers(2), "body": "Hi",
         "sender": "GYMA"}, str(uuid.uuid4()))
     assert voice["error"]["code"] == "E883", voice
+
+
+def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_claimed_ones_to_reconcile(
+        tenant: Tenant, hexavox_env: dict[str, str]) -> None:
+    from providers.simulated import ledger_counts
+    from schema.models import Message
+    from tasks.campaigns import run_campaign_chunk
+    from worker.db import session_scope
+    from worker.policy.dispatch_batch import _claim_many, dispatch_batch
+    from worker.sending import provider_sender
+    from worker.settings import get_settings
+
+    # Given a campaign of 12 whose first chunk queued 10 messages
+    contacts = numbers(12)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT"))["campaign"]["campaignId"]
+    ids = [mid for mid, _, _ in run_campaign_chunk(campaign_row(campaign_id).id, 0).to_dispatch]
+    assert len(ids) == 10
+    settings = get_settings()
+    # And a worker that claimed two of them and died before recording (they are DISPATCHING)
+    claimed = _claim_many(ids[:2], settings.default_provider, settings.max_delivery_attempts)
+    assert len(claimed) == 2
+    # When the batch is delivered again, marked redelivered
+    outcome = dispatch_batch(ids, settings, provider_sender(settings), redelivered=True)
+    # Then the eight others are sent in the batch, once each, and the two are AMBIGUOUS, never sent again
+    assert outcome.steps == {"SENT": 8, "REDELIVERED": 2}
+    with session_scope() as session:
+        states = dict(session.execute(select(Message.id, Message.status).where(Message.id.in_(ids))).all())
+    assert [states[mid] for mid in ids[:2]] == ["AMBIGUOUS"] * 2
+    assert {states[mid] for mid in ids[2:]} <= {"SENT", "DELIVERED"}
+    calls = ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"])
+    assert {mid: calls.get(mid, 0) for mid in ids} == {**dict.fromkeys(ids[:2], 0), **dict.fromkeys(ids[2:], 1)}
+    # And running the same batch once more changes and sends nothing
+    again = dispatch_batch(ids, settings, provider_sender(settings), redelivered=False)
+    assert again.steps == {"SKIPPED": 10}
+    assert ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"]) == calls

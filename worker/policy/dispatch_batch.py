@@ -1,0 +1,109 @@
+"""Dispatch in batches, for campaigns: one claim statement, concurrent provider calls, one transaction to record.
+
+The per-message semantics are those of :mod:`worker.policy.dispatch`: QUEUED -> DISPATCHING is claimed (and the
+delivery counted) before any provider call and committed, so a worker that dies mid-batch leaves its messages
+DISPATCHING, and the redelivered batch hands them to reconcile (AMBIGUOUS) instead of sending them again. Each
+message gets at most one provider call per claim. What differs is the cost: one UPDATE claims the whole batch, the
+calls run concurrently, and every outcome is recorded in one commit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, update
+
+from providers.base import OutboundMessage, SendResult
+from schema.models import MessageEvent
+from schema.states import Channel, MessageState
+from worker.db import session_scope
+from worker.policy.dispatch import DispatchStep, Sender, _Claim, _not_claimed, _record_in, crash_if
+from worker.policy.merchants import provider_order
+from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, utcnow
+from worker.settings import Settings
+
+__all__ = ["BatchOutcome", "dispatch_batch"]
+
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+@dataclass
+class BatchOutcome:
+    steps: Counter[str] = field(default_factory=Counter)
+    #: Messages back in QUEUED because nothing left our side (providers unavailable or throttled): the single
+    #: dispatch task takes them over, with its waiting rules.
+    retry: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    with _pool_lock:
+        if size not in _pools:
+            _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="hexavox-batch")
+        return _pools[size]
+
+
+def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *, redelivered: bool = True,
+                   threads: int = 32) -> BatchOutcome:
+    """Take a batch of messages through dispatch once; safe to run again for the same ids (claims are conditional)."""
+    outcome = BatchOutcome()
+    claims = _claim_many(message_ids, settings.default_provider, settings.max_delivery_attempts)
+    claimed = {claim.message.message_id for claim in claims}
+    for mid in message_ids:
+        if mid not in claimed:
+            outcome.steps[_not_claimed(mid, settings.max_delivery_attempts, redelivered).value] += 1
+    if not claims:
+        return outcome
+    crash_if(settings, "before_provider_call")
+    results = list(_pool(threads).map(lambda claim: _send(sender, claim), claims))
+    crash_if(settings, "after_provider_call")
+    with session_scope() as session:
+        for claim, result in zip(claims, results, strict=True):
+            step = _record_in(session, claim, result)
+            outcome.steps[step.value] += 1
+            if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
+                outcome.retry.append((claim.message.message_id, claim.message.channel.value,
+                                      claim.message.message_type))
+    crash_if(settings, "after_record")
+    return outcome
+
+
+def _send(sender: Sender, claim: _Claim) -> SendResult:
+    """One provider call; an unexpected error may have happened after the request left: AMBIGUOUS, never resent."""
+    try:
+        return sender(claim.message, claim.providers)
+    except Exception as err:  # the drivers answer with outcomes; this is a bug or an unforeseen library error
+        name = claim.providers[0] if claim.providers else "unknown"
+        return SendResult.ambiguous(name, f"{type(err).__name__} during the provider call"[:300])
+
+
+def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int) -> list[_Claim]:
+    """QUEUED -> DISPATCHING for every claimable message of the batch in one UPDATE, with their history rows."""
+    if not message_ids:
+        return []
+    c, now = MESSAGE_COLUMNS, utcnow()
+    with session_scope() as session:
+        rows = session.execute(
+            update(MESSAGES).where(c.id.in_(message_ids), c.status == MessageState.QUEUED.value,
+                                   c.dispatch_attempts < max_attempts)
+            .values(status=MessageState.DISPATCHING.value, updated_at=now, dispatch_attempts=c.dispatch_attempts + 1)
+            .returning(c.id, c.merchant_id, c.channel, c.message_type, c.recipient, c.body, c.sender, c.subject,
+                       c.options, c.units)).all()
+        if rows:
+            history = [{"message_id": r.id, "from_state": MessageState.QUEUED.value,
+                        "to_state": MessageState.DISPATCHING.value, "at": now, "detail": {}} for r in rows]
+            session.execute(insert(MessageEvent), history)
+        orders: dict[tuple[int, str, str], list[str]] = {}
+        claims = []
+        for r in rows:
+            key = (r.merchant_id, r.channel, r.message_type)
+            if key not in orders:
+                orders[key] = provider_order(session, r.merchant_id, r.channel, r.message_type, default_provider)
+            message = OutboundMessage(message_id=r.id, channel=Channel(r.channel), message_type=r.message_type,
+                                      recipient=r.recipient, body=r.body, sender=r.sender, subject=r.subject,
+                                      options=dict(r.options))
+            claims.append(_Claim(message, list(orders[key]), r.merchant_id, r.units))
+    return claims
