@@ -13,6 +13,7 @@
     hexavox contract [--write DIR]    the JSON Schema of every job
     hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
+    hexavox campaign list|show|pause|resume|cancel|watch [ID]   campaigns: counts, actions, a live progress bar
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
 """
 
@@ -27,6 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from worker.campaign_cli import add_campaign_parser, run_campaign_command
 from worker.keys_cli import add_tenant_parser, run_tenant_command
 
 __all__ = ["main"]
@@ -177,6 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("catalogue").add_argument("--markdown", action="store_true")
     sub.add_parser("contract").add_argument("--write", metavar="DIR")
     _report_parser(sub)
+    add_campaign_parser(sub)
     web = sub.add_parser("web")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
@@ -197,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
         "web": lambda: _web(args.host, args.port), "merchant": lambda: _rotate_webhook_secret(args),
+        "campaign": lambda: run_campaign_command(args),
     }
     return int(handlers[args.command]())
 
