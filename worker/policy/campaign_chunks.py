@@ -68,7 +68,7 @@ def run_chunk(session: Session, campaign_id: int, cursor: int, *, chunk_size: in
         return ChunkResult()
     recipients, end = _slice(session, campaign, cursor, chunk_size)
     if campaign.cursor != cursor:
-        return _redone(session, campaign, recipients, cursor)
+        return _redone(session, campaign, recipients, cursor, end)
     if campaign.state != CampaignState.RUNNING:
         return ChunkResult()
     merchant = session.get(Merchant, campaign.merchant_id)
@@ -102,14 +102,21 @@ def _slice(session: Session, campaign: Campaign, cursor: int, size: int) -> tupl
                        message_id_for(campaign.request_id, pos)) for pos, raw, body in pairs], end
 
 
-def _redone(session: Session, campaign: Campaign, recipients: list[_Recipient], cursor: int) -> ChunkResult:
-    """The chunk committed before (its worker died after): hand its still-QUEUED messages to dispatch again."""
+def _redone(session: Session, campaign: Campaign, recipients: list[_Recipient], cursor: int,
+            end: int) -> ChunkResult:
+    """The chunk committed before (its worker died after): hand its still-QUEUED messages to dispatch again.
+
+    When it was the latest chunk, its worker died before starting the next one: start it (once more is harmless,
+    the next chunk moves the cursor conditionally).
+    """
     if cursor > campaign.cursor:
         return ChunkResult()
     ids = [r.message_id for r in recipients]
     queued = session.scalars(select(Message.id).where(Message.id.in_(ids),
                                                       Message.status == MessageState.QUEUED.value)).all()
-    return ChunkResult([(mid, campaign.channel, campaign.message_type) for mid in queued])
+    latest = end == campaign.cursor and campaign.state == CampaignState.RUNNING
+    return ChunkResult([(mid, campaign.channel, campaign.message_type) for mid in queued],
+                       campaign.cursor if latest else None)
 
 
 def _check_all(session: Session, campaign: Campaign, merchant: Merchant, recipients: list[_Recipient],
