@@ -30,6 +30,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
+	$(BIN)/python tests/bench/campaign.py
 
 contract: $(STAMP)
 	$(BIN)/hexavox contract --write schema/contract
