@@ -42,11 +42,13 @@ def campaign_chunk(self: Task, campaign_id: int, cursor: int) -> int:
 
     The test-only crash points fire on a first delivery only, so the copy the broker gives back shows the redo.
     """
-    result = run_campaign_chunk(campaign_id, cursor, crash=not redelivered(self))
+    again = redelivered(self)
+    result = run_campaign_chunk(campaign_id, cursor, crash=not again, redelivered=again)
     return len(result.to_dispatch)
 
 
-def run_campaign_chunk(campaign_id: int, cursor: int, *, crash: bool = False) -> ChunkResult:
+def run_campaign_chunk(campaign_id: int, cursor: int, *, crash: bool = False, redelivered: bool = True
+                       ) -> ChunkResult:
     """One chunk end to end in this process (the task's body; tests and the benchmark call it directly too)."""
     settings = get_settings()
 
@@ -56,7 +58,8 @@ def run_campaign_chunk(campaign_id: int, cursor: int, *, crash: bool = False) ->
 
     with session_scope() as session:
         result = run_chunk(session, campaign_id, cursor, chunk_size=settings.campaign_chunk_size,
-                           window_seconds=settings.duplicate_window_seconds, before_commit=before_commit)
+                           window_seconds=settings.duplicate_window_seconds, redelivered=redelivered,
+                           before_commit=before_commit)
     if crash and result.fresh:
         crash_if(settings, "campaign_chunk_after_commit")
     publish_dispatch_batches(result.to_dispatch, settings.dispatch_batch_size)

@@ -346,3 +346,27 @@ def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_cl
     again = dispatch_batch(ids, settings, provider_sender(settings), redelivered=False)
     assert again.steps == {"SKIPPED": 10}
     assert ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"]) == calls
+
+
+def test_a_second_copy_of_a_written_chunk_does_nothing_and_a_redelivered_one_picks_up_the_chain(
+        tenant: Tenant) -> None:
+    from tasks.campaigns import run_campaign_chunk
+
+    # Given a campaign of 25 whose first chunk was written
+    contacts = numbers(25)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT"))["campaign"]["campaignId"]
+    row = campaign_row(campaign_id)
+    first = run_campaign_chunk(row.id, 0)
+    assert (len(first.to_dispatch), first.next_cursor) == (10, 10)
+    # When a fresh copy of that chunk runs (beat restarted a campaign that was only slow): nothing happens
+    copy = run_campaign_chunk(row.id, 0, redelivered=False)
+    assert (copy.to_dispatch, copy.next_cursor) == ([], None)
+    # When the broker redelivers it (its worker died after the commit): its QUEUED messages go out again and the
+    # next chunk is started, and nothing is written twice
+    again = run_campaign_chunk(row.id, 0, redelivered=True)
+    assert (sorted(again.to_dispatch), again.next_cursor) == (sorted(first.to_dispatch), 10)
+    assert message_count() == 10
+    run_chunks(campaign_id)
+    final = counts(tenant, campaign_id)
+    assert (final["state"], final["queued"]) == ("COMPLETED", 25) and message_count() == 25

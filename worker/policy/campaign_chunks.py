@@ -61,14 +61,19 @@ def message_id_for(request_id: str, position: int) -> str:
 
 
 def run_chunk(session: Session, campaign_id: int, cursor: int, *, chunk_size: int, window_seconds: int,
-              before_commit: Callable[[], None] = lambda: None) -> ChunkResult:
-    """Expand the chunk that starts at ``cursor``, or, if that chunk was already written, republish its QUEUED rows."""
+              redelivered: bool = True, before_commit: Callable[[], None] = lambda: None) -> ChunkResult:
+    """Expand the chunk that starts at ``cursor``, or, if that chunk was already written, republish its QUEUED rows.
+
+    Only a copy the broker gave back after its worker died (``redelivered``) republishes: a fresh copy that finds
+    the chunk written is a second copy (beat restarted a campaign that was only slow) and stops there, so
+    copies never multiply into parallel chains.
+    """
     campaign = session.scalars(select(Campaign).where(Campaign.id == campaign_id).with_for_update()).first()
     if campaign is None:
         return ChunkResult()
     recipients, end = _slice(session, campaign, cursor, chunk_size)
     if campaign.cursor != cursor:
-        return _redone(session, campaign, recipients, cursor, end)
+        return _redone(session, campaign, recipients, cursor, end) if redelivered else ChunkResult()
     if campaign.state != CampaignState.RUNNING:
         return ChunkResult()
     merchant = session.get(Merchant, campaign.merchant_id)
