@@ -370,3 +370,23 @@ def test_a_second_copy_of_a_written_chunk_does_nothing_and_a_redelivered_one_pic
     run_chunks(campaign_id)
     final = counts(tenant, campaign_id)
     assert (final["state"], final["queued"]) == ("COMPLETED", 25) and message_count() == 25
+
+
+def test_a_campaign_send_run_again_under_its_id_gets_the_first_answer_and_creates_nothing(tenant: Tenant) -> None:
+    from schema.models import Campaign
+    from tasks.campaigns import run_campaign_chunk
+    from worker.db import session_scope
+    from worker.runner import run_send_job
+
+    # Given a campaign send whose first chunk queued its messages
+    contacts = numbers(3)
+    opt_in_all(tenant, contacts)
+    payload, request_id = sms(tenant, to=contacts, type="MKT"), str(uuid.uuid4())
+    first = run_send_job(SMS, payload, request_id)
+    run_campaign_chunk(campaign_row(request_id).id, 0)
+    # When the broker delivers the same job again
+    again = run_send_job(SMS, payload, request_id)
+    # Then it answers as the first time, adds no campaign, and leaves the queued messages to the chunk's dispatch
+    assert again.result == first.result and again.to_dispatch == []
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Campaign)) == 1

@@ -83,8 +83,9 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     earlier = begin_request(session, request_id, tenant_id=principal.tenant_id, merchant_id=merchant.id,
                             kind=task_name, idempotency_key=job.idempotency_key, digest=payload_digest(payload))
     if earlier is not None:
-        return IntakeOutcome(earlier, _still_queued(session, request_id) if earlier.get("requestId") == request_id
-                             else [])
+        # A campaign's messages are its chunks' to publish (they republish after a crash), not the intake's.
+        mine = earlier.get("requestId") == request_id and "campaign" not in earlier
+        return IntakeOutcome(earlier, _still_queued(session, request_id) if mine else [])
     _require_active(merchant)
     if isinstance(job, SmsJob) and is_campaign_send(job):
         return _accept_campaign(session, job, merchant, request_id, now)
