@@ -53,3 +53,10 @@ def sms(tenant: Tenant, **fields: Any) -> dict[str, Any]:
     """An SMS job payload with sensible defaults."""
     return {"auth": tenant.auth, "merchantId": "gym-a", "to": "+18135551234", "body": "Class moved to 6 pm",
             "sender": "GYMA", "type": "TXN", **fields}
+
+
+def sms_job(tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    """The same job as :func:`sms` for the broker door, where credentials never travel (the client signs)."""
+    job = sms(tenant, **fields)
+    del job["auth"]
+    return job

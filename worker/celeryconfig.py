@@ -69,6 +69,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_create_missing_queues": True,
         "task_routes": (route_task,),
         "worker_hijack_root_logger": False,
+        # Loaded by every worker and beat at start: metrics, log context and Flower's masked events (signals only).
+        "imports": ("worker.telemetry.celery_hooks",),
         # Task events cost three extra broker publishes per task; start workers with -E when Flower watches.
         "worker_send_task_events": False,
         "task_send_sent_event": False,

@@ -2,7 +2,8 @@
 
     hexavox demo                      run the embedded demo (SQLite + local-file broker, no servers)
     hexavox db upgrade|downgrade      apply or undo the migrations on HEXAVOX_DATABASE_URL
-    hexavox worker|beat|flower [...]  start Celery (extra arguments are passed through)
+    hexavox worker|beat|flower [...]  start Celery (extra arguments are passed through); flower outside
+                                      development only with --basic-auth/FLOWER_BASIC_AUTH or OAuth
     hexavox tenant create NAME [--channels SMS,VOICE] [--jobs hexavox.sms.send.v1,...]
                                       create a tenant and print a new API key (shown once); default: all
     hexavox tenant keys list NAME | create NAME [rules] | revoke KEY_ID | rotate KEY_ID [--grace S]
@@ -35,11 +36,23 @@ __all__ = ["main"]
 
 
 def _celery(kind: str, extra: Sequence[str]) -> int:
+    from worker.errors import ConfigurationError
+    from worker.launch import check_flower_auth, prepare_metrics_dir
     from worker.queues import ALL_QUEUES
+    from worker.settings import get_settings
 
     args = ["celery", "-A", "worker", kind, *extra]
     if kind == "worker" and not any(a in ("-Q", "--queues") for a in extra):
         args += ["-Q", ",".join(ALL_QUEUES)]
+    try:
+        settings = get_settings()
+        if kind == "flower":
+            check_flower_auth(extra, settings.environment, os.environ)
+    except ConfigurationError as err:
+        print(f"hexavox: {err}", file=sys.stderr)
+        return 2
+    if kind == "worker" and settings.metrics_port:
+        prepare_metrics_dir(os.environ)
     os.execvp(sys.executable, [sys.executable, "-m", *args])
     return 0  # not reached
 
@@ -187,6 +200,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("worker", "beat", "flower") and argv[1:2] not in (["-h"], ["--help"]):
+        # Everything after the kind is Celery's (argparse's REMAINDER refuses a first argument like --port=...).
+        return _celery(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "demo":
         from worker.demo import run_demo

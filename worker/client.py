@@ -36,6 +36,8 @@ class HexavoxClient:
 
     def submit(self, task_name: str, payload: dict[str, Any], *, idempotency_key: str | None = None) -> str:
         """Publish one job; returns its request id."""
+        if "auth" in payload:
+            raise ValueError("credentials never travel on the broker: the client signs each job, drop 'auth'")
         request_id = str(uuid.uuid4())
         body = dict(payload)
         if idempotency_key is not None:

@@ -99,30 +99,54 @@ def _install(filterer: logging.Filterer) -> None:
 
 
 def _install_everywhere(*loggers: logging.Logger) -> None:
+    from worker.telemetry.logs import ContextFilter
+
     root = logging.getLogger()
     for logger in (root, *loggers, *(logging.getLogger(name) for name in CELERY_LOGGERS)):
         _install(logger)
         for handler in logger.handlers:
             _install(handler)
+            if not any(isinstance(f, ContextFilter) for f in handler.filters):
+                handler.addFilter(ContextFilter())
 
 
 def _on_celery_logging_setup(logger: logging.Logger | None = None, **_: Any) -> None:
     _install_everywhere(*([logger] if logger is not None else []))
 
 
-def configure_logging(level: str = "INFO") -> None:
+def _formatter(fmt: str) -> logging.Formatter:
+    """Text lines, or JSON lines (``HEXAVOX_LOG_FORMAT=json``) with the task context and scrubbed extras."""
+    if fmt == "json":
+        from worker.telemetry.logs import JsonLines
+
+        return JsonLines()
+    return logging.Formatter(_FORMAT)
+
+
+def _log_format() -> str:
+    from worker.settings import get_settings
+
+    return get_settings().log_format
+
+
+def configure_logging(level: str = "INFO", fmt: str | None = None) -> None:
     """Give the root logger a handler (if it has none) and the level; install :class:`PiiFilter` everywhere.
 
+    ``fmt`` is 'text' or 'json' (default: ``HEXAVOX_LOG_FORMAT``); it applies to the handler made here.
     Safe to call more than once. Also hooks Celery's logging set-up so the filter survives the
     worker replacing the root handlers.
     """
     from celery import signals
 
     root = logging.getLogger()
+    ours: list[logging.Handler] = [h for h in root.handlers if getattr(h, "hexavox", False)]
     if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(_FORMAT))
+        handler: logging.Handler = logging.StreamHandler()
+        handler.hexavox = True  # type: ignore[attr-defined]
         root.addHandler(handler)
+        ours = [handler]
+    for handler in ours:
+        handler.setFormatter(_formatter(fmt or _log_format()))
     root.setLevel(level.upper())
     _install_everywhere()
     signals.after_setup_logger.connect(_on_celery_logging_setup, weak=False, dispatch_uid="hexavox-pii-root")
@@ -193,7 +217,7 @@ def _before_breadcrumb(crumb: Breadcrumb, hint: BreadcrumbHint) -> Breadcrumb | 
 
 
 class SentrySettings(Protocol):
-    """What :func:`init_sentry` reads (a :class:`worker.settings.Settings` has both)."""
+    """What :func:`init_sentry` needs; ``release`` and ``sentry_traces_sample_rate`` are read when present."""
 
     @property
     def sentry_dsn(self) -> str: ...
@@ -215,6 +239,8 @@ def init_sentry(settings: SentrySettings, *, transport: Transport | type[Transpo
     options: dict[str, Any] = {
         "dsn": settings.sentry_dsn,
         "environment": settings.environment,
+        "release": getattr(settings, "release", "") or None,
+        "traces_sample_rate": float(getattr(settings, "sentry_traces_sample_rate", 0.0)),
         "send_default_pii": False,
         "include_local_variables": False,
         "max_request_body_size": "never",

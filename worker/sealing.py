@@ -18,6 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ def service_key(settings: Settings) -> bytes:
     return signing_key(_development_key(settings.data_dir))
 
 
+@lru_cache(maxsize=4)
 def _development_key(data_dir: Path) -> str:
     """A random key shared by this machine's processes through a file only its owner can read."""
     path = data_dir / "service.key"

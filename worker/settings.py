@@ -136,6 +136,17 @@ class Settings:
     dispatch_batch_size: int = 100
     #: HEXAVOX_DISPATCH_BATCH_THREADS: provider calls a worker process keeps in flight for batch dispatch.
     dispatch_batch_threads: int = 32
+    #: HEXAVOX_LOG_FORMAT: 'text' (one human-readable line per record) or 'json' (JSON lines for a log shipper).
+    log_format: str = "text"
+    #: HEXAVOX_METRICS_PORT: port of the Prometheus endpoint a worker or beat process serves; 0 switches it off.
+    metrics_port: int = 0
+    #: HEXAVOX_METRICS_MAX_MERCHANTS: merchants with the least units left that get per-merchant balance gauges
+    #: (bounds the series count whatever the number of merchants).
+    metrics_max_merchants: int = 20
+    #: HEXAVOX_RELEASE: the release Sentry events carry. Default: hexavox-worker@<installed version>.
+    release: str = ""
+    #: HEXAVOX_SENTRY_TRACES_SAMPLE_RATE: share of tasks and requests traced in Sentry (0 to 1).
+    sentry_traces_sample_rate: float = 0.0
 
     @property
     def embedded(self) -> bool:
@@ -188,6 +199,11 @@ def load_settings() -> Settings:
         campaign_stall_seconds=_env_int("HEXAVOX_CAMPAIGN_STALL_SECONDS", 120),
         dispatch_batch_size=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_SIZE", 100)),
         dispatch_batch_threads=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_THREADS", 32)),
+        log_format=_env("HEXAVOX_LOG_FORMAT", "text").strip().lower(),
+        metrics_port=_env_int("HEXAVOX_METRICS_PORT", 0),
+        metrics_max_merchants=_env_int("HEXAVOX_METRICS_MAX_MERCHANTS", 20),
+        release=_env("HEXAVOX_RELEASE", "") or _default_release(),
+        sentry_traces_sample_rate=_env_float("HEXAVOX_SENTRY_TRACES_SAMPLE_RATE", 0.0),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )
@@ -220,6 +236,16 @@ def _env_unit_prices() -> dict[str, int]:
     return {**DEFAULT_UNIT_PRICES, **parsed}
 
 
+def _default_release() -> str:
+    """``hexavox-worker@<version>`` of the installed package, so Sentry groups events by what was deployed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"hexavox-worker@{version('hexavox-worker')}"
+    except PackageNotFoundError:
+        return "hexavox-worker@unknown"
+
+
 def _default_result_backend(database_url: str) -> str:
     return "db+" + database_url
 
@@ -235,6 +261,7 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError("HEXAVOX_MARKUP_PERCENT must not be negative")
     if settings.envelope_max_age < 60:
         raise ConfigurationError("HEXAVOX_ENVELOPE_MAX_AGE must be at least 60 seconds")
+    _check_observability(settings)
     if settings.max_delivery_attempts < 1:
         raise ConfigurationError("HEXAVOX_MAX_DELIVERY_ATTEMPTS must be at least 1")
     if settings.environment == "production":
@@ -243,6 +270,17 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError("HEXAVOX_CRASH_POINT is for tests only and refused in production")
     if settings.environment == "production" and settings.allow_private_callbacks:
         raise ConfigurationError("HEXAVOX_ALLOW_PRIVATE_CALLBACKS is for tests only and refused in production")
+
+
+def _check_observability(settings: Settings) -> None:
+    if settings.log_format not in {"text", "json"}:
+        raise ConfigurationError(f"HEXAVOX_LOG_FORMAT must be text or json, got {settings.log_format!r}")
+    if not 0 <= settings.metrics_port <= 65535:
+        raise ConfigurationError("HEXAVOX_METRICS_PORT must be a port number (0 switches the endpoint off)")
+    if settings.metrics_max_merchants < 0:
+        raise ConfigurationError("HEXAVOX_METRICS_MAX_MERCHANTS must not be negative")
+    if not 0.0 <= settings.sentry_traces_sample_rate <= 1.0:
+        raise ConfigurationError("HEXAVOX_SENTRY_TRACES_SAMPLE_RATE must be between 0 and 1")
 
 
 def _check_production(settings: Settings) -> None:

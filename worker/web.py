@@ -53,16 +53,20 @@ def celery_enqueue(provider_name: str, events_json: list[dict[str, Any]]) -> Non
     from worker.celery_app import app
 
     app.send_task(APPLY_TASK, args=[provider_name, events_json], queue=CALLBACKS,
-                  argsrepr=f"({provider_name!r}, <{len(events_json)} events>)", kwargsrepr="{}")
+                  argsrepr=f"({provider_name!r}, '{len(events_json)} events')", kwargsrepr="{}")
 
 
 def create_app(settings: Settings, *, enqueue: Enqueue | None = None) -> Starlette:
     """The receiver for ``settings``' providers; ``enqueue`` defaults to publishing on the Celery broker."""
+    from worker.telemetry.exposition import mount_metrics
+
     receiver = _Receiver(settings, enqueue or celery_enqueue)
-    return Starlette(routes=[
+    app = Starlette(routes=[
         Route("/webhooks/{provider}", receiver.webhook, methods=["POST"]),
         Route("/healthz", _healthz, methods=["GET"]),
     ])
+    mount_metrics(app, "web")  # GET /metrics and request counters by route
+    return app
 
 
 async def _healthz(_request: Request) -> JSONResponse:

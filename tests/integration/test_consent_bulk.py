@@ -32,9 +32,10 @@ def test_each_row_is_answered_and_only_good_rows_are_stored(hexavox_env: dict[st
     assert answer["status"] == "ACCEPTED"
     assert [(r["index"], r["outcome"], r.get("error", {}).get("code")) for r in results] == [
         (0, "OK", None), (1, "REFUSED", "E406"), (2, "REFUSED", "E821"), (3, "OK", None), (4, "REFUSED", "E811")]
-    assert results[0]["contact"] == "+18135551234"  # stored normalised
+    assert results[0]["contact"] == "+1******1234"  # answered masked (the answer is kept in the result backend)
+    assert results[3]["contact"] == "a***@example.com"
     # And exactly the good rows are in the database
     with session_scope() as session:
         stored = session.execute(select(Consent.channel, Consent.contact, Consent.status)
                                  .where(Consent.merchant_id == merchant_pk)).all()
-    assert sorted(stored) == [("EMAIL", results[3]["contact"], "OPT_OUT"), ("SMS", "+18135551234", "OPT_IN")]
+    assert sorted(stored) == [("EMAIL", "ann@example.com", "OPT_OUT"), ("SMS", "+18135551234", "OPT_IN")]  # normalised

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from factories import Tenant, make_merchant, make_tenant, sms
+from factories import Tenant, make_merchant, make_tenant, sms, sms_job
 
 PROVIDERS = {
     "down": {"driver": "simulated", "unavailable_rate": 1.0},
@@ -226,7 +226,7 @@ def test_a_burst_above_the_throughput_limit_is_delayed_never_failed(hexavox_env:
         client = HexavoxClient(tenant.key_id, tenant.secret)
         try:
             numbers = [f"+1813555{2000 + i}" for i in range(50)]
-            answer = client.result(client.send_sms(**sms(tenant, to=numbers)), timeout=60)
+            answer = client.result(client.send_sms(**sms_job(tenant, to=numbers)), timeout=60)
         finally:
             client.close()
         ids = [row["messageId"] for row in answer["messages"]]

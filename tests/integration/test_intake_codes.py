@@ -46,6 +46,8 @@ NOT_RAISED_AT_INTAKE = frozenset({
     Code.DELIVERY_EXPIRED,
     Code.ATTEMPTS_EXHAUSTED,
     Code.CAMPAIGN_CANCELLED,  # E882 marks recipients a cancel refused; tested in test_campaigns
+    Code.ENVELOPE_EXPIRED,  # E875 and E876 are the broker door's, answered before the payload: test_trust_boundary
+    Code.UNDECODABLE_JOB,
 })
 
 
@@ -369,7 +371,7 @@ def test_an_accepted_otp_is_queued_and_charged_its_segments(hexavox_env: dict[st
     [message] = answer["messages"]
     assert message["status"] == "QUEUED"
     assert message["units"] == segments
-    assert message["to"] == NUMBER
+    assert message["to"] == "+1******1234"  # masked: the answer is kept in the result backend and shown by Flower
     assert sms_used(tenant) == segments
 
 
@@ -383,7 +385,7 @@ def test_to_and_list_id_together_send_to_to_and_warn(hexavox_env: dict[str, str]
     answer = run_job(SMS, sms(tenant, listId="vip"))
     # Then `to` is used, the list is ignored, and the answer says so
     assert answer["status"] == "ACCEPTED", answer
-    assert [m["to"] for m in answer["messages"]] == [NUMBER]
+    assert [m["to"] for m in answer["messages"]] == ["+1******" + NUMBER[-4:]]
     assert len(answer["warnings"]) == 1
     assert "listId" in answer["warnings"][0]
 

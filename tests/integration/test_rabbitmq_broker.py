@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from factories import make_merchant, make_tenant, sms
+from factories import make_merchant, make_tenant, sms_job
 from support import ensure_service, start_worker
 
 
@@ -56,7 +56,7 @@ def test_jobs_are_answered_and_dispatched_over_rabbitmq(hexavox_env: dict[str, s
         # When an OTP and a TXN job are published through RabbitMQ
         client = HexavoxClient(tenant.key_id, tenant.secret)
         try:
-            answers = [client.result(client.send_sms(**sms(tenant, **fields)), timeout=60)
+            answers = [client.result(client.send_sms(**sms_job(tenant, **fields)), timeout=60)
                        for fields in ({"type": "OTP", "body": "Your code is 482913"}, {"to": "+18135551299"})]
         finally:
             client.close()

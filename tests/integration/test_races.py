@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from factories import Tenant, make_merchant, make_tenant, sms
+from factories import Tenant, make_merchant, make_tenant, sms_job
 from support import WorkerProcess, start_worker
 
 SEEDS = [11, 22, 33]
@@ -84,9 +84,9 @@ def test_quota_duplicates_and_idempotency_hold_under_concurrency(two_workers: li
 
     # Given 200 sends to distinct numbers against 37 units, 50 identical sends, and 50 retries of one key
     numbers = [f"+1813555{n}" for n in rng.sample(range(1000, 2000), 200)]
-    quota_jobs = [(sms(tenant, merchantId="quota", to=n), None) for n in numbers]
-    dup_jobs = [(sms(tenant, merchantId="dup", body=f"Your OTP is {seed}{seed}", type="OTP"), None)] * 50
-    idem_jobs = [(sms(tenant, merchantId="idem", body="Receipt 42"), f"retry-{seed}")] * 50
+    quota_jobs = [(sms_job(tenant, merchantId="quota", to=n), None) for n in numbers]
+    dup_jobs = [(sms_job(tenant, merchantId="dup", body=f"Your OTP is {seed}{seed}", type="OTP"), None)] * 50
+    idem_jobs = [(sms_job(tenant, merchantId="idem", body="Receipt 42"), f"retry-{seed}")] * 50
     jobs = quota_jobs + dup_jobs + idem_jobs
     rng.shuffle(jobs)
 

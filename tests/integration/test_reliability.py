@@ -14,7 +14,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from factories import Tenant, make_merchant, make_tenant, sms
+from factories import Tenant, make_merchant, make_tenant, sms, sms_job
 from support import WorkerProcess, envelope_for, publish_raw, start_worker
 
 TERMINAL = {"DELIVERED", "FAILED", "EXPIRED", "REFUSED"}
@@ -162,7 +162,7 @@ def test_an_intake_job_that_kills_every_worker_is_answered_e818_after_the_attemp
     client = HexavoxClient(tenant.key_id, tenant.secret)
     try:
         # When a send job is published (Redis gives it back each time its worker is lost)
-        request_id = client.send_sms(**sms(tenant))
+        request_id = client.send_sms(**sms_job(tenant))
         answer = client.result(request_id, timeout=150)
     finally:
         client.close()

@@ -42,6 +42,7 @@ from worker.policy.merchants import load_merchant, merchant_view, upsert_merchan
 from worker.policy.quota import add_credits
 from worker.policy.usage import run_usage_job
 from worker.validation import check_channel, normalize_email, normalize_phone, parse_contact_csv
+from worker.validation.masking import mask_contact
 
 __all__ = ["run_admin_job"]
 
@@ -65,8 +66,9 @@ def _consent_upsert(session: Session, who: Principal, job: ConsentUpsertJob, _to
     who.require_channel(channel)
     contact = normalize_contact(channel, job.contact)
     set_consent(session, merchant.id, channel, contact, ConsentStatus(job.status), job.source)
-    return {"merchantId": job.merchant_id, "channel": channel, "contact": contact, "status": job.status,
-            "source": job.source}
+    # Answers are kept in the result backend and shown by Flower: the contact only masked.
+    return {"merchantId": job.merchant_id, "channel": channel, "contact": mask_contact(contact),
+            "status": job.status, "source": job.source}
 
 
 def _consent_bulk(session: Session, who: Principal, job: ConsentBulkJob, today: dt.date) -> dict[str, Any]:

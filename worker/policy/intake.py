@@ -34,6 +34,7 @@ from worker.policy.idempotency import begin_request, finish_request, payload_dig
 from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.quota import reserve_units
+from worker.validation.masking import mask_contact
 
 __all__ = ["IntakeOutcome", "accept_send", "record_refused_request", "resolve_caller"]
 
@@ -195,8 +196,9 @@ def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageS
 
 
 def _row(draft: Draft, status: MessageState) -> dict[str, Any]:
-    row: dict[str, Any] = {"messageId": draft.message_id, "to": draft.recipient, "channel": draft.channel.value,
-                           "status": status.value}
+    # The answer is kept in the result backend and shown by Flower: the recipient only masked (the caller has it).
+    row: dict[str, Any] = {"messageId": draft.message_id, "to": mask_contact(draft.recipient),
+                           "channel": draft.channel.value, "status": status.value}
     if status == MessageState.REFUSED and draft.refusal is not None:
         row["error"] = draft.refusal.as_dict()
     else:

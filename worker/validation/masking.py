@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-__all__ = ["mask_phone", "mask_email"]
+__all__ = ["mask_contact", "mask_phone", "mask_email"]
 
 #: Digits kept at the end of a masked phone number (the same four that support staff ask for).
 _KEEP_LAST = 4
@@ -61,3 +61,12 @@ def mask_email(value: object) -> str:
     local, _, domain = value.rpartition("@")
     first = local[:1] if local[:1].isprintable() else "?"
     return _printable(f"{first}***@{domain}")[:_MAX_MASKED]
+
+
+def mask_contact(value: object) -> str:
+    """An email address or a phone number masked by its kind: the form answers carry (see :mod:`worker.pii`).
+
+    Answers are kept in the result backend and shown by Flower, so they name a recipient only as much as a
+    human needs to recognise it; the caller already holds the full value it sent.
+    """
+    return mask_email(value) if isinstance(value, str) and "@" in value else mask_phone(value)
