@@ -12,7 +12,7 @@ from worker.policy.dispatch import DispatchStep, dispatch_message, give_up_unava
 from worker.policy.dispatch_batch import dispatch_batch as run_batch
 from worker.queues import queue_for_message
 from worker.sealing import internal_task
-from worker.sending import provider_sender
+from worker.sending import provider_bulk_sender, provider_sender
 from worker.settings import get_settings
 from worker.task_names import DISPATCH, DISPATCH_BATCH
 
@@ -50,7 +50,7 @@ def dispatch_batch(self: Task, message_ids: list[str]) -> dict[str, int]:
     """
     settings = get_settings()
     outcome = run_batch(message_ids, settings, provider_sender(settings), redelivered=redelivered(self),
-                        threads=settings.dispatch_batch_threads)
+                        threads=settings.dispatch_batch_threads, bulk=provider_bulk_sender(settings))
     for message_id, channel, message_type in outcome.retry:
         dispatch.apply_async(args=[message_id], countdown=1.0 + random.random(),
                              queue=queue_for_message(channel, message_type))

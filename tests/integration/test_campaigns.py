@@ -319,7 +319,7 @@ def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_cl
     from tasks.campaigns import run_campaign_chunk
     from worker.db import session_scope
     from worker.policy.dispatch_batch import _claim_many, dispatch_batch
-    from worker.sending import provider_sender
+    from worker.sending import provider_bulk_sender, provider_sender
     from worker.settings import get_settings
 
     # Given a campaign of 12 whose first chunk queued 10 messages
@@ -333,7 +333,8 @@ def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_cl
     claimed = _claim_many(ids[:2], settings.default_provider, settings.max_delivery_attempts)
     assert len(claimed) == 2
     # When the batch is delivered again, marked redelivered
-    outcome = dispatch_batch(ids, settings, provider_sender(settings), redelivered=True)
+    outcome = dispatch_batch(ids, settings, provider_sender(settings), redelivered=True,
+                             bulk=provider_bulk_sender(settings))
     # Then the eight others are sent in the batch, once each, and the two are AMBIGUOUS, never sent again
     assert outcome.steps == {"SENT": 8, "REDELIVERED": 2}
     with session_scope() as session:
@@ -343,7 +344,8 @@ def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_cl
     calls = ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"])
     assert {mid: calls.get(mid, 0) for mid in ids} == {**dict.fromkeys(ids[:2], 0), **dict.fromkeys(ids[2:], 1)}
     # And running the same batch once more changes and sends nothing
-    again = dispatch_batch(ids, settings, provider_sender(settings), redelivered=False)
+    again = dispatch_batch(ids, settings, provider_sender(settings), redelivered=False,
+                           bulk=provider_bulk_sender(settings))
     assert again.steps == {"SKIPPED": 10}
     assert ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"]) == calls
 

@@ -30,10 +30,12 @@ from worker.policy.quota import release_units
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
 from worker.settings import Settings
 
-__all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "crash_if"]
+__all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "BulkSender", "crash_if"]
 
 #: Sends one message through an ordered list of provider names (failover, throttle and breaker inside).
 Sender = Callable[[OutboundMessage, list[str]], SendResult]
+#: Sends many messages of one route in one provider request; None when the route's first provider cannot.
+BulkSender = Callable[[list[OutboundMessage], list[str]], "list[SendResult] | None"]
 
 
 class DispatchStep(StrEnum):

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert, update
 
-from providers.base import OutboundMessage, SendResult
+from providers.base import OutboundMessage, SendOutcome, SendResult
 from schema.models import MessageEvent
 from schema.states import Channel, MessageState
 from worker.db import session_scope
-from worker.policy.dispatch import DispatchStep, Sender, _Claim, _not_claimed, _record_in, crash_if
+from worker.policy.dispatch import BulkSender, DispatchStep, Sender, _Claim, _not_claimed, _record_in, crash_if
 from worker.policy.merchants import provider_order
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, utcnow
 from worker.settings import Settings
@@ -47,8 +47,12 @@ def _pool(size: int) -> ThreadPoolExecutor:
 
 
 def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *, redelivered: bool = True,
-                   threads: int = 32) -> BatchOutcome:
-    """Take a batch of messages through dispatch once; safe to run again for the same ids (claims are conditional)."""
+                   threads: int = 32, bulk: BulkSender | None = None) -> BatchOutcome:
+    """Take a batch of messages through dispatch once; safe to run again for the same ids (claims are conditional).
+
+    With ``bulk``, the messages of one route go to its first provider in one request when it has a many-numbers
+    call; those it answers UNAVAILABLE (nothing reached it) go through the route again one by one, with failover.
+    """
     outcome = BatchOutcome()
     claims = _claim_many(message_ids, settings.default_provider, settings.max_delivery_attempts)
     claimed = {claim.message.message_id for claim in claims}
@@ -58,7 +62,7 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     if not claims:
         return outcome
     crash_if(settings, "before_provider_call")
-    results = list(_pool(threads).map(lambda claim: _send(sender, claim), claims))
+    results = _send_all(claims, sender, bulk, _pool(threads))
     crash_if(settings, "after_provider_call")
     with session_scope() as session:
         for claim, result in zip(claims, results, strict=True):
@@ -69,6 +73,38 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
                                       claim.message.message_type))
     crash_if(settings, "after_record")
     return outcome
+
+
+def _send_all(claims: list[_Claim], sender: Sender, bulk: BulkSender | None, pool: ThreadPoolExecutor
+              ) -> list[SendResult]:
+    """Every claim's result, in order: one bulk request per route where possible, else concurrent single calls."""
+    results: dict[str, SendResult] = {}
+    if bulk is not None:
+        routes: dict[tuple[str, ...], list[_Claim]] = {}
+        for claim in claims:
+            routes.setdefault(tuple(claim.providers), []).append(claim)
+        for names, group in routes.items():
+            answers = _bulk_send(bulk, group, list(names))
+            if answers is not None:
+                results.update(answers)
+    single = [c for c in claims if c.message.message_id not in results]
+    results.update(zip([c.message.message_id for c in single], pool.map(lambda c: _send(sender, c), single),
+                       strict=True))
+    return [results[c.message.message_id] for c in claims]
+
+
+def _bulk_send(bulk: BulkSender, group: list[_Claim], names: list[str]) -> dict[str, SendResult] | None:
+    """The route's bulk answers; UNAVAILABLE ones are left out when another provider may take them (failover)."""
+    try:
+        answers = bulk([c.message for c in group], names)
+    except Exception as err:  # as for single calls: the request may have left, so AMBIGUOUS, never resent
+        return {c.message.message_id: SendResult.ambiguous(names[0], f"{type(err).__name__} during the bulk call")
+                for c in group}
+    if answers is None or len(answers) != len(group):
+        return None
+    failover = len(names) > 1
+    return {c.message.message_id: answer for c, answer in zip(group, answers, strict=True)
+            if not (failover and answer.outcome is SendOutcome.UNAVAILABLE)}
 
 
 def _send(sender: Sender, claim: _Claim) -> SendResult:
