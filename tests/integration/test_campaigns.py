@@ -315,7 +315,7 @@ def test_campaign_create_job_answers_at_once_and_runs(tenant: Tenant) -> None:
 def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_claimed_ones_to_reconcile(
         tenant: Tenant, hexavox_env: dict[str, str]) -> None:
     from providers.simulated import ledger_counts
-    from schema.models import Message
+    from schema.models import Message, MessageEvent
     from tasks.campaigns import run_campaign_chunk
     from worker.db import session_scope
     from worker.policy.dispatch_batch import _claim_many, dispatch_batch
@@ -343,6 +343,14 @@ def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_cl
     assert {states[mid] for mid in ids[2:]} <= {"SENT", "DELIVERED"}
     calls = ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"])
     assert {mid: calls.get(mid, 0) for mid in ids} == {**dict.fromkeys(ids[:2], 0), **dict.fromkeys(ids[2:], 1)}
+    # And each sent message has its history, claim then send, with the provider's reference stored
+    with session_scope() as session:
+        history = session.execute(select(MessageEvent.message_id, MessageEvent.from_state, MessageEvent.to_state)
+                                  .where(MessageEvent.message_id.in_(ids[2:])).order_by(MessageEvent.id)).all()
+        refs = dict(session.execute(select(Message.id, Message.provider_ref).where(Message.id.in_(ids[2:]))).all())
+    for mid in ids[2:]:
+        assert [(f, t) for m, f, t in history if m == mid] == [("QUEUED", "DISPATCHING"), ("DISPATCHING", "SENT")]
+        assert refs[mid] and refs[mid].startswith("sim-")
     # And running the same batch once more changes and sends nothing
     again = dispatch_batch(ids, settings, provider_sender(settings), redelivered=False,
                            bulk=provider_bulk_sender(settings))

@@ -14,12 +14,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, update
+from sqlalchemy import String, column, insert, update, values
+from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
 from schema.models import MessageEvent
 from schema.states import Channel, MessageState
 from worker.db import session_scope
+from worker.pii import storable_raw
 from worker.policy.dispatch import BulkSender, DispatchStep, Sender, _Claim, _not_claimed, _record_in, crash_if
 from worker.policy.merchants import provider_order
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, utcnow
@@ -65,7 +67,12 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     results = _send_all(claims, sender, bulk, _pool(threads))
     crash_if(settings, "after_provider_call")
     with session_scope() as session:
-        for claim, result in zip(claims, results, strict=True):
+        pairs = list(zip(claims, results, strict=True))
+        sent = _record_sent(session, pairs)
+        outcome.steps[DispatchStep.SENT.value] += len(sent)
+        for claim, result in pairs:
+            if claim.message.message_id in sent:
+                continue
             step = _record_in(session, claim, result)
             outcome.steps[step.value] += 1
             if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
@@ -73,6 +80,31 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
                                       claim.message.message_type))
     crash_if(settings, "after_record")
     return outcome
+
+
+def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> set[str]:
+    """DISPATCHING -> SENT for every plainly accepted message with one UPDATE and one history INSERT (PostgreSQL).
+
+    The same change and history row :func:`worker.policy.transitions.transition` makes one by one; SENT is not
+    final, so no callback is due. Messages no longer DISPATCHING are left out, as a transition would leave them.
+    Other outcomes, and every outcome on SQLite, are recorded one by one by the caller.
+    """
+    accepted = [(c, r) for c, r in pairs if r.outcome is SendOutcome.ACCEPTED and not r.final]
+    if not accepted or session.get_bind().dialect.name != "postgresql":
+        return set()
+    now, c = utcnow(), MESSAGE_COLUMNS
+    rows = values(column("mid", String), column("prov", String), column("ref", String), name="sent").data(
+        [(claim.message.message_id, result.provider, result.provider_ref) for claim, result in accepted])
+    done = set(session.scalars(update(MESSAGES).where(c.id == rows.c.mid, c.status == MessageState.DISPATCHING.value)
+                               .values(status=MessageState.SENT.value, updated_at=now, provider=rows.c.prov,
+                                       provider_ref=rows.c.ref).returning(c.id)).all())
+    history = [{"message_id": claim.message.message_id, "from_state": MessageState.DISPATCHING.value,
+                "to_state": MessageState.SENT.value, "at": now,
+                "detail": {"providerCode": result.provider_code, "final": False, "raw": storable_raw(result.raw)}}
+               for claim, result in accepted if claim.message.message_id in done]
+    if history:
+        session.execute(insert(MessageEvent), history)
+    return done
 
 
 def _send_all(claims: list[_Claim], sender: Sender, bulk: BulkSender | None, pool: ThreadPoolExecutor
