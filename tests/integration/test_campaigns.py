@@ -400,3 +400,27 @@ def test_a_campaign_send_run_again_under_its_id_gets_the_first_answer_and_create
     assert again.result == first.result and again.to_dispatch == []
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Campaign)) == 1
+
+
+def test_beat_restarts_a_running_campaign_whose_chunk_task_was_lost_where_it_stopped(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    from schema.models import Campaign
+    from tasks.campaigns import campaign_tick, run_campaign_chunk
+    from worker.db import session_scope
+
+    # Given a running campaign whose first chunk ran, and whose next chunk task the broker lost long ago
+    contacts = numbers(25)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT"))["campaign"]["campaignId"]
+    row = campaign_row(campaign_id)
+    run_campaign_chunk(row.id, 0)
+    with session_scope() as session:
+        session.execute(update(Campaign).where(Campaign.id == row.id).values(
+            progressed_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)))
+    published: list[tuple[int, int]] = []
+    monkeypatch.setattr("tasks.campaigns.publish_campaign_chunks", lambda items: published.extend(items) or 0)
+    # When beat ticks twice
+    campaign_tick()
+    campaign_tick()
+    # Then the chunk at the cursor is started once (the first tick reset the stall clock)
+    assert published == [(row.id, 10)]
