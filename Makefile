@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck check bench contract catalogue clean
+.PHONY: install demo test lint typecheck check bench mutation chaos contract catalogue clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tasks providers schema tests
+	$(BIN)/ruff check worker tasks providers schema api tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -31,6 +31,16 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
 	$(BIN)/python tests/bench/campaign.py
+	$(BIN)/python tests/bench/http_api.py
+
+# Mutation testing of the money and rule modules, each against its own fast tests (docs/mutation.md).
+# MODULES="quota phone" picks some; MUTATION_JOBS=N runs N mutants at once (default 1: the cores are shared).
+mutation: $(STAMP)
+	$(BIN)/python tests/mutation/run.py $(MODULES)
+
+# The fault suite on private servers (1,000 messages per scenario; ~20 min); `make test` runs its short form.
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/run.py
 
 contract: $(STAMP)
 	$(BIN)/hexavox contract --write schema/contract
@@ -39,4 +49,4 @@ catalogue: $(STAMP)
 	$(BIN)/hexavox catalogue --markdown
 
 clean:
-	rm -rf $(VENV) .hexavox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .hexavox .pytest_cache .mypy_cache .ruff_cache .mutation

@@ -18,7 +18,7 @@ from worker.catalogue import Code
 
 __all__ = [
     "OutboundMessage", "SendOutcome", "SendResult", "DeliveryStatus", "StatusResult", "DeliveryEvent",
-    "ProviderRef", "Provider",
+    "ProviderRef", "Provider", "MAX_CALL_SECONDS",
 ]
 
 
@@ -64,12 +64,15 @@ class SendResult:
     #: For UNAVAILABLE: only our own throughput limit stood in the way (no sign of trouble at the provider), so the
     #: message waits for a slot however long that takes, instead of counting towards giving up.
     throttled: bool = False
+    #: For ACCEPTED: the provider's price for this message in micro-dollars, when its answer states one; the
+    #: message's cost then comes from here instead of the configured price table.
+    cost_micros: int | None = None
 
     @classmethod
     def accepted(cls, provider: str, provider_ref: str, *, raw: Any = None, provider_code: str | None = None,
-                 final: bool = False) -> SendResult:
+                 final: bool = False, cost_micros: int | None = None) -> SendResult:
         return cls(SendOutcome.ACCEPTED, provider, provider_ref=provider_ref, provider_code=provider_code, raw=raw,
-                   final=final)
+                   final=final, cost_micros=cost_micros)
 
     @classmethod
     def rejected(cls, provider: str, provider_code: str | None, detail: str, *, raw: Any = None,
@@ -84,6 +87,10 @@ class SendResult:
     @classmethod
     def ambiguous(cls, provider: str, detail: str, *, raw: Any = None) -> SendResult:
         return cls(SendOutcome.AMBIGUOUS, provider, detail=detail, raw=raw)
+
+
+#: Longer than any call a provider completes: a report with a larger duration is unreadable, not a bill.
+MAX_CALL_SECONDS = 24 * 3600
 
 
 class DeliveryStatus(StrEnum):
@@ -129,6 +136,8 @@ class DeliveryEvent:
     #: For inbound replies (e.g. STOP): the sender's number and the text; ``status`` is UNKNOWN then.
     reply_from: str | None = None
     reply_text: str | None = None
+    #: For inbound replies: our number the reply was sent to (scopes a STOP to the merchants sending from it).
+    reply_to: str | None = None
     raw: Any = None
 
 

@@ -13,6 +13,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,7 @@ import httpx
 from providers.base import SendOutcome, SendResult
 from worker.catalogue import Code
 from worker.errors import ConfigurationError, ValidationError
+from worker.settings import get_settings
 
 __all__ = [
     "CONNECT_TIMEOUT_CAP",
@@ -38,6 +42,12 @@ __all__ = [
     "raw_response",
     "raw_error",
     "header",
+    "SIGNATURE_HEADER",
+    "WEBHOOK_ID_HEADER",
+    "WEBHOOK_TIMESTAMP_HEADER",
+    "signed_webhook_headers",
+    "webhook_id_of",
+    "webhook_signature",
     "verify_signature",
     "parse_webhook_body",
     "parse_timestamp",
@@ -160,18 +170,64 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
-def verify_signature(headers: Mapping[str, str], body: bytes, secret: str | None) -> None:
-    """Check ``X-Signature`` (hex HMAC-SHA256 of the raw body) when a webhook secret is configured.
+#: The inbound webhook scheme of our HTTP drivers (and the simulator): a unique id of the delivery, its Unix time,
+#: and ``sha256=<hex HMAC-SHA256(secret, "{timestamp}.{id}." + raw body)>``.
+WEBHOOK_ID_HEADER = "X-Webhook-Id"
+WEBHOOK_TIMESTAMP_HEADER = "X-Webhook-Timestamp"
+SIGNATURE_HEADER = "X-Signature"
+_WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
-    Compared in constant time so the signature cannot be guessed byte by byte. Without a secret every callback
-    is accepted, which is only safe behind a network boundary; configure ``webhook_secret`` in production.
+
+def webhook_signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The signature header value of one delivery: the id and the time are signed with the body."""
+    signed = f"{timestamp}.{webhook_id}.".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def signed_webhook_headers(secret: str, body: bytes, *, webhook_id: str | None = None, timestamp: int | None = None,
+                           signature_header: str = SIGNATURE_HEADER) -> dict[str, str]:
+    """The three headers a provider (or a test standing in for one) sends with ``body``."""
+    webhook_id = webhook_id or uuid.uuid4().hex
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {WEBHOOK_ID_HEADER: webhook_id, WEBHOOK_TIMESTAMP_HEADER: str(timestamp),
+            signature_header: webhook_signature(secret, webhook_id, timestamp, body)}
+
+
+def verify_signature(headers: Mapping[str, str], body: bytes, secret: str | None, *, tolerance: int | None = None,
+                     now: float | None = None, signature_header: str = SIGNATURE_HEADER) -> None:
+    """Check a delivery's signature, id and time when a webhook secret is configured; E827 otherwise.
+
+    The id and the timestamp are signed with the body, so a captured delivery can be neither re-dated nor given a
+    new id: outside ``tolerance`` seconds (HEXAVOX_WEBHOOK_TOLERANCE) it is refused, inside it its events keep
+    their ids and are applied once (worker/policy/delivery_reports.py). Compared in constant time. Without a secret
+    every callback is accepted: development only, since production refuses to start so (worker/settings.py).
     """
     if not secret:
         return
-    given = (header(headers, "X-Signature") or "").strip().removeprefix("sha256=")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(given.lower().encode(), expected.encode()):
-        raise ValidationError(Code.AUTHENTICATION_FAILED, "webhook signature does not match", field="X-Signature")
+    webhook_id = (header(headers, WEBHOOK_ID_HEADER) or "").strip()
+    raw_time = (header(headers, WEBHOOK_TIMESTAMP_HEADER) or "").strip()
+    given = (header(headers, signature_header) or "").strip().lower()
+    if not _WEBHOOK_ID.match(webhook_id) or not (raw_time.isascii() and raw_time.isdigit() and len(raw_time) <= 12):
+        raise _not_authentic("webhook id or timestamp missing or malformed")
+    timestamp = int(raw_time)
+    window = get_settings().webhook_tolerance if tolerance is None else tolerance
+    if abs((time.time() if now is None else now) - timestamp) > window:
+        raise _not_authentic(f"webhook timestamp more than {window} s away")
+    expected = webhook_signature(secret, webhook_id, timestamp, body)
+    if not given.startswith("sha256="):
+        given = "sha256=" + given
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise _not_authentic("webhook signature does not match")
+
+
+def webhook_id_of(headers: Mapping[str, str]) -> str | None:
+    """The delivery's id, when it has a well-formed one (signed whenever a secret is configured)."""
+    value = (header(headers, WEBHOOK_ID_HEADER) or "").strip()
+    return value if _WEBHOOK_ID.match(value) else None
+
+
+def _not_authentic(detail: str) -> ValidationError:
+    return ValidationError(Code.WEBHOOK_NOT_AUTHENTIC, detail, field=SIGNATURE_HEADER)
 
 
 def parse_webhook_body(headers: Mapping[str, str], body: bytes) -> Any:

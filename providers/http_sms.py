@@ -1,6 +1,7 @@
 """HTTP SMS driver for the two SMS API styles in the seeds, chosen with the ``shape`` option.
 
-``hexa`` (seed 000): ``POST messages`` as a form with ``to, body, sender, type, ref, dlrurl`` and an ``api-key``
+``hexa`` (seed 000): ``POST messages`` as a form with ``to, body, sender, type, ref, dlrurl`` (and ``ref1, unicode,
+flash, port, duplicate`` when the message has them, in the seed's formats: :func:`hexa_options`) and an ``api-key``
 header; the answer carries an E-code (E100 submitted, E4xx/E6xx refusals). ``panel`` (seed 004): ``POST
 api/sendsms`` as JSON with ``mobiles, message, sender, route`` (and the DLT entity and template ids and the flow id
 when configured) and an ``authkey`` header; the answer is ``{"type": "success", "message": "<request id>"}`` or
@@ -61,6 +62,7 @@ __all__ = [
     "PANEL_REPORT_CODES",
     "DLR_STATUSES",
     "hexa_ref",
+    "hexa_options",
     "message_id_from_ref",
 ]
 
@@ -225,6 +227,33 @@ def message_id_from_ref(ref: str | None) -> str | None:
     return ref or None
 
 
+def _wire_flag(value: object) -> str:
+    """A 0/1 flag as seed 000 spells it (E605, E606): intake keeps flags as booleans, Python would send "True"."""
+    return "1" if value in (True, 1, "1") else "0"
+
+
+def hexa_options(options: Mapping[str, Any]) -> dict[str, str]:
+    """The message's optional seed-000 parameters in the seed's wire format; absent ones are not sent.
+
+    ``ref`` on the wire is our message id (for lookups), so the merchant's own ``ref`` travels as ``ref1``; its
+    ``ref1``, ``ref2`` and ``campaignId`` stay with us (the merchant's callbacks carry them) because the provider
+    has no field left for them. ``duplicate=1`` goes out only when intake waived our 10-second guard for this
+    message, so the provider's own guard does not refuse the repeat the merchant asked for.
+    """
+    form: dict[str, str] = {}
+    if options.get("ref"):
+        form["ref1"] = str(options["ref"])
+    if options.get("unicode") is not None:
+        form["unicode"] = str(options["unicode"]).upper()
+    if options.get("flash") is not None:
+        form["flash"] = _wire_flag(options["flash"])
+    if options.get("port") is not None:
+        form["port"] = str(options["port"])
+    if options.get("duplicate"):
+        form["duplicate"] = "1"
+    return form
+
+
 def _text(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -287,11 +316,7 @@ class HexaShape:
                 "type": message.message_type, "ref": hexa_ref(message.message_id)}
         if config.dlr_url:
             form["dlrurl"] = config.dlr_url
-        if message.options.get("ref"):  # the merchant's own tag goes in the second reference field
-            form["ref1"] = str(message.options["ref"])
-        for key in ("unicode", "flash"):
-            if key in message.options:
-                form[key] = str(message.options[key])
+        form.update(hexa_options(message.options))
         return HttpCall("POST", "messages", data=form)
 
     def read_send(self, body: Any) -> SendReply:

@@ -10,12 +10,14 @@ so reconcile can find a call whose answer was lost. Lookups and callbacks report
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any, Self
 
 import httpx
 
 from providers.base import (
+    MAX_CALL_SECONDS,
     DeliveryEvent,
     DeliveryStatus,
     OutboundMessage,
@@ -84,13 +86,17 @@ def _text(value: object) -> str | None:
 
 
 def _seconds(value: object) -> int | None:
-    """A duration as whole seconds; anything unreadable is None rather than a guessed bill."""
-    if isinstance(value, bool):
+    """A duration as whole seconds; anything unreadable (not a number, NaN, infinite such as ``"1e400"``, negative
+    or longer than :data:`MAX_CALL_SECONDS`) is None rather than a guessed bill or a crash."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or value == "":
         return None
     try:
-        return int(float(value)) if isinstance(value, int | float | str) and value != "" else None
-    except ValueError:
+        seconds = float(value)
+    except (ValueError, OverflowError):
         return None
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_CALL_SECONDS:
+        return None
+    return int(seconds)
 
 
 def _call_status(value: object) -> DeliveryStatus:

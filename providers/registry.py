@@ -15,7 +15,7 @@ from providers.base import Provider
 from worker.errors import ConfigurationError
 from worker.settings import Settings, get_settings
 
-__all__ = ["DRIVERS", "get_provider", "provider_names", "reset_providers"]
+__all__ = ["DRIVERS", "get_provider", "provider_names", "reset_providers", "check_providers"]
 
 DRIVERS: dict[str, str] = {
     "simulated": "providers.simulated:SimulatedProvider",
@@ -55,6 +55,25 @@ def get_provider(name: str, settings: Settings | None = None) -> Provider:
             driver = str(options.pop("driver"))
             _instances[name] = _driver_class(driver).from_options(name, options, settings)
         return _instances[name]
+
+
+def check_providers(settings: Settings) -> list[str]:
+    """Build every configured instance once and throw it away, so a bad option stops the process at start-up.
+
+    Each driver's ``from_options`` refuses unknown keys (``apikey`` for ``api_key``) and bad values; built
+    lazily, such a typo surfaced only at the first dispatch, with the message stuck DISPATCHING. The default
+    provider must be configured too. Returns the instance names checked; raises :class:`ConfigurationError`.
+    """
+    if settings.default_provider not in settings.providers:
+        raise ConfigurationError(f"HEXAVOX_DEFAULT_PROVIDER {settings.default_provider!r} is not configured in "
+                                 f"HEXAVOX_PROVIDERS (configured: {', '.join(sorted(settings.providers)) or 'none'})")
+    for name, configured in sorted(settings.providers.items()):
+        options = dict(configured)
+        instance = _driver_class(str(options.pop("driver"))).from_options(name, options, settings)
+        close = getattr(instance, "close", None)
+        if callable(close):
+            close()
+    return sorted(settings.providers)
 
 
 def provider_names(settings: Settings | None = None) -> list[str]:

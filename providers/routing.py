@@ -43,14 +43,41 @@ def _try(message: OutboundMessage, provider: Provider, breaker: Breaker, throttl
          max_wait: float) -> SendResult:
     if message.channel not in provider.channels:
         return SendResult.unavailable(provider.name, f"provider does not serve channel {message.channel}")
-    # Throttle before asking the breaker, so a HALF_OPEN probe slot is never taken by a caller that then gives up.
-    if not throttle.wait(provider.name, provider.max_rps, max_wait):
-        return SendResult.unavailable(provider.name, f"throttled: no slot within {max_wait}s", throttled=True)
-    if not breaker.allow(provider.name):
-        return SendResult.unavailable(provider.name, "circuit breaker open")
+    refused = _guards_refuse(provider, breaker, throttle, max_wait)
+    if refused is not None:
+        return refused
     result = _send(message, provider)
-    breaker.record(provider.name, result.outcome)
+    _bookkeep(breaker, provider.name, result)
     return result
+
+
+def _guards_refuse(provider: Provider, breaker: Breaker, throttle: Throttle, max_wait: float) -> SendResult | None:
+    """Why the throttle or breaker will not let this send go now, or None when it may.
+
+    Throttle before asking the breaker, so a HALF_OPEN probe slot is never taken by a caller that then gives up.
+    A guard that cannot be asked (its Redis is down) holds the message back like a throttle does: nothing left
+    our side, so it waits for its slot (with backoff) rather than failing or going out unpaced.
+    """
+    try:
+        if not throttle.wait(provider.name, provider.max_rps, max_wait):
+            return SendResult.unavailable(provider.name, f"throttled: no slot within {max_wait}s", throttled=True)
+        if not breaker.allow(provider.name):
+            return SendResult.unavailable(provider.name, "circuit breaker open")
+    except Exception as err:
+        log.warning("throttle or breaker for provider %s unavailable (%s): the message waits",
+                    provider.name, type(err).__name__)
+        return SendResult.unavailable(provider.name, f"throttle/breaker unavailable: {type(err).__name__}",
+                                      throttled=True)
+    return None
+
+
+def _bookkeep(breaker: Breaker, provider: str, result: SendResult) -> None:
+    """Feed the breaker, best effort: the provider has answered, and that answer must reach the database."""
+    try:
+        breaker.record(provider, result.outcome)
+    except Exception as err:
+        log.warning("could not record outcome %s in the breaker of provider %s (%s)", result.outcome.value,
+                    provider, type(err).__name__)
 
 
 def _send(message: OutboundMessage, provider: Provider) -> SendResult:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import hmac
 import json
 import logging
 import threading
@@ -54,7 +53,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from providers.base import DeliveryEvent, DeliveryStatus, OutboundMessage, ProviderRef, SendResult, StatusResult
+from providers.base import (
+    DeliveryEvent,
+    DeliveryStatus,
+    OutboundMessage,
+    ProviderRef,
+    SendOutcome,
+    SendResult,
+    StatusResult,
+)
+from providers.http_common import signed_webhook_headers, verify_signature
 from schema.states import Channel
 from worker import db
 from worker.catalogue import Code
@@ -139,13 +147,16 @@ class SimulatorConfig:
     dlr_failure_rate: float = 0.0
     seed: int = 0
     max_rps: float = 0.0  #: 0 means unlimited
-    callback_secret: str = ""  #: when set, callbacks must carry an HMAC-SHA256 of the body in SIGNATURE_HEADER
+    callback_secret: str = ""  #: when set, callbacks must be signed (sign_callback: id, time and body)
+    #: When above 0, an acceptance states the provider's price (micro-dollars per SMS segment, else per message),
+    #: as priced APIs do; 0 states none, so the configured price table prices the message.
+    price_micros: int = 0
 
     def __post_init__(self) -> None:
         for name in ("reject_rate", "unavailable_rate", "ambiguous_rate", "lost_rate", "dlr_failure_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigurationError(f"simulator {name} must be between 0 and 1, got {getattr(self, name)!r}")
-        for name in ("latency_ms", "timeout_ms", "dlr_delay_ms", "max_rps"):
+        for name in ("latency_ms", "timeout_ms", "dlr_delay_ms", "max_rps", "price_micros"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"simulator {name} must not be negative, got {getattr(self, name)!r}")
 
@@ -214,7 +225,14 @@ class SimulatedProvider:
         time.sleep(self.config.latency_ms / 1000)
         if self._draw("ambiguous", message.message_id, attempt) < self.config.ambiguous_rate:
             return SendResult.ambiguous(self.name, "simulated: request received, answer lost", raw=_public(row))
-        return self._answer(row)
+        return self._priced(self._answer(row), message)
+
+    def _priced(self, result: SendResult, message: OutboundMessage) -> SendResult:
+        """An acceptance with the configured price stated, like a provider whose answer carries its price."""
+        if result.outcome is not SendOutcome.ACCEPTED or not self.config.price_micros:
+            return result
+        parts = int(message.options.get("segments") or 1) if message.channel == Channel.SMS else 1
+        return dataclasses.replace(result, cost_micros=self.config.price_micros * parts)
 
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """The bulk call (seed 000 takes many numbers in one request): one ledger read, one committed ledger write and
@@ -360,11 +378,8 @@ class SimulatedProvider:
         return [self._event(item) for item in items]
 
     def _check_signature(self, headers: Mapping[str, str], body: bytes) -> None:
-        if not self.config.callback_secret:
-            return
-        given = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), "")
-        if not hmac.compare_digest(given, sign_callback(self.config.callback_secret, body)):
-            raise ValidationError(Code.AUTHENTICATION_FAILED, "simulator callback signature does not match")
+        """The HTTP drivers' scheme (id and time signed with the body), under the simulator's own header name."""
+        verify_signature(headers, body, self.config.callback_secret or None, signature_header=SIGNATURE_HEADER)
 
     def _event(self, item: object) -> DeliveryEvent:
         if not isinstance(item, dict):
@@ -375,7 +390,7 @@ class SimulatedProvider:
         }
         if item.get("type") == "reply":
             return DeliveryEvent(status=DeliveryStatus.UNKNOWN, reply_from=_opt_str(item, "from"),
-                                 reply_text=_opt_str(item, "text"), **common)
+                                 reply_to=_opt_str(item, "to"), reply_text=_opt_str(item, "text"), **common)
         status = _CALLBACK_STATUS.get(str(item.get("status", "")).upper(), DeliveryStatus.UNKNOWN)
         duration = item.get("duration")
         return DeliveryEvent(status=status, provider_ref=_opt_str(item, "ref"), message_id=_opt_str(item, "messageId"),
@@ -416,9 +431,11 @@ def _parse_at(value: object) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def sign_callback(secret: str, body: bytes) -> str:
-    """The SIGNATURE_HEADER value for ``body``: hex HMAC-SHA256 with the configured callback secret."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign_callback(secret: str, body: bytes, *, webhook_id: str | None = None,
+                  timestamp: int | None = None) -> dict[str, str]:
+    """The headers that sign ``body`` with the configured callback secret: delivery id, time and SIGNATURE_HEADER."""
+    return signed_webhook_headers(secret, body, webhook_id=webhook_id, timestamp=timestamp,
+                                  signature_header=SIGNATURE_HEADER)
 
 
 # -- the ledger -------------------------------------------------------------------------------------------------

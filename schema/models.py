@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -35,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from schema.states import (
     TERMINAL_STATES,
+    BillingPeriod,
     CallbackState,
     CampaignState,
     Channel,
@@ -48,7 +50,7 @@ from schema.states import (
 __all__ = [
     "Base", "Tenant", "ApiKey", "Merchant", "Balance", "Route", "Consent", "ContactList", "ContactListMember",
     "Campaign", "Request", "Message", "MessageEvent", "DuplicateGuard", "TaskRedelivery", "OutboundCallback", "Alert",
-    "BillingUpgrade",
+    "BillingUpgrade", "InboundEvent", "UsagePeriod",
 ]
 
 NAMING = {
@@ -115,7 +117,11 @@ class Merchant(Base):
     """A business sending through a tenant. ``external_id`` is the ``merchantId`` of the contract."""
 
     __tablename__ = "merchants"
-    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_id"),
+        CheckConstraint(_in("billing_period", BillingPeriod), name="billing_period"),
+        CheckConstraint("billing_day BETWEEN 1 AND 28", name="billing_day"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(64))
@@ -126,12 +132,19 @@ class Merchant(Base):
     webhook_secrets: Mapped[list[Any]] = mapped_column(default=list)
     #: ISO country codes this merchant may send to; empty means no restriction.
     allowed_countries: Mapped[list[Any]] = mapped_column(default=list)
+    #: How long limits last (:class:`BillingPeriod`) and the day a period starts: day of the month (1-28), or the
+    #: ISO weekday (1-7) for WEEKLY. Periods start at midnight in ``timezone``.
+    billing_period: Mapped[str] = mapped_column(String(10), default=BillingPeriod.MONTHLY.value,
+                                                server_default=BillingPeriod.MONTHLY.value)
+    billing_day: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now(), onupdate=func.now())
 
 
 class Balance(Base):
     """Limit, purchased credits and usage of one merchant on one channel for the current period.
+
+    When a period ends the row is copied to :class:`UsagePeriod` and starts again from 0 (worker/policy/periods.py).
 
     Units are reserved with one conditional UPDATE (``used + n <= limit + credits``), which
     PostgreSQL re-checks on the newest row version under concurrency: it cannot overspend.
@@ -150,6 +163,28 @@ class Balance(Base):
     credits: Mapped[int] = mapped_column(BigInteger, default=0)
     used: Mapped[int] = mapped_column(BigInteger, default=0)
     period_start: Mapped[dt.date] = mapped_column(Date)
+
+
+class UsagePeriod(Base):
+    """A closed billing period of one merchant and channel: its limit, the credits it could draw on and what it used.
+
+    Written once when the balance rolls over; later refunds of messages charged to it (a message accepted just
+    before the boundary that failed after it) are taken off here, and give back the credits they had drawn.
+    """
+
+    __tablename__ = "usage_periods"
+    __table_args__ = (
+        CheckConstraint("used >= 0", name="used_not_negative"),
+        CheckConstraint(_in("channel", Channel), name="channel"),
+    )
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period_start: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    unit_limit: Mapped[int] = mapped_column(BigInteger)
+    #: Credits the period could draw on (those it did not use carried over to the next one).
+    credits: Mapped[int] = mapped_column(BigInteger)
+    used: Mapped[int] = mapped_column(BigInteger)
 
 
 class Route(Base):
@@ -306,7 +341,12 @@ class Message(Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: SMS segments, voice minutes (estimated, then real) or 1 per email.
     units: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the message costs us, in micro-dollars: the provider's price from its answer when it gave one
+    #: (``provider_priced``), else units x the configured price of the channel (HEXAVOX_UNIT_PRICES).
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    provider_priced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The billing period its units were charged to (NULL for messages older than billing periods).
+    period_start: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(12))
     freshness: Mapped[str] = mapped_column(String(12), default=Freshness.PROVISIONAL.value)
     error_code: Mapped[str | None] = mapped_column(String(8))
@@ -349,6 +389,16 @@ class TaskRedelivery(Base):
     task_name: Mapped[str] = mapped_column(String(80))
     redeliveries: Mapped[int] = mapped_column(Integer, default=1)
     first_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+class InboundEvent(Base):
+    """A provider event already applied, by (provider, event id): a replayed or redelivered webhook inside the
+    signature's time window finds its events here and changes nothing (worker/policy/delivery_reports.py)."""
+
+    __tablename__ = "inbound_events"
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now(), index=True)
 
 
 class DuplicateGuard(Base):

@@ -76,3 +76,12 @@ class RequestStatus(StrEnum):
     ACCEPTED = "ACCEPTED"  #: every recipient accepted
     PARTIAL = "PARTIAL"  #: some recipients accepted, some refused
     REFUSED = "REFUSED"  #: nothing accepted
+
+
+class BillingPeriod(StrEnum):
+    """How long a merchant's limits last before usage starts again from 0 (anchored in its time zone)."""
+
+    WEEKLY = "WEEKLY"  #: from the merchant's billing weekday (1 = Monday)
+    MONTHLY = "MONTHLY"  #: from its billing day of each month (the default: day 1)
+    QUARTERLY = "QUARTERLY"  #: from its billing day of January, April, July and October
+    YEARLY = "YEARLY"  #: from its billing day of January

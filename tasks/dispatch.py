@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 
@@ -15,6 +16,9 @@ from worker.sealing import internal_task
 from worker.sending import provider_bulk_sender, provider_sender
 from worker.settings import get_settings
 from worker.task_names import DISPATCH, DISPATCH_BATCH
+from worker.transient import is_transient
+
+log = logging.getLogger(__name__)
 
 #: Seconds between retries while every provider is unavailable, throttled or open-circuited: doubling up to this cap.
 MAX_RETRY_DELAY = 30.0
@@ -30,15 +34,27 @@ def dispatch(self: Task, message_id: str, waiting_since: float | None = None) ->
     retry). The countdown stays far below the visibility timeout, so Redis never redelivers a waiting retry.
     """
     settings = get_settings()
-    step = dispatch_message(message_id, settings, provider_sender(settings), redelivered=redelivered(self))
+    try:
+        step = dispatch_message(message_id, settings, provider_sender(settings), redelivered=redelivered(self))
+    except Exception as err:
+        if not is_transient(err):
+            raise
+        # PostgreSQL or Redis unreachable before anything was sent (or after the answer was recorded, or kept
+        # trying to): every step is a conditional UPDATE, so another run can only finish what this one began.
+        log.warning("dispatch of message %s met %s; trying again later", message_id, type(err).__name__)
+        raise self.retry(countdown=_delay(self.request.retries), kwargs={"waiting_since": waiting_since}) from err
     if step == DispatchStep.RETRY:
         waiting_since = waiting_since or time.time()
         if give_up_unavailable(message_id, settings.unavailable_give_up, waiting_since):
             return DispatchStep.FAILED.value
     if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
-        delay = min(MAX_RETRY_DELAY, 2.0 ** min(self.request.retries, 8))
-        raise self.retry(countdown=delay * (0.5 + random.random() / 2), kwargs={"waiting_since": waiting_since})
+        raise self.retry(countdown=_delay(self.request.retries), kwargs={"waiting_since": waiting_since})
     return step.value
+
+
+def _delay(retries: int) -> float:
+    """Seconds before the next try: doubling up to MAX_RETRY_DELAY, with jitter so retries do not march together."""
+    return min(MAX_RETRY_DELAY, 2.0 ** min(retries, 8)) * (0.5 + random.random() / 2)
 
 
 @internal_task(app, DISPATCH_BATCH, bind=True)

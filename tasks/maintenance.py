@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: How long one reconcile run may keep taking batches; below the beat period (30 s), so runs rarely overlap.
 RECONCILE_BUDGET_SECONDS = 20.0
+#: Hosts' clocks differ a little: a message updated this close after the epoch began is copied too (harmless).
+EPOCH_CLOCK_MARGIN = dt.timedelta(seconds=1)
 
 
 @internal_task(app, RELEASE_DUE)
@@ -36,13 +38,14 @@ def release_due() -> int:
 def relay_outbox() -> int:
     """Publish again the dispatch of QUEUED messages the broker may have lost.
 
-    Those queued before the broker's current data began (a Redis that lost its queues), and any that waited
-    ``outbox_stale`` seconds (a publish that failed); a backlog that is merely slow to drain is not copied.
+    Those queued before the broker's current data began (a Redis that lost its queues: the first publish after
+    the loss dates it, see :func:`worker.publish.broker_epoch`), and any that waited ``outbox_stale`` seconds (a
+    publish that failed); a backlog that is merely slow to drain, or was published after the loss, is not copied.
     """
     settings = get_settings()
     cutoff = utcnow() - dt.timedelta(seconds=settings.outbox_stale)
     epoch = broker_epoch(settings.broker_url)
-    items = stale_queued(max(cutoff, epoch) if epoch else cutoff)
+    items = stale_queued(max(cutoff, epoch + EPOCH_CLOCK_MARGIN) if epoch else cutoff)
     if items:
         log.warning("outbox relay re-publishing %d queued messages", len(items))
     return publish_dispatch(items)

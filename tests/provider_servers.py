@@ -225,12 +225,47 @@ class _Server(ThreadingHTTPServer):
         """Clients that time out break the pipe on purpose; that is the test, not an error."""
 
 
+#: Seed 000's send parameters and the code it refuses a malformed one with (None: any text). A parameter outside
+#: this table is refused E413 ("Invalid inputs"), so the driver can only send what the seed defines.
+_HEXA_PARAMS: dict[str, tuple[str, Any] | None] = {
+    "to": ("E600", lambda v: v.lstrip("+").isdigit()),
+    "body": ("E601", bool),
+    "sender": ("E619", lambda v: v.removeprefix("+").isascii() and v.removeprefix("+").isalnum() and 3 <= len(v) <= 16),
+    "type": ("E615", lambda v: v in ("TXN", "MKT", "OTP")),
+    "ref": ("E608", lambda v: v.isascii() and v.isalnum()),
+    "ref1": ("E609", lambda v: v.isascii() and v.isalnum()),
+    "ref2": ("E610", lambda v: v.isascii() and v.isalnum()),
+    "unicode": ("E604", lambda v: v in ("0", "1", "AUTO")),
+    "flash": ("E606", lambda v: v in ("0", "1")),
+    "port": ("E603", lambda v: v.isascii() and v.isdigit()),
+    "duplicate": ("E605", lambda v: v in ("0", "1")),
+    "campaign_id": ("E617", bool),
+    "dlrurl": None,
+}
+#: Seed 000's mandatory parameters and the code each one's absence gets.
+_HEXA_REQUIRED = {"to": "E600", "body": "E601", "sender": "E602", "type": "E611"}
+
+
+def _hexa_refusal(form: dict[str, str]) -> str | None:
+    """The seed-000 code a real API would refuse this form with, so a parameter in the wrong format shows."""
+    for name, code in _HEXA_REQUIRED.items():
+        if not form.get(name):
+            return code
+    for name, value in form.items():
+        if name not in _HEXA_PARAMS:
+            return "E413"
+        rule = _HEXA_PARAMS[name]
+        if rule is not None and not rule[1](value):
+            return str(rule[0])
+    return None
+
+
 def _hexa_send(api: FakeApi, request: Recorded, script: Script) -> tuple[int, Any]:
     form = request.form()
     if request.headers.get("api-key") != API_KEY:
         return 401, {"message": "Invalid API key"}
-    if not form.get("ref", "").isalnum():
-        return 400, {"code": "E608", "message": "ref should contain only alpha numerics"}
+    if code := _hexa_refusal(form):
+        return 400, {"code": code, "message": f"refused by the fake API's seed-000 checks ({code})"}
     if script.action == "reject":
         return script.http_status or 400, {"code": script.code, "message": f"refused with {script.code}"}
     ref = api.new_ref("hx")
@@ -257,6 +292,12 @@ DLT_PREFIX = "91"
 
 def _panel_refusal(payload: dict[str, Any]) -> int | None:
     """The seed-004 code a real panel would refuse these request fields with, so driver tests see them checked."""
+    if not str(payload.get("mobiles", "")).isdigit():  # digits only: a '+' or a space is an invalid number
+        return 202 if payload.get("mobiles") else 101
+    if not payload.get("message"):
+        return 102
+    if not str(payload.get("sender", "")).isalnum():
+        return 203
     route = payload.get("route")
     if not route:
         return 209  # no route given and the account has no default route

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Code", "Entry", "CATALOGUE", "entry", "markdown_table"]
+__all__ = ["Code", "Entry", "CATALOGUE", "entry", "markdown_table", "SEED_000_ANSWERED_OTHERWISE", "seed_000_table"]
 
 
 class Code(StrEnum):
@@ -36,14 +36,19 @@ class Code(StrEnum):
     TO_REQUIRED = "E600"
     BODY_EMPTY = "E601"
     SENDER_REQUIRED = "E602"
+    INVALID_PORT = "E603"
     INVALID_UNICODE_FLAG = "E604"
+    INVALID_DUPLICATE_FLAG = "E605"
     INVALID_FLASH_FLAG = "E606"
     INVALID_CAMPAIGN_NAME = "E607"
     INVALID_REF = "E608"
+    INVALID_REF1 = "E609"
+    INVALID_REF2 = "E610"
     TYPE_REQUIRED = "E611"
     LIST_ID_REQUIRED = "E613"
     LIST_SEND_NOT_OTP = "E614"
     INVALID_TYPE = "E615"
+    CAMPAIGN_ID_REQUIRED = "E617"
     INVALID_SENDER_PATTERN = "E619"
     TXN_ROUTE_DISABLED = "E623"
     DEFAULT_ROUTE_DISABLED = "E624"
@@ -78,6 +83,17 @@ class Code(StrEnum):
     INVALID_VOICE_REQUEST = "E822"
     INVALID_EMAIL_CONTENT = "E823"
     DESTINATION_NOT_ALLOWED = "E824"
+    BILLING_AMOUNT_MISMATCH = "E825"
+    PAYMENT_NOT_FOUND = "E826"
+    WEBHOOK_NOT_AUTHENTIC = "E827"
+    TOO_MANY_RECIPIENTS = "E828"
+    PAYLOAD_TOO_LARGE = "E829"
+    # The HTTP API (api/): E840-E849.
+    CLIENT_IP_NOT_ALLOWED = "E840"
+    BODY_TOO_LARGE = "E841"
+    RATE_LIMITED = "E843"
+    UNSUPPORTED_MEDIA_TYPE = "E844"
+    MESSAGE_NOT_FOUND = "E845"
     CAMPAIGN_NOT_FOUND = "E880"
     CAMPAIGN_STATE_CONFLICT = "E881"
     CAMPAIGN_CANCELLED = "E882"
@@ -118,13 +134,18 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.TO_REQUIRED, "'to' has to be filled", "101"),
     Entry(Code.BODY_EMPTY, "Body cannot be left empty", "102"),
     Entry(Code.SENDER_REQUIRED, "Sender id is required", "203"),
+    Entry(Code.INVALID_PORT, "port must contain only numbers (1-65535)"),
     Entry(Code.INVALID_UNICODE_FLAG, "unicode must be 0, 1 or AUTO"),
+    Entry(Code.INVALID_DUPLICATE_FLAG, "duplicate must be 0 or 1"),
     Entry(Code.INVALID_FLASH_FLAG, "flash must be 0 or 1"),
     Entry(Code.INVALID_CAMPAIGN_NAME, "Campaign name must be 1-32 alphanumeric characters", "308"),
     Entry(Code.INVALID_REF, "ref must contain only alphanumerics"),
+    Entry(Code.INVALID_REF1, "ref1 must contain only alphanumerics"),
+    Entry(Code.INVALID_REF2, "ref2 must contain only alphanumerics"),
     Entry(Code.TYPE_REQUIRED, "type is required"),
     Entry(Code.LIST_ID_REQUIRED, "listId has to be filled"),
     Entry(Code.LIST_SEND_NOT_OTP, "A list send cannot be of type OTP"),
+    Entry(Code.CAMPAIGN_ID_REQUIRED, "campaignId has to be filled when given"),
     Entry(Code.INVALID_TYPE, "type must be TXN, MKT or OTP"),
     Entry(Code.INVALID_SENDER_PATTERN, "Invalid sender id pattern", "203"),
     Entry(Code.TXN_ROUTE_DISABLED, "Transactional route is not enabled for this merchant", "602"),
@@ -160,6 +181,17 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.INVALID_VOICE_REQUEST, "Voice text must be 1-3000 characters and timeoutSeconds 5-120"),
     Entry(Code.INVALID_EMAIL_CONTENT, "Email subject or body is missing, too long, or has line breaks in a header"),
     Entry(Code.DESTINATION_NOT_ALLOWED, "Destination country is not allowed for this merchant"),
+    Entry(Code.BILLING_AMOUNT_MISMATCH, "amountCents and currency must equal the price of the units (USD)"),
+    Entry(Code.PAYMENT_NOT_FOUND, "No billing upgrade with this paymentId"),
+    Entry(Code.WEBHOOK_NOT_AUTHENTIC, "Webhook signature missing or wrong, or its timestamp outside the window"),
+    Entry(Code.TOO_MANY_RECIPIENTS, "Too many recipients in one job's 'to'; send larger audiences as a list"),
+    Entry(Code.PAYLOAD_TOO_LARGE, "The job's payload is too large"),
+    Entry(Code.CLIENT_IP_NOT_ALLOWED, "This API key does not accept requests from this IP address", "418"),
+    Entry(Code.BODY_TOO_LARGE, "The request body is larger than the HTTP API accepts"),
+    Entry(Code.RATE_LIMITED, "Too many requests for this API key; send again after Retry-After seconds",
+          retryable=True),
+    Entry(Code.UNSUPPORTED_MEDIA_TYPE, "The HTTP API accepts only JSON bodies (Content-Type: application/json)"),
+    Entry(Code.MESSAGE_NOT_FOUND, "No such message for this tenant"),
     Entry(Code.CAMPAIGN_NOT_FOUND, "No such campaign for this merchant"),
     Entry(Code.CAMPAIGN_STATE_CONFLICT, "The campaign's state does not allow this (e.g. resuming a completed one)"),
     Entry(Code.CAMPAIGN_CANCELLED, "The campaign was cancelled before this recipient was sent; nothing charged"),
@@ -182,4 +214,29 @@ def markdown_table() -> str:
     lines = ["| code | name | description | seed-004 equivalent |", "|---|---|---|---|"]
     for row in _ROWS:
         lines.append(f"| {row.code.value} | {row.code.name} | {row.description} | {row.equivalent_004 or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+#: Seed-000 codes the service never answers with, and what it answers instead (or why nothing): every other
+#: seed-000 code is a catalogue code of its own, with the seed's meaning.
+SEED_000_ANSWERED_OTHERWISE: tuple[tuple[str, str, str], ...] = (
+    ("E102", "No Medium Configured for Queue", "E816 at dispatch: no provider on the route could take the message"),
+    ("E104", "No Records Found", "not a job answer: `hexavox status` says the request id is unknown"),
+    ("E105", "Status Field is Mandatory", "E413: a consent job without `status` has the wrong shape"),
+    ("E403", "Something went wrong at our end please try again after some time", "E103 (send the job again)"),
+    ("E612", "For Group SMS Use Either 'to' field or 'list_id' field",
+     "no code: `to` wins, `listId` is ignored and the answer carries a warning"),
+    ("E616", "Sender field has to be filled", "E602"),
+    ("E618", "Body field has to be filled", "E601"),
+    ("E620", "Campaign validated successfully", "no code: there is no separate campaign validation call"),
+    ("E621", "Invalid Sender ID Pattern", "E619"),
+    ("E622", "Invalid Sender ID Pattern", "E619"),
+    ("E626", "Request Completed Successfully", "no code: an accepted message answers QUEUED, as for E100"),
+)
+
+
+def seed_000_table() -> str:
+    """The seed-000 codes the service answers differently, as the second Markdown table in the README."""
+    lines = ["| seed-000 code | seed description | what the service answers instead |", "|---|---|---|"]
+    lines += [f"| {code} | {description} | {instead} |" for code, description, instead in SEED_000_ANSWERED_OTHERWISE]
     return "\n".join(lines) + "\n"

@@ -31,7 +31,9 @@ def _after_fork(**_: Any) -> None:
 @signals.celeryd_init.connect
 def _on_worker_start(**_: Any) -> None:
     from worker.observability import configure_logging, init_sentry
+    from worker.startup import check_at_start
 
+    check_at_start(get_settings())  # a bad provider option stops the worker here, not at the first dispatch
     configure_logging()
     init_sentry(get_settings())
 

@@ -40,6 +40,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         transport_options.update(data_folder_in=str(settings.broker_in_dir),
                                  data_folder_out=str(settings.broker_in_dir), control_folder=str(control),
                                  processed_folder=str(settings.broker_processed_dir), store_processed=False)
+    queue_arguments = _durable_amqp(settings.broker_url, transport_options)
     return broker | {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
@@ -65,7 +66,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": TRANSACTIONAL,
         # Declared, so a plain `celery -A worker worker` consumes every queue (-Q picks a subset); each is bound
         # to an exchange of its own name, exactly what Celery would create for a missing queue.
-        "task_queues": tuple(Queue(name, Exchange(name), routing_key=name) for name in ALL_QUEUES),
+        "task_queues": tuple(Queue(name, Exchange(name), routing_key=name, queue_arguments=queue_arguments)
+                             for name in ALL_QUEUES),
         "task_create_missing_queues": True,
         "task_routes": (route_task,),
         "worker_hijack_root_logger": False,
@@ -79,6 +81,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": _beat_schedule(),
         "database_table_names": {"task": "celery_taskmeta", "group": "celery_groupmeta"},
     }
+
+def _durable_amqp(broker_url: str, transport_options: dict[str, Any]) -> dict[str, Any] | None:
+    """On RabbitMQ: quorum queues (replicated, fsynced, with a delivery limit by policy) and publisher confirms.
+
+    A publish returns only once the broker has the message, so a job or dispatch the caller was told about is
+    on disk; Celery detects the quorum queues and uses per-consumer QoS and native delayed delivery for
+    countdowns. A queue declared classic earlier must be deleted (drained) once before this declaration.
+    """
+    if not broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return None
+    transport_options["confirm_publish"] = True
+    return {"x-queue-type": "quorum"}
+
 
 def _beat_schedule() -> dict[str, dict[str, Any]]:
     """Beat is only a clock: each periodic task claims its rows in the database, so two beats are harmless."""

@@ -1,7 +1,7 @@
 """The `hexavox` command: the common jobs of running the service.
 
     hexavox demo                      run the embedded demo (SQLite + local-file broker, no servers)
-    hexavox db upgrade|downgrade      apply or undo the migrations on HEXAVOX_DATABASE_URL
+    hexavox db upgrade|downgrade      apply or undo the migrations as HEXAVOX_MIGRATION_DATABASE_URL (the owner)
     hexavox worker|beat|flower [...]  start Celery (extra arguments are passed through); flower outside
                                       development only with --basic-auth/FLOWER_BASIC_AUTH or OAuth
     hexavox tenant create NAME [--channels SMS,VOICE] [--jobs hexavox.sms.send.v1,...]
@@ -11,11 +11,20 @@
     hexavox send TASK JSON            enqueue one job with HEXAVOX_KEY_ID / HEXAVOX_KEY_SECRET
     hexavox status REQUEST_ID         a request's answer and its messages' current states
     hexavox catalogue [--markdown]    the error-code catalogue
-    hexavox contract [--write DIR]    the JSON Schema of every job
+    hexavox contract [--write DIR]    the JSON Schema of every job; with --write also the HTTP API's OpenAPI document
+                                      (openapi.json, openapi.yaml) in DIR's parent folder
     hexavox report usage --from D --to D [--merchant M] [--tenant NAME]   usage report (reads the database)
     hexavox alerts [--tenant NAME] [--merchant M]                         alerts, newest first (incl. system ones)
+    hexavox merchant rotate-webhook-secret|show-webhook-secret MERCHANT [--tenant NAME] [--keep 1|2]
+                                      dlrUrl signing secrets (job answers only carry a fingerprint)
+    hexavox billing confirm PAYMENT_ID --amount-cents N [--currency USD] | billing fail PAYMENT_ID
+                                      settle a billing upgrade's payment (tenant keys cannot)
     hexavox campaign list|show|pause|resume|cancel|watch [ID]   campaigns: counts, actions, a live progress bar
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
+    hexavox merchant create ID [--sms N --voice N --email N --name N --timezone TZ --countries US,GB --inactive]
+    hexavox merchant show ID [--webhook-secret] | list | set-limits ID [--sms N] [--voice N] [--email N]
+    hexavox merchant rotate-webhook-secret ID [--keep 1|2]   merchants (all take --tenant NAME)
+    hexavox api [--host H] [--port P]  the HTTP API /api/v1 for tenants (default 127.0.0.1:8000)
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.campaign_cli import add_campaign_parser, run_campaign_command
+from worker.cli_merchant import add_merchant_parser, run_merchant
 from worker.keys_cli import add_tenant_parser, run_tenant_command
 
 __all__ = ["main"]
@@ -58,10 +68,12 @@ def _celery(kind: str, extra: Sequence[str]) -> int:
 
 
 def _db(action: str) -> int:
-    from worker.migrate import downgrade_base, upgrade_head
+    from worker.cli_database import migrate
+    from worker.migrate import current_revision, downgrade_base, upgrade_head
+    from worker.settings import get_settings
 
-    (upgrade_head if action == "upgrade" else downgrade_base)()
-    print(f"database {action} done")
+    run = upgrade_head if action == "upgrade" else downgrade_base
+    print(migrate(action, get_settings().database_url, run, current_revision))
     return 0
 
 
@@ -82,10 +94,12 @@ def _status(request_id: str) -> int:
 
 
 def _catalogue(markdown: bool) -> int:
-    from worker.catalogue import CATALOGUE, markdown_table
+    from worker.catalogue import CATALOGUE, markdown_table, seed_000_table
 
     if markdown:
         print(markdown_table(), end="")
+        print("\nSeed-000 codes the service answers differently:\n")
+        print(seed_000_table(), end="")
     else:
         for entry in CATALOGUE.values():
             print(f"{entry.code.value}  {entry.code.name:32} {entry.description}")
@@ -104,6 +118,10 @@ def _contract(write: str | None) -> int:
     for name, schema in schemas.items():
         (folder / f"{name}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
     print(f"wrote {len(schemas)} schemas to {folder}")
+    from api.openapi import write_openapi
+
+    for path in write_openapi(folder.resolve().parent):
+        print(f"wrote the HTTP API's OpenAPI document to {path}")
     return 0
 
 
@@ -115,28 +133,47 @@ def _read_as_tenant(tenant: str | None, read: Callable[[Any, int], object]) -> i
 
     try:
         with session_scope() as session:
-            print(json.dumps(read(session, resolve_tenant(session, tenant)), indent=2, default=str))
+            answer = read(session, resolve_tenant(session, tenant))
     except (LookupError, Refusal) as err:
         print(f"hexavox: {err}", file=sys.stderr)
         return 1
+    print(json.dumps(answer, indent=2, default=str))  # after the commit: a closed pipe cannot undo the change
     return 0
 
 
-def _rotate_webhook_secret(args: argparse.Namespace) -> int:
-    """A new dlrUrl signing secret; the newest ``--keep`` secrets sign, so the old one verifies until it drops out."""
-    from worker.policy.callbacks_out import rotate_secret
-    from worker.policy.merchants import load_merchant
+def _billing(args: argparse.Namespace) -> int:
+    """The operator's payment confirmation: the same check and single credit as the payment webhook."""
+    from worker.db import session_scope
+    from worker.errors import Refusal
+    from worker.policy.billing import confirm_payment
 
-    def rotate(session: Any, tenant_id: int) -> dict[str, object]:
-        merchant = load_merchant(session, tenant_id, args.merchant_id, must_be_active=False)
-        secret = rotate_secret(session, merchant.id, keep=args.keep)
-        return {"merchantId": args.merchant_id, "webhookSecret": secret, "signingSecrets": args.keep}
-
-    return _read_as_tenant(args.tenant, rotate)
+    succeeded = args.action == "confirm"
+    if succeeded and args.amount_cents is None:
+        print("hexavox: billing confirm needs --amount-cents (what was paid)", file=sys.stderr)
+        return 2
+    try:
+        with session_scope() as session:
+            result = confirm_payment(session, args.payment_id, succeeded=succeeded, amount_cents=args.amount_cents,
+                                     currency=args.currency)
+    except Refusal as err:
+        print(f"hexavox: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def _web(host: str, port: int) -> int:
+    from worker.settings import get_settings
+    from worker.startup import check_at_start
     from worker.web import serve
+
+    check_at_start(get_settings())
+
+    return serve(host, port)
+
+
+def _api(host: str, port: int) -> int:
+    from api.app import serve
 
     return serve(host, port)
 
@@ -179,12 +216,12 @@ def _parser() -> argparse.ArgumentParser:
     for kind in ("worker", "beat", "flower"):
         sub.add_parser(kind).add_argument("extra", nargs=argparse.REMAINDER)
     add_tenant_parser(sub)
-    merchant = sub.add_parser("merchant")
-    merchant.add_argument("action", choices=["rotate-webhook-secret"])
-    merchant.add_argument("merchant_id")
-    merchant.add_argument("--tenant", help="tenant name; default: the only tenant")
-    merchant.add_argument("--keep", type=int, choices=[1, 2], default=2,
-                          help="secrets that sign from now on: 2 keeps the old one verifying, 1 revokes it at once")
+    add_merchant_parser(sub, "tenant name; default: the only tenant")
+    billing = sub.add_parser("billing")
+    billing.add_argument("action", choices=["confirm", "fail"])
+    billing.add_argument("payment_id", help="the paymentId of the upgrade answer")
+    billing.add_argument("--amount-cents", type=int, help="what was paid; must equal the upgrade's amountCents")
+    billing.add_argument("--currency", default="USD")
     send = sub.add_parser("send")
     send.add_argument("task")
     send.add_argument("payload")
@@ -196,6 +233,9 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
+    api = sub.add_parser("api")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -210,16 +250,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo()
     if args.command in ("worker", "beat", "flower"):
-        return _celery(args.command, args.extra)
+        return _guarded(args.command, lambda: _celery(args.command, args.extra))
     handlers = {
         "db": lambda: _db(args.action), "tenant": lambda: run_tenant_command(args),
         "send": lambda: _send(args.task, args.payload), "status": lambda: _status(args.request_id),
         "catalogue": lambda: _catalogue(args.markdown), "contract": lambda: _contract(args.write),
         "report": lambda: _report(args), "alerts": lambda: _alerts(args),
-        "web": lambda: _web(args.host, args.port), "merchant": lambda: _rotate_webhook_secret(args),
+        "web": lambda: _web(args.host, args.port), "merchant": lambda: run_merchant(args, _read_as_tenant),
+        "billing": lambda: _billing(args),
+        "api": lambda: _api(args.host, args.port),
         "campaign": lambda: run_campaign_command(args),
     }
-    return int(handlers[args.command]())
+    return _guarded(args.command, handlers[args.command])
+
+
+#: Commands that read or write the service's database (and so need one that exists).
+_DATABASE_COMMANDS = frozenset({"tenant", "merchant", "status", "report", "alerts"})
+
+
+def _guarded(command: str, handler: Callable[[], object]) -> int:
+    """Run a command; a bad configuration or an unusable database is one line on stderr, never a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from worker.cli_database import DatabaseProblem, explain, require_existing_database
+    from worker.errors import ConfigurationError
+    from worker.settings import get_settings
+
+    try:
+        if command in _DATABASE_COMMANDS:
+            require_existing_database(get_settings())
+        return int(handler())  # type: ignore[call-overload]
+    except ConfigurationError as err:
+        print(f"hexavox: configuration error: {err}", file=sys.stderr)
+        return 2
+    except DatabaseProblem as err:
+        print(f"hexavox: {err}", file=sys.stderr)
+        return 1
+    except DBAPIError as err:
+        print(f"hexavox: {explain(err, get_settings().database_url)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

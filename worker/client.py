@@ -8,6 +8,8 @@ the queue :func:`worker.queues.intake_queue` names, with the request id as the t
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import uuid
 from typing import Any
@@ -21,6 +23,8 @@ from worker.queues import intake_queue
 from worker.settings import Settings, load_settings
 
 __all__ = ["HexavoxClient"]
+
+log = logging.getLogger(__name__)
 
 
 class HexavoxClient:
@@ -36,15 +40,8 @@ class HexavoxClient:
 
     def submit(self, task_name: str, payload: dict[str, Any], *, idempotency_key: str | None = None) -> str:
         """Publish one job; returns its request id."""
-        if "auth" in payload:
-            raise ValueError("credentials never travel on the broker: the client signs each job, drop 'auth'")
         request_id = str(uuid.uuid4())
-        body = dict(payload)
-        if idempotency_key is not None:
-            body["idempotencyKey"] = idempotency_key
-        envelope = seal(self._key_id, self._key, task_name, request_id, [body], {}, now=time.time())
-        self._app.send_task(task_name, args=[body], task_id=request_id, queue=intake_queue(task_name, payload),
-                            headers={HEADER: envelope}, argsrepr=f"({task_name} job)", kwargsrepr="{}")
+        self.resubmit(request_id, task_name, payload, idempotency_key=idempotency_key)
         return request_id
 
     def send_sms(self, **payload: Any) -> str:
@@ -57,9 +54,56 @@ class HexavoxClient:
         return self.submit("hexavox.email.send.v1", payload)
 
     def result(self, request_id: str, timeout: float = 30.0) -> dict[str, Any]:
-        """The intake answer of ``request_id`` (waits up to ``timeout`` seconds)."""
+        """The intake answer of ``request_id`` (waits up to ``timeout`` seconds; celery's TimeoutError if none)."""
         answer: dict[str, Any] = AsyncResult(request_id, app=self._app).get(timeout=timeout, propagate=True)
         return answer
+
+    def resubmit(self, request_id: str, task_name: str, payload: dict[str, Any], *,
+                 idempotency_key: str | None = None) -> None:
+        """Publish a job under ``request_id``, freshly signed: a first time, or again (see :meth:`answer`)."""
+        if "auth" in payload:
+            raise ValueError("credentials never travel on the broker: the client signs each job, drop 'auth'")
+        body = dict(payload)
+        if idempotency_key is not None:
+            body["idempotencyKey"] = idempotency_key
+        envelope = seal(self._key_id, self._key, task_name, request_id, [body], {}, now=time.time())
+        self._app.send_task(task_name, args=[body], task_id=request_id, queue=intake_queue(task_name, payload),
+                            headers={HEADER: envelope}, argsrepr=f"({task_name} job)", kwargsrepr="{}")
+
+    def answer(self, request_id: str, task_name: str, payload: dict[str, Any], *, idempotency_key: str | None = None,
+               timeout: float = 60.0, attempts: int = 5) -> dict[str, Any]:
+        """The answer of a submitted job, publishing it again under the same request id while none comes.
+
+        A broker that restarts without persistence (or loses its last second with AOF ``everysec``) loses jobs
+        nobody has taken yet; nothing then answers them. The service answers a request id once: a copy of a job
+        it already ran returns the first answer and sends nothing again, so re-publishing after ``timeout``
+        seconds without an answer is safe. A job that ended without an answer (its worker hit the task time
+        limit) is published again too, its failed state forgotten first; a publish that fails (the broker is
+        down) is tried again after the next wait. Raises the last error after ``attempts`` waits.
+        """
+        from celery.exceptions import TimeoutError as NoAnswer
+
+        last: Exception = NoAnswer(request_id)
+        for attempt in range(attempts):
+            if attempt:
+                self._republish(request_id, task_name, payload, idempotency_key)
+            try:
+                return self.result(request_id, timeout=timeout)
+            except NoAnswer as err:
+                last = err
+            except Exception as err:  # the task failed without an answer, or the result backend is down
+                last = err
+                with contextlib.suppress(Exception):
+                    AsyncResult(request_id, app=self._app).forget()
+                time.sleep(timeout)  # a round lasts ``timeout`` seconds either way: a restart gets its time
+        raise last
+
+    def _republish(self, request_id: str, task_name: str, payload: dict[str, Any], idempotency_key: str | None) -> None:
+        try:
+            self.resubmit(request_id, task_name, payload, idempotency_key=idempotency_key)
+        except Exception as err:  # broker unreachable: the next round publishes again
+            log.warning("publishing request %s again failed (%s); trying after the next wait", request_id,
+                        type(err).__name__)
 
     def close(self) -> None:
         self._app.close()

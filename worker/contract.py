@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
-           "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "BillingConfirmJob", "JOBS",
-           "UsageReportJob", "AlertsListJob", "CampaignCreateJob", "CampaignActionJob",
+           "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "JOBS",
+           "UsageReportJob", "AlertsListJob", "MerchantFields", "CampaignCreateJob", "CampaignActionJob",
            "CampaignPauseJob", "CampaignResumeJob", "CampaignCancelJob", "CampaignGetJob"]
 
 
@@ -75,6 +75,12 @@ _SendTime = Annotated[JsonValue, _published(_string(maxLength=40, description=_S
 _UnicodeFlag = Annotated[JsonValue, _published({"enum": [0, 1, "0", "1", "AUTO"]})]
 _FlashFlag = Annotated[JsonValue, _published({"enum": [0, 1, "0", "1"]}, {"type": "boolean"})]
 _CampaignName = Annotated[JsonValue, _published(_string(pattern="^[A-Za-z0-9]{1,32}$"))]
+_CampaignId = Annotated[JsonValue, _published(_string(pattern="^[A-Za-z0-9._-]{1,64}$"))]
+_Port = Annotated[JsonValue, _published({"type": "integer", "minimum": 1, "maximum": 65535},
+                                        _string(pattern="^[0-9]{1,5}$"))]
+_DuplicateFlag = Annotated[JsonValue, _published(
+    {"enum": [0, 1, "0", "1"], "description": "1: send even inside the 10-second duplicate window, when the key's "
+                                              "rules include hexavox.sms.duplicate"}, {"type": "boolean"})]
 _NodeRecipient = Annotated[JsonValue, _published(_string(minLength=1, pattern="^[^,]*$", description="one number"),
                                                  nullable=False)]
 # Voice and email
@@ -140,6 +146,13 @@ class SmsJob(_AuthenticatedJob):
     unicode: _UnicodeFlag = "AUTO"
     flash: _FlashFlag = 0
     campaign_name: _CampaignName = Field(default=None, alias="campaignName")
+    #: Seed 000's other optional parameters: application port (E603), the duplicate-guard waiver (E605), two more
+    #: reference tags (E609, E610) and the merchant's campaign id (E617).
+    port: _Port = None
+    duplicate: _DuplicateFlag = 0
+    ref1: _Ref = None
+    ref2: _Ref = None
+    campaign_id: _CampaignId = Field(default=None, alias="campaignId")
 
 
 class VoiceJob(_AuthenticatedJob):
@@ -169,16 +182,24 @@ class EmailJob(_AuthenticatedJob):
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
 
 
-class MerchantUpsertJob(_AuthenticatedJob):
-    """hexavox.merchant.upsert.v1 — create or update a merchant under the authenticated tenant."""
+class MerchantFields(_Job):
+    """A merchant as created or updated, by the upsert job or by ``hexavox merchant create|set-limits``.
+
+    Create fills every field left out with its default (limits from ``HEXAVOX_NEW_MERCHANT_LIMITS``);
+    update changes only the fields given, so re-sending a merchant without ``voiceMinutesLimit`` keeps
+    its voice limit. A field sent as null counts as left out.
+    """
 
     merchant_id: str = Field(alias="merchantId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    display_name: str = Field(alias="displayName", min_length=1, max_length=200)
-    active: bool = True
-    sms_limit: int = Field(default=0, alias="smsLimit", ge=0, le=10**12)
-    voice_minutes_limit: int = Field(default=0, alias="voiceMinutesLimit", ge=0, le=10**12)
-    email_limit: int = Field(default=0, alias="emailLimit", ge=0, le=10**12)
-    timezone: str = Field(default="UTC", max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")
+    #: Default on create: the merchantId.
+    display_name: str | None = Field(default=None, alias="displayName", min_length=1, max_length=200)
+    #: Default on create: true.
+    active: bool | None = None
+    sms_limit: int | None = Field(default=None, alias="smsLimit", ge=0, le=10**12)
+    voice_minutes_limit: int | None = Field(default=None, alias="voiceMinutesLimit", ge=0, le=10**12)
+    email_limit: int | None = Field(default=None, alias="emailLimit", ge=0, le=10**12)
+    #: IANA time zone; default on create: UTC.
+    timezone: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")
     #: Which SMS types are enabled (routes): e.g. {"OTP": true, "TXN": true, "MKT": false}. Missing means enabled.
     routes: dict[Literal["OTP", "TXN", "MKT"], bool] = Field(default_factory=dict)
     #: Provider order per channel, e.g. {"SMS": ["primary", "backup"]}. Missing means the default provider.
@@ -190,7 +211,21 @@ class MerchantUpsertJob(_AuthenticatedJob):
                             dict[Literal["OTP", "TXN", "MKT", "REMINDER", "TRANSACTIONAL", "MARKETING"],
                                  list[Annotated[str, Field(max_length=40)]]]] = Field(
         default_factory=dict, alias="providersByType")
-    allowed_countries: list[str] = Field(default_factory=list, alias="allowedCountries")
+    #: ISO country codes the merchant may send to; empty means any. Default on create: empty.
+    allowed_countries: list[str] | None = Field(default=None, alias="allowedCountries")
+    #: How long limits last before usage starts again from 0, in the merchant's time zone; absent: unchanged
+    #: (MONTHLY for a new merchant). ``billingDay``: the day of the month a period starts (1-28), or the ISO
+    #: weekday (1 = Monday) for WEEKLY; absent: unchanged (1 for a new merchant).
+    billing_period: Literal["WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"] | None = Field(
+        default=None, alias="billingPeriod")
+    billing_day: int | None = Field(default=None, alias="billingDay", ge=1, le=28)
+
+
+class MerchantUpsertJob(_AuthenticatedJob, MerchantFields):
+    """hexavox.merchant.upsert.v1 — create or update a merchant under the authenticated tenant.
+
+    Create: fields left out take their defaults. Update: only the fields given change.
+    """
 
 
 class ConsentUpsertJob(_AuthenticatedJob):
@@ -234,7 +269,8 @@ class ListImportJob(_AuthenticatedJob):
 
 
 class BillingUpgradeJob(_AuthenticatedJob):
-    """hexavox.billing.upgrade.v1 — request units; credited once the payment is confirmed. Idempotent by referenceId."""
+    """hexavox.billing.upgrade.v1 — request units at their price (amountCents = units x the channel's price, USD);
+    credited once the payment side confirms the payment (never by a tenant job). Idempotent by referenceId."""
 
     merchant_id: str = Field(alias="merchantId", max_length=64)
     channel: Literal["SMS", "VOICE", "EMAIL"]
@@ -244,14 +280,6 @@ class BillingUpgradeJob(_AuthenticatedJob):
     payment_method_id: str = Field(default="", alias="paymentMethodId", max_length=100)
     reference_id: str = Field(alias="referenceId", min_length=1, max_length=100)
     note: str = Field(default="", max_length=500)
-
-
-class BillingConfirmJob(_AuthenticatedJob):
-    """hexavox.billing.confirm.v1 — the payment for referenceId succeeded (or failed): credit the units once."""
-
-    merchant_id: str = Field(alias="merchantId", max_length=64)
-    reference_id: str = Field(alias="referenceId", min_length=1, max_length=100)
-    succeeded: bool = True
 
 
 class UsageReportJob(_AuthenticatedJob):
@@ -329,7 +357,6 @@ JOBS: dict[str, type[_AuthenticatedJob]] = {
     "hexavox.list.create.v1": ListCreateJob,
     "hexavox.list.import_csv.v1": ListImportJob,
     "hexavox.billing.upgrade.v1": BillingUpgradeJob,
-    "hexavox.billing.confirm.v1": BillingConfirmJob,
     "hexavox.report.usage.v1": UsageReportJob,
     "hexavox.alerts.list.v1": AlertsListJob,
     "hexavox.campaign.create.v1": CampaignCreateJob,

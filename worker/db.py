@@ -45,13 +45,15 @@ def engine(url: str | None = None) -> Engine:
 
 
 def _create(url: str) -> Engine:
+    """``hide_parameters``: a failed statement's bound values (message bodies, numbers, secrets) stay out of the
+    exception text, so they never reach a log line or a Sentry event."""
     if url.startswith("sqlite"):
-        eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
         event.listen(eng, "connect", _sqlite_pragmas)
         return eng
     settings = get_settings()
     return create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
-                         pool_pre_ping=True, pool_recycle=1800)
+                         pool_pre_ping=True, pool_recycle=1800, hide_parameters=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

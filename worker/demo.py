@@ -2,13 +2,15 @@
 
 It migrates a fresh SQLite database, starts a worker inside this process on the local-file
 broker, sends OTP, TXN, MKT, voice and email jobs through the queue (some of them refused on
-purpose), lets reconcile settle what was sent, and prints what happened to each message.
+purpose), runs seed 003's quickstart through the HTTP API (:mod:`api.demo`), lets reconcile settle
+what was sent, and prints what happened to each message.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,6 +160,21 @@ def _settle(timeout: float = 20.0) -> dict[str, int]:
     return counts
 
 
+def _lookup_hint(request_id: str) -> str:
+    """The command that shows a demo request again later, runnable as printed from the current folder.
+
+    The demo keeps its database under its own data dir, so a bare ``hexavox status`` would look elsewhere.
+    """
+    from worker.settings import get_settings
+
+    def here(path: Path) -> str:
+        return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+    hexavox = here(Path(sys.executable).with_name("hexavox"))
+    return (f"look a request up afterwards (messages, states, codes): HEXAVOX_DATA_DIR={here(get_settings().data_dir)}"
+            f" {hexavox} status {request_id}")
+
+
 def run_demo(data_dir: Path | None = None) -> int:
     """Run the demo; returns a process exit code."""
     _prepare_environment(data_dir or Path.cwd() / ".hexavox" / "demo")
@@ -170,17 +187,22 @@ def run_demo(data_dir: Path | None = None) -> int:
         for task_name, payload in _admin_jobs():
             answer = client.result(client.submit(task_name, payload))
             print(f"  {task_name}: {answer['status']}")
-        campaigns = []
+        campaigns, request_ids = [], []
         for title, task_name, payload in _jobs():
             request_id = client.submit(task_name, payload)
+            request_ids.append(request_id)
             answer = client.result(request_id)
-            print(f"  {title} -> request {request_id[:8]} {answer['status']}")
+            print(f"  {title} -> request {request_id} {answer['status']}")
             print("\n".join(_describe(answer)))
             if "campaign" in answer:
                 campaigns.append(answer["campaign"]["campaignId"])
+        from api.demo import http_door
+
+        print("\n".join(http_door(key_id, secret, MERCHANT, OTHER_PHONE)))
         final = _settle()
     client.close()
     for campaign_id in campaigns:
         print(_campaign_line(campaign_id))
     print(f"final message states: {final}")
+    print(_lookup_hint(request_ids[0]))
     return 0 if not {"QUEUED", "DISPATCHING", "SENT", "AMBIGUOUS"} & set(final) else 1

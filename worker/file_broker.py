@@ -7,7 +7,8 @@ JSONDecodeError"), which ``make demo`` met now and then. Here a message is writt
 on the same filesystem and renamed into the queue folder, and a missing exchange table is created by linking a
 complete file into place; updates to an existing table keep kombu's locked read-modify-write. A message given
 back to the queue (a lost worker, a reject) also carries kombu's ``redelivered`` mark where Celery reads it, so
-the attempt caps of worker.policy.redeliveries work on the embedded broker too.
+the attempt caps of worker.policy.redeliveries work on the embedded broker too. It names no host, so kombu
+does not warn that none was supplied.
 """
 
 from __future__ import annotations
@@ -64,3 +65,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        """No host or port: the broker is a folder. kombu's default host made every connection warn
+        "No hostname was supplied. Reverting to default 'localhost'" (twice at each ``make demo``)."""
+        return {}

@@ -40,8 +40,9 @@ def _merchants(raw: str) -> list[str]:
 
 def _job_names() -> list[str]:
     from worker.contract import JOBS
+    from worker.policy.duplicates import WAIVE_RULE
 
-    return list(JOBS)
+    return [*JOBS, WAIVE_RULE]
 
 
 def _channel_names() -> list[str]:

@@ -18,7 +18,12 @@ digits with separators or a leading ``+``, is masked like a phone number (last f
 Losing a harmless number in a log line is cheap; leaking a code or a recipient is not. A few
 shapes that are never personal data are left alone so that logs and Sentry stay usable: UUIDs
 (task ids), ISO dates and times, IPv4 addresses, decimals (``0.25``, ``3.11``) and long hex
-tokens (trace ids, hashes).
+tokens (trace ids, hashes), and the numbers of a log line's plumbing: a port after a host or IPv4 address
+(``127.0.0.1:6379``, ``db.internal:5432``, ``[::1]:8080``) and the number after ``line``, ``pid`` or ``port``.
+
+**Bounded cost.** A text longer than :data:`MAX_SCRUB_CHARS` is cut (back to a word boundary) *before* it is
+scrubbed, and every pattern that can run long only starts where its run starts, so the cost is linear in the
+length: a provider answer or log line is attacker-influenced text.
 
 :func:`scrub_text` is idempotent: masked output contains no digit run that it would mask again
 (a run right after a ``*`` is already a kept tail), so scrubbing twice (a log filter and then
@@ -76,13 +81,25 @@ _OTP_MAX: Final = 8
 
 _SEP = r"[ .()\-]"  # separators allowed between the digits of a phone number (at most 2 in a row)
 
+#: Characters of one text scrubbed at most; the rest is cut off *before* scrubbing, so a 240 KB provider answer
+#: costs what 32 KB does. Logs and Sentry gain nothing from more, and the history keeps far less (RAW_MAX_CHARS).
+MAX_SCRUB_CHARS: Final = 32_768
+#: What replaces the cut-off tail of an over-long text.
+TRUNCATED: Final = "...[truncated]"
+
+_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"  # characters of an email address's local part
+
+# Every alternative that can run long starts with a negative lookbehind, so it is tried only where its run starts,
+# never again from the middle of the same run: each character is examined a bounded number of times (linear time).
 _TEXT_RE: Final = re.compile(
     r"""
-    (?P<email>[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)
+    (?P<email>(?<!""" + _LOCAL + r""")""" + _LOCAL + r"""+@[\w-]+(?:\.[\w-]+)+)
     | (?P<keep>
           [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}   # UUID
         | (?<![\d*])\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?!\d)  # ISO date[time]
-        | (?<![\d*.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])                                 # IPv4
+        | (?<![\d*.])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5}(?!\d)|(?![\d.]))               # IPv4[:port]
+        | (?:(?<![\w.-])(?:localhost|[A-Za-z][\w-]*(?:\.[\w-]+)+)|\]):\d{1,5}(?!\d)   # host:port, [v6]:port
+        | (?<![\w.-])(?i:line|pid|port)[ =:]{1,2}\d{1,10}(?!\d)                       # line 1234, pid 4242
         | (?<![0-9a-zA-Z*])(?=[0-9]*[a-fA-F])[0-9a-fA-F]{16,}(?![0-9a-zA-Z])            # hex token
         | (?<![\d*.+])\d{1,2}\.\d+(?![\d.])                                            # duration, 0.0123
       )
@@ -118,9 +135,19 @@ def _replace(match: re.Match[str]) -> str:
 
 def scrub_text(text: str) -> str:
     """``text`` with email addresses, phone-like numbers and 4-8 digit runs masked (see the module notes)."""
+    if len(text) > MAX_SCRUB_CHARS:
+        text = _truncate(text)
     if not text or not any(ch.isdigit() or ch == "@" for ch in text):
         return text
     return _TEXT_RE.sub(_replace, text)
+
+
+def _truncate(text: str) -> str:
+    """The head of an over-long text, cut back to a word boundary: a number or address cut in half would no longer
+    look like one to the patterns above and slip through unmasked."""
+    head = text[:MAX_SCRUB_CHARS]
+    cut = max(head.rfind(ch) for ch in " \n\t,;")
+    return (head[:cut + 1] if cut > 0 else "") + TRUNCATED
 
 
 def _fold(key: str) -> str:

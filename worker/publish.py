@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 
 from worker.queues import queue_for_message
@@ -20,14 +21,21 @@ __all__ = ["publish_dispatch", "publish_dispatch_batches", "publish_campaign_chu
 log = logging.getLogger(__name__)
 #: A key the relay keeps in a Redis broker's own database: when it is gone, so is everything queued with it.
 BROKER_EPOCH_KEY = "hexavox:broker-epoch"
+#: Seconds between two checks of the epoch marker by one process's publishes.
+STAMP_EVERY = 1.0
+_stamped: dict[str, float] = {}
 
 
 def publish_dispatch(items: Iterable[tuple[str, str, str]]) -> int:
     """Enqueue dispatch for (message id, channel, type) items; returns how many were published."""
     from worker.celery_app import app
 
+    items = list(items)
+    if not items:
+        return 0
     published = 0
     try:
+        _stamp_epoch(app.conf.broker_url or "")
         with app.producer_or_acquire() as producer:
             for message_id, channel, message_type in items:
                 app.send_task(DISPATCH_TASK, args=[message_id], queue=queue_for_message(channel, message_type),
@@ -71,6 +79,21 @@ def publish_campaign_chunks(items: Iterable[tuple[int, int]]) -> int:
     except Exception:
         log.exception("publishing a campaign chunk failed; beat restarts stalled campaigns")
     return published
+
+
+def _stamp_epoch(broker_url: str) -> None:
+    """Start the broker's epoch before publishing into it, if a loss removed the marker (once a second at most).
+
+    The relay copies what was QUEUED before the epoch began; dating the epoch from the first publish after a
+    loss, not from the relay's next pass up to 15 s later, keeps it from copying what was published meanwhile
+    into the new, intact queues. Skipping a stamp (cache, or Redis not answering) only moves the epoch later:
+    more copies, never fewer.
+    """
+    now, last = time.monotonic(), _stamped.get(broker_url)
+    if last is not None and now - last < STAMP_EVERY:
+        return
+    _stamped[broker_url] = now
+    broker_epoch(broker_url)
 
 
 def broker_epoch(broker_url: str) -> dt.datetime | None:

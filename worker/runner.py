@@ -31,21 +31,27 @@ __all__ = ["run_send_job", "run_admin_job_by_name", "refuse_unknown_job", "refus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
-_ATTEMPTS = 5
+_ATTEMPTS = 10
 
 
 def _retrying(work: Callable[[Session], T]) -> T:
-    """Run ``work`` in a transaction, again on deadlock or serialisation failure (the database undid it all)."""
-    for attempt in range(1, _ATTEMPTS + 1):
+    """Run ``work`` in a transaction, again (bounded backoff, about 10 s in all) on a transient error.
+
+    Deadlocks and serialisation failures undid the transaction; a dropped connection or a restarting server
+    (AdminShutdown, cannot connect now, connection refused) may or may not have committed it, which is safe
+    here because every job this runs is idempotent by its request id (see :mod:`worker.transient`).
+    """
+    from worker.transient import backoff_delays, is_transient
+
+    for delay in [*backoff_delays(_ATTEMPTS, base=0.05, cap=3.0), None]:
         try:
             with session_scope() as session:
                 return work(session)
         except (OperationalError, DBAPIError) as err:
-            sqlstate = getattr(err.orig, "sqlstate", None)
-            if sqlstate not in _RETRYABLE_SQLSTATES or attempt == _ATTEMPTS:
+            if delay is None or not is_transient(err):
                 raise
-            time.sleep(0.01 * attempt)
+            log.warning("intake transaction hit %s; trying again in %.2fs", type(err).__name__, delay)
+            time.sleep(delay)
     raise AssertionError("unreachable")
 
 

@@ -13,14 +13,23 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from worker.errors import ConfigurationError
 
-__all__ = ["Settings", "get_settings", "reset_settings"]
+__all__ = ["Settings", "get_settings", "reset_settings", "result_backend_url", "simulated_providers"]
 
 
 #: Provider cost in micro-dollars per unit (SMS segment, voice minute, email) when HEXAVOX_UNIT_PRICES is not set.
 DEFAULT_UNIT_PRICES: dict[str, int] = {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}
+#: What a merchant pays per purchased unit, micro-dollars, when HEXAVOX_CREDIT_PRICES is not set (cost + 30 %).
+DEFAULT_CREDIT_PRICES: dict[str, int] = {"SMS": 9750, "VOICE": 16900, "EMAIL": 130}
+#: Per-period limits a merchant created without them gets (SMS segments, voice minutes, emails) when
+#: HEXAVOX_NEW_MERCHANT_LIMITS is not set: enough to try every channel, small enough that a forgotten
+#: merchant cannot run up a bill. Zero would refuse the first message with E808.
+DEFAULT_NEW_MERCHANT_LIMITS: dict[str, int] = {"SMS": 100, "VOICE": 10, "EMAIL": 100}
+#: Drivers that only pretend to send; production refuses them.
+SIMULATED_DRIVERS = frozenset({"simulated"})
 
 
 def _env(name: str, default: str) -> str:
@@ -63,7 +72,8 @@ class Settings:
     database_url: str
     #: HEXAVOX_BROKER_URL: Celery broker. Default: kombu's local-file transport.
     broker_url: str
-    #: HEXAVOX_RESULT_BACKEND: where intake results are kept for the client. Default: the database.
+    #: HEXAVOX_RESULT_BACKEND: where intake answers are kept for client services, which are given this URL. Default:
+    #: the database (embedded mode and development); production refuses the main database (use a Redis db of its own).
     result_backend: str
     #: HEXAVOX_REDIS_URL: shared throttles, circuit breakers. Empty: in-process (one host only).
     redis_url: str
@@ -110,6 +120,17 @@ class Settings:
     #: HEXAVOX_DB_POOL_SIZE / HEXAVOX_DB_MAX_OVERFLOW: connections kept / extra allowed per process.
     db_pool_size: int = 10
     db_max_overflow: int = 40
+    #: HEXAVOX_API_RATE_LIMIT: HTTP API requests per minute for a key without a limit of its own (0: unlimited).
+    #: Shared by every API process through HEXAVOX_REDIS_URL (in-process without it: embedded mode).
+    api_rate_limit: int = 600
+    #: HEXAVOX_API_MAX_BODY_BYTES: larger HTTP API bodies are refused with 413 (E841) before they are parsed.
+    api_max_body_bytes: int = 2 * 1024 * 1024
+    #: HEXAVOX_API_MAX_RECIPIENTS: recipients one HTTP send may name (``to`` list or ``sms`` nodes); more is E828,
+    #: and larger audiences go through a contact list.
+    api_max_recipients: int = 1000
+    #: HEXAVOX_API_TRUSTED_PROXIES: comma-separated addresses of the TLS proxies in front of ``hexavox api`` whose
+    #: X-Forwarded-For is believed (key IP allowlists match the client behind them). Empty: the peer address.
+    api_trusted_proxies: str = ""
     #: HEXAVOX_PROVIDERS: JSON object of provider instances, {"name": {"driver": "http_sms", ...options}}.
     #: Default: one instance "simulated" of the simulated driver for every channel.
     providers: dict[str, dict[str, object]] = field(default_factory=dict)
@@ -147,6 +168,30 @@ class Settings:
     release: str = ""
     #: HEXAVOX_SENTRY_TRACES_SAMPLE_RATE: share of tasks and requests traced in Sentry (0 to 1).
     sentry_traces_sample_rate: float = 0.0
+    #: HEXAVOX_CREDIT_PRICES: JSON object, what a merchant pays per purchased unit, micro-dollars, per channel. A
+    #: billing upgrade's amountCents must equal units x price (rounded up to the cent), so units cannot be bought
+    #: for less than they cost.
+    credit_prices: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CREDIT_PRICES))
+    #: HEXAVOX_PAYMENT_WEBHOOK_SECRET: the ``whsec_`` secret the payment side signs its webhook with (Standard
+    #: Webhooks). Empty: the payment webhook is off and only the operator command confirms payments.
+    payment_webhook_secret: str = ""
+    #: HEXAVOX_CALLBACK_PORTS: comma-separated ports a dlrUrl may name (its scheme's default when it names none).
+    callback_ports: frozenset[int] = frozenset({80, 443})
+    #: HEXAVOX_MAX_RECIPIENTS: most recipients one send job's ``to`` may list (E828); larger audiences go in a list.
+    max_recipients: int = 1000
+    #: HEXAVOX_MAX_PAYLOAD_BYTES: largest send job, in bytes of JSON (E829), checked before anything else.
+    max_payload_bytes: int = 640 * 1024
+    #: HEXAVOX_MIGRATION_DATABASE_URL: the schema owner's URL, used only by migrations (``hexavox db upgrade``).
+    #: Default: HEXAVOX_DATABASE_URL. In production workers and the API connect as a runtime role with row rights only.
+    migration_database_url: str = ""
+    #: HEXAVOX_RUNTIME_ROLE: the PostgreSQL role of HEXAVOX_DATABASE_URL; ``hexavox db upgrade`` grants it DML on
+    #: every table (worker/db_roles.py). Empty: no grants (one role for everything, development).
+    runtime_role: str = ""
+    #: HEXAVOX_WEBHOOK_TOLERANCE: seconds a signed webhook's timestamp may differ from our clock (replay window).
+    webhook_tolerance: int = 300
+    #: HEXAVOX_NEW_MERCHANT_LIMITS: JSON object, the per-period limits of a merchant created without them
+    #: ({"SMS": 100, "VOICE": 10, "EMAIL": 100}); channels left out keep their default. An update never uses them.
+    new_merchant_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_NEW_MERCHANT_LIMITS))
 
     @property
     def embedded(self) -> bool:
@@ -170,7 +215,7 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         database_url=database_url,
         broker_url=_env("HEXAVOX_BROKER_URL", "filesystem://"),
-        result_backend=_env("HEXAVOX_RESULT_BACKEND", _default_result_backend(database_url)),
+        result_backend=result_backend_url(_env("HEXAVOX_RESULT_BACKEND", _default_result_backend(database_url))),
         redis_url=_env("HEXAVOX_REDIS_URL", ""),
         visibility_timeout=_env_int("HEXAVOX_VISIBILITY_TIMEOUT", 3600),
         task_time_limit=_env_int("HEXAVOX_TASK_TIME_LIMIT", 300),
@@ -189,9 +234,14 @@ def load_settings() -> Settings:
         outbox_stale=_env_int("HEXAVOX_OUTBOX_STALE", 600),
         unavailable_give_up=_env_int("HEXAVOX_UNAVAILABLE_GIVE_UP", 600),
         crash_point=_env("HEXAVOX_CRASH_POINT", ""),
+        api_rate_limit=_env_int("HEXAVOX_API_RATE_LIMIT", 600),
+        api_max_body_bytes=_env_int("HEXAVOX_API_MAX_BODY_BYTES", 2 * 1024 * 1024),
+        api_max_recipients=_env_int("HEXAVOX_API_MAX_RECIPIENTS", 1000),
+        api_trusted_proxies=_env("HEXAVOX_API_TRUSTED_PROXIES", ""),
         db_pool_size=_env_int("HEXAVOX_DB_POOL_SIZE", 10),
         db_max_overflow=_env_int("HEXAVOX_DB_MAX_OVERFLOW", 40),
         unit_prices=_env_unit_prices(),
+        new_merchant_limits=_env_channel_ints("HEXAVOX_NEW_MERCHANT_LIMITS", DEFAULT_NEW_MERCHANT_LIMITS),
         markup_percent=_env_int("HEXAVOX_MARKUP_PERCENT", 30),
         service_key=_env("HEXAVOX_SERVICE_KEY", ""),
         envelope_max_age=_env_int("HEXAVOX_ENVELOPE_MAX_AGE", 86400),
@@ -204,6 +254,14 @@ def load_settings() -> Settings:
         metrics_max_merchants=_env_int("HEXAVOX_METRICS_MAX_MERCHANTS", 20),
         release=_env("HEXAVOX_RELEASE", "") or _default_release(),
         sentry_traces_sample_rate=_env_float("HEXAVOX_SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        credit_prices=_env_channel_ints("HEXAVOX_CREDIT_PRICES", DEFAULT_CREDIT_PRICES),
+        payment_webhook_secret=_env("HEXAVOX_PAYMENT_WEBHOOK_SECRET", ""),
+        webhook_tolerance=_env_int("HEXAVOX_WEBHOOK_TOLERANCE", 300),
+        callback_ports=_env_ports("HEXAVOX_CALLBACK_PORTS", "80,443"),
+        migration_database_url=_env("HEXAVOX_MIGRATION_DATABASE_URL", database_url),
+        runtime_role=_env("HEXAVOX_RUNTIME_ROLE", ""),
+        max_recipients=_env_int("HEXAVOX_MAX_RECIPIENTS", 1000),
+        max_payload_bytes=_env_int("HEXAVOX_MAX_PAYLOAD_BYTES", 640 * 1024),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )
@@ -222,18 +280,31 @@ def _env_providers() -> dict[str, dict[str, object]]:
     return parsed
 
 
+def _env_ports(name: str, default: str) -> frozenset[int]:
+    raw = _env(name, default)
+    try:
+        ports = frozenset(int(part) for part in raw.split(",") if part.strip())
+    except ValueError as err:
+        raise ConfigurationError(f"{name} must be comma-separated port numbers, got {raw!r}") from err
+    if not ports or not all(0 < port < 65536 for port in ports):
+        raise ConfigurationError(f"{name} must name ports 1-65535, got {raw!r}")
+    return ports
+
+
 def _env_unit_prices() -> dict[str, int]:
-    """Provider cost per unit; a typo'd channel or a negative price would silently misbill, so both are refused."""
-    raw = _env("HEXAVOX_UNIT_PRICES", json.dumps(DEFAULT_UNIT_PRICES))
+    return _env_channel_ints("HEXAVOX_UNIT_PRICES", DEFAULT_UNIT_PRICES)
+
+
+def _env_channel_ints(name: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A per-channel amount (price, limit); a typo'd channel or a negative amount would silently misbill: refused."""
+    raw = _env(name, json.dumps(defaults))
     try:
         parsed = json.loads(raw)
     except ValueError as err:
-        raise ConfigurationError(f"HEXAVOX_UNIT_PRICES must be a JSON object: {err}") from err
-    if not isinstance(parsed, dict) or not all(
-        k in DEFAULT_UNIT_PRICES and type(v) is int and v >= 0 for k, v in parsed.items()
-    ):
-        raise ConfigurationError('HEXAVOX_UNIT_PRICES must look like {"SMS": 7500, "VOICE": 13000, "EMAIL": 100}')
-    return {**DEFAULT_UNIT_PRICES, **parsed}
+        raise ConfigurationError(f"{name} must be a JSON object: {err}") from err
+    if not isinstance(parsed, dict) or not all(k in defaults and type(v) is int and v >= 0 for k, v in parsed.items()):
+        raise ConfigurationError(f"{name} must look like {json.dumps(defaults)}")
+    return {**defaults, **parsed}
 
 
 def _default_release() -> str:
@@ -247,7 +318,19 @@ def _default_release() -> str:
 
 
 def _default_result_backend(database_url: str) -> str:
-    return "db+" + database_url
+    """Celery's database backend on the service's database, through psycopg 3 like the service itself.
+
+    SQLAlchemy reads a bare ``postgresql://`` as psycopg2, which is not installed.
+    """
+    return result_backend_url("db+" + database_url)
+
+
+def result_backend_url(url: str) -> str:
+    """A ``db+postgresql://`` (or ``db+postgres://``, ``+psycopg2``) backend URL in its psycopg 3 form."""
+    for prefix in ("db+postgresql://", "db+postgres://", "db+postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "db+postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 def _check(settings: Settings) -> None:
@@ -264,6 +347,9 @@ def _check(settings: Settings) -> None:
     _check_observability(settings)
     if settings.max_delivery_attempts < 1:
         raise ConfigurationError("HEXAVOX_MAX_DELIVERY_ATTEMPTS must be at least 1")
+    if settings.api_rate_limit < 0 or settings.api_max_body_bytes < 1024 or settings.api_max_recipients < 1:
+        raise ConfigurationError("HEXAVOX_API_RATE_LIMIT must not be negative, HEXAVOX_API_MAX_BODY_BYTES must be at "
+                                 "least 1024 and HEXAVOX_API_MAX_RECIPIENTS at least 1")
     if settings.environment == "production":
         _check_production(settings)
     if settings.environment == "production" and settings.crash_point:
@@ -296,6 +382,39 @@ def _check_production(settings: Settings) -> None:
     if len(settings.service_key) < 32:
         raise ConfigurationError("production needs HEXAVOX_SERVICE_KEY (at least 32 characters, the same in every "
                                  "process): internal tasks are signed with it, so nobody else can publish them")
+    if simulated := simulated_providers(settings):
+        raise ConfigurationError(f"production refuses the simulated provider ({', '.join(simulated)}): the "
+                                 "simulated driver sends nothing; configure real ones in HEXAVOX_PROVIDERS and "
+                                 "HEXAVOX_DEFAULT_PROVIDER")
+    _check_production_providers(settings.providers)
+    if _same_database(settings.result_backend, settings.database_url):
+        raise ConfigurationError("HEXAVOX_RESULT_BACKEND must not be the main database in production: client services "
+                                 "get its URL, and with it they could read and write every table (use a Redis db "
+                                 "of its own, e.g. redis://:password@redis:6379/2)")
+
+
+def _same_database(result_backend: str, database_url: str) -> bool:
+    """True when the result backend is (``db+``) the main database: same host, port and database name."""
+    if not result_backend.startswith("db+"):
+        return False
+    backend, main = urlsplit(result_backend[3:]), urlsplit(database_url)
+    return (backend.hostname, backend.port, backend.path) == (main.hostname, main.port, main.path)
+
+
+def _check_production_providers(providers: dict[str, dict[str, object]]) -> None:
+    """Anyone who can reach the webhook receiver can post to a provider's endpoint: without a secret its reports
+    (a call made free, a message failed, a STOP) could be forged. The simulated driver is for tests and demos."""
+    for name, options in providers.items():
+        if options.get("driver") == "simulated":
+            raise ConfigurationError(f"HEXAVOX_PROVIDERS: {name!r} uses the simulated driver, refused in production")
+        if not options.get("webhook_secret"):
+            raise ConfigurationError(f"HEXAVOX_PROVIDERS: {name!r} has no webhook_secret; in production every "
+                                     "provider's delivery reports must be signed")
+
+
+def simulated_providers(settings: Settings) -> list[str]:
+    """The configured provider instances that only pretend to send."""
+    return sorted(name for name, options in settings.providers.items() if options.get("driver") in SIMULATED_DRIVERS)
 
 
 @lru_cache(maxsize=1)

@@ -1,18 +1,23 @@
 """The delivery-report receiver: a small ASGI app for provider webhooks, run as its own process (`hexavox web`).
 
 It does the least that must happen before answering: find the configured provider, let its driver check the
-signature and parse the body, and enqueue the events for ``hexavox.internal.apply_reports``. Providers time out
+signature (delivery id, timestamp within HEXAVOX_WEBHOOK_TOLERANCE, body) and parse the body, give events without
+an id of their own the signed delivery id (so a replay is recognised when applied), and enqueue the events for
+``hexavox.internal.apply_reports``. Providers time out
 and retry slow webhooks, so the database is never touched here; a 202 means "queued", and the task applies the
 events idempotently (worker/policy/delivery_reports.py). When the broker is down the answer is 503, so the
 provider retries instead of us dropping the report.
 
-Answers: 202 ``{"accepted": n}``; 401 for a bad signature and 400 for a malformed body, both with the catalogue
-code; 404 for a provider that is not configured; 413 above :data:`MAX_BODY_BYTES`. Bodies carry phone numbers
-and reply texts, so they and the drivers' error details are never logged or echoed back.
+Answers: 202 ``{"accepted": n}``; 401 for a bad, missing or stale signature (E827) and 400 for a malformed body,
+both with the catalogue code; 404 for a provider that is not configured; 413 above :data:`MAX_BODY_BYTES`. Bodies
+carry phone numbers and reply texts, so they and the drivers' error details are never logged or echoed back.
+
+``POST /payments/webhook`` is the payment side's signed confirmation of a billing upgrade (worker/payments.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,15 +29,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from providers.base import DeliveryEvent
+from providers.http_common import webhook_id_of
 from providers.registry import get_provider
 from worker.catalogue import Code
 from worker.errors import AuthenticationError, Refusal
+from worker.payments import MAX_PAYMENT_BODY_BYTES, handle_payment_webhook
 from worker.policy.delivery_reports import events_to_json
 from worker.queues import CALLBACKS
 from worker.settings import Settings, get_settings
 from worker.task_names import APPLY_REPORTS
 
-__all__ = ["APPLY_TASK", "MAX_BODY_BYTES", "Enqueue", "create_app", "serve"]
+__all__ = ["APPLY_TASK", "MAX_BODY_BYTES", "BodyTooLarge", "Enqueue", "create_app", "read_body", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ def create_app(settings: Settings, *, enqueue: Enqueue | None = None) -> Starlet
     receiver = _Receiver(settings, enqueue or celery_enqueue)
     app = Starlette(routes=[
         Route("/webhooks/{provider}", receiver.webhook, methods=["POST"]),
+        Route("/payments/webhook", receiver.payment, methods=["POST"]),
         Route("/healthz", _healthz, methods=["GET"]),
     ])
     mount_metrics(app, "web")  # GET /metrics and request counters by route
@@ -84,11 +92,20 @@ class _Receiver:
         if name not in self.settings.providers:
             return JSONResponse({"detail": "unknown provider"}, status_code=404)
         try:
-            body = await _read_body(request, MAX_BODY_BYTES)
+            body = await read_body(request, MAX_BODY_BYTES)
         except BodyTooLarge:
             log.warning("webhook %s: body over %d bytes refused", name, MAX_BODY_BYTES)
             return JSONResponse({"detail": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
         return await run_in_threadpool(self._accept, name, dict(request.headers), body)
+
+    async def payment(self, request: Request) -> JSONResponse:
+        """The payment side's signed confirmation (worker/payments.py)."""
+        try:
+            body = await read_body(request, MAX_PAYMENT_BODY_BYTES)
+        except BodyTooLarge:
+            return JSONResponse({"detail": f"body larger than {MAX_PAYMENT_BODY_BYTES} bytes"}, status_code=413)
+        status, answer = await run_in_threadpool(_payment_or_503, self.settings, dict(request.headers), body)
+        return JSONResponse(answer, status_code=status)
 
     def _accept(self, name: str, headers: dict[str, str], body: bytes) -> JSONResponse:
         """Parse and enqueue (blocking calls, run off the event loop)."""
@@ -98,6 +115,7 @@ class _Receiver:
             status = 401 if _is_auth_failure(refusal) else 400
             log.warning("webhook %s: refused %s (%s)", name, status, refusal.code.value)
             return JSONResponse({"code": refusal.code.value, "name": refusal.code.name}, status_code=status)
+        events = _with_ids(events, webhook_id_of(headers))
         if events:
             try:
                 self.enqueue(name, events_to_json(events))
@@ -120,11 +138,28 @@ def _parse(name: str, headers: dict[str, str], body: bytes, settings: Settings) 
         raise Refusal(Code.INVALID_INPUT, type(err).__name__) from err
 
 
+def _payment_or_503(settings: Settings, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    """A database that is down is a 503, so the payment side retries instead of dropping the confirmation."""
+    try:
+        return handle_payment_webhook(settings, headers, body)
+    except Exception as err:
+        log.error("payment webhook: could not apply: %s", type(err).__name__)
+        return 503, {"detail": "temporarily unavailable"}
+
+
+def _with_ids(events: list[DeliveryEvent], delivery_id: str | None) -> list[DeliveryEvent]:
+    """Events lacking an id of their own are named after the (signed) delivery and their place in it."""
+    if not delivery_id:
+        return events
+    return [e if e.event_id else dataclasses.replace(e, event_id=f"{delivery_id}:{i}") for i, e in enumerate(events)]
+
+
 def _is_auth_failure(refusal: Refusal) -> bool:
-    return isinstance(refusal, AuthenticationError) or refusal.code == Code.AUTHENTICATION_FAILED
+    return isinstance(refusal, AuthenticationError) or refusal.code in (Code.AUTHENTICATION_FAILED,
+                                                                        Code.WEBHOOK_NOT_AUTHENTIC)
 
 
-async def _read_body(request: Request, cap: int) -> bytes:
+async def read_body(request: Request, cap: int) -> bytes:
     """The body, refused as soon as it is known to exceed ``cap`` (declared length, else while streaming)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:

@@ -1,4 +1,5 @@
-"""Alembic environment: the URL comes from HEXAVOX_DATABASE_URL (or ``-x url=...``), the models from schema.models.
+"""Alembic environment: the URL comes from HEXAVOX_MIGRATION_DATABASE_URL (the schema owner; default
+HEXAVOX_DATABASE_URL) or ``-x url=...``, the models from schema.models.
 
 SQLite needs batch mode to alter tables, so the same migrations run on PostgreSQL and SQLite.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import Connection
@@ -16,11 +18,13 @@ from worker.db import engine, normalize_url
 from worker.settings import get_settings
 
 config = context.config
+if config.config_file_name is not None:  # the alembic command line: alembic.ini's logging says what ran
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:
     override = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    return normalize_url(override or get_settings().database_url)
+    return normalize_url(override or get_settings().migration_database_url)
 
 
 def _configure(connection: Connection) -> None:

@@ -36,7 +36,8 @@ def _count(model: Any) -> int:
 def test_a_retried_upgrade_under_one_key_is_one_upgrade(tenant: Tenant) -> None:
     from schema.models import BillingUpgrade
 
-    upgrade = {"merchantId": "gym-a", "channel": "SMS", "units": 100, "amountCents": 900, "referenceId": "r-1",
+    # 100 SMS units at the default credit price (9,750 micro-dollars each): 97.5 cents, 98 rounded up
+    upgrade = {"merchantId": "gym-a", "channel": "SMS", "units": 100, "amountCents": 98, "referenceId": "r-1",
                "idempotencyKey": "upgrade-1"}
     first = _run(tenant, "hexavox.billing.upgrade.v1", upgrade)
     again = _run(tenant, "hexavox.billing.upgrade.v1", upgrade)

@@ -304,7 +304,8 @@ def test_default_cap_is_64_kib(server: Server) -> None:
 
 def test_loopback_is_refused_without_allow_private_and_nothing_is_sent(server: Server) -> None:
     _, headers = _signed(BODY)
-    result = deliver(f"{server.base}/ok", BODY, headers, allow_private=False, timeout=5)
+    result = deliver(f"{server.base}/ok", BODY, headers, allow_private=False, timeout=5,
+                     allowed_ports={server.port})
     assert result.outcome == "refused"
     assert result.status_code is None
     assert "loopback" in result.error
@@ -316,7 +317,7 @@ def test_name_resolving_to_loopback_is_refused_without_allow_private(server: Ser
     _, headers = _signed(BODY)
     calls: list[str] = []
     result = deliver(f"http://merchant.test:{server.port}/ok", BODY, headers, allow_private=False,
-                     resolver=_to_loopback(calls))
+                     resolver=_to_loopback(calls), allowed_ports={server.port})
     assert result.outcome == "refused"
     assert calls == ["merchant.test"]
     assert server.rec.received == []

@@ -153,6 +153,18 @@ def settled(shop: Shop, dlr_url: str, count: int = 1) -> list[str]:
     return ids
 
 
+def settled_to(shop: Shop, url: str) -> str:
+    """A settled message whose callback row points at ``url``, whatever intake would say of it today: intake now
+    refuses literal hostile addresses (E819), but rows written before, and names that resolve to private addresses
+    only at callback time, must still be refused when the callback is sent."""
+    from worker.db import session_scope
+
+    [message_id] = settled(shop, "https://merchant.example/dlr")
+    with session_scope() as session:
+        session.execute(update(OutboundCallback).where(OutboundCallback.message_id == message_id).values(url=url))
+    return message_id
+
+
 def callback_of(message_id: str) -> OutboundCallback:
     from worker.db import session_scope
 
@@ -351,9 +363,9 @@ def assert_all_refused(message_ids: list[str], urls: list[str], outcomes: dict[s
 
 def test_hostile_callback_urls_are_refused_and_nothing_is_sent(shop: Shop, receiver: Receiver,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given messages whose dlrUrl is hostile (intake only checks the shape), FINAL
+    # Given FINAL messages whose callback rows point at hostile URLs
     urls = hostile_urls(receiver.port)
-    message_ids = [settled(shop, url)[0] for url in urls]
+    message_ids = [settled_to(shop, url) for url in urls]
     # When the callbacks are attempted in the production configuration (loopback not allowed)
     allow_private(monkeypatch, False)
     outcomes = send_claimed()
@@ -364,7 +376,7 @@ def test_hostile_callback_urls_are_refused_and_nothing_is_sent(shop: Shop, recei
 
 
 def test_private_addresses_stay_refused_with_the_test_loopback_switch_on(shop: Shop, receiver: Receiver) -> None:
-    message_ids = [settled(shop, url)[0] for url in ALWAYS_REFUSED]
+    message_ids = [settled_to(shop, url) for url in ALWAYS_REFUSED]
     outcomes = send_claimed()
     assert_all_refused(message_ids, ALWAYS_REFUSED, outcomes)
     assert receiver.requests() == []

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -255,41 +256,70 @@ def reply(text: str, sender: str = NUMBER, **kw: Any) -> DeliveryEvent:
     return report(DeliveryStatus.UNKNOWN, reply_from=sender, reply_text=text, **kw)
 
 
-def test_stop_reply_opts_out_and_next_marketing_send_is_refused(hexavox_env: dict[str, str]) -> None:
+OUR_NUMBER = "+18135550000"  #: a numeric sender id, the number replies come back to
+
+
+@pytest.fixture
+def signed_provider(hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulated provider with a callback secret: what its endpoint passes on was signed (authenticated)."""
+    from providers.registry import reset_providers
+    from worker.settings import reset_settings
+
+    monkeypatch.setenv("HEXAVOX_PROVIDERS", json.dumps({"simulated": {"driver": "simulated",
+                                                                      "callback_secret": "s3cret"}}))
+    reset_settings()
+    reset_providers()
+
+
+def test_stop_reply_opts_out_and_next_marketing_send_is_refused(signed_provider: None) -> None:
     tenant = make_tenant()
     merchant_id = make_merchant(tenant)
     opt(tenant, "gym-a", "SMS", NUMBER, "OPT_IN")
-    mid = queued(tenant, type="MKT")
+    mid = queued(tenant, type="MKT", sender=OUR_NUMBER)
     dispatch(mid)
 
-    assert apply(reply("Thanks, see you there")) == "ignored"
+    assert apply(reply("Thanks, see you there", reply_to=OUR_NUMBER)) == "ignored"
     assert consent_of(merchant_id) == ("OPT_IN", "test")
-    assert apply(reply("  stop. please")) == "opted-out"
+    assert apply(reply("  stop. please", reply_to="18135550000")) == "opted-out"
     assert consent_of(merchant_id) == ("OPT_OUT", "sms-reply")
-    assert apply(reply("STOP")) == "opted-out"  # a replayed STOP is harmless
+    assert apply(reply("STOP", reply_to=OUR_NUMBER)) == "opted-out"  # a replayed STOP is harmless
 
-    refused = send(tenant, type="MKT")
+    refused = send(tenant, type="MKT", sender=OUR_NUMBER)
     assert refused["status"] == "REFUSED" and refused["error"]["code"] == "E805", refused
 
 
-def test_stop_reply_scope_follows_what_identifies_the_message(hexavox_env: dict[str, str]) -> None:
-    """With a message reference only its merchant is opted out; without one, every merchant that texted them."""
-    tenant = make_tenant()
+def test_stop_reply_is_scoped_to_the_merchants_that_sent_from_the_number_it_replied_to(
+        signed_provider: None) -> None:
+    """With a message reference only its merchant; else only those that texted them from the replied-to number;
+    a reply naming neither opts nobody out (it once opted the number out for every tenant's merchants)."""
+    tenant, other_tenant = make_tenant(), make_tenant("globex")
     gym_a, gym_b = make_merchant(tenant, "gym-a"), make_merchant(tenant, "gym-b")
-    make_merchant(tenant, "gym-c")  # never texted this number
+    gym_x = make_merchant(other_tenant, "gym-x")
     a_msg = queued(tenant)
-    queued(tenant, merchantId="gym-b")
+    for merchant, who in (("gym-b", tenant), ("gym-x", other_tenant)):
+        dispatch(queued(who, merchantId=merchant, sender=OUR_NUMBER if merchant == "gym-b" else "+18135559999"))
     dispatch(a_msg)
 
     assert apply(reply("UNSUBSCRIBE", sender="18135551234", ref=message(a_msg).provider_ref)) == "opted-out"
     assert consent_of(gym_a) == ("OPT_OUT", "sms-reply") and consent_of(gym_b) is None
 
-    assert apply(reply("quit", sender="+1 813 555 1234")) == "opted-out"
-    assert consent_of(gym_b) == ("OPT_OUT", "sms-reply")
-    with session_scope() as session:
-        assert session.scalar(select(func.count()).select_from(Consent)) == 2  # gym-c untouched
-    assert apply(reply("STOP", sender="+18135550000")) == "unknown-contact"  # nobody texted this number
-    assert apply(reply("STOP", sender="not a number")) == "unknown-contact"
+    assert apply(reply("quit", sender="+1 813 555 1234")) == "unknown-contact"  # no reference, no number
+    assert consent_of(gym_b) is None and consent_of(gym_x) is None
+
+    assert apply(reply("quit", sender="+1 813 555 1234", reply_to=OUR_NUMBER)) == "opted-out"
+    assert consent_of(gym_b) == ("OPT_OUT", "sms-reply") and consent_of(gym_x) is None  # other tenant untouched
+    assert apply(reply("STOP", sender="+18135550001", reply_to=OUR_NUMBER)) == "unknown-contact"
+    assert apply(reply("STOP", sender="not a number", reply_to=OUR_NUMBER)) == "unknown-contact"
+
+
+def test_an_unauthenticated_stop_opts_nobody_out(hexavox_env: dict[str, str]) -> None:
+    """The default simulated provider has no secret: its endpoint accepts unsigned posts, so a STOP is ignored."""
+    tenant = make_tenant()
+    merchant_id = make_merchant(tenant)
+    mid = queued(tenant, sender=OUR_NUMBER)
+    dispatch(mid)
+    assert apply(reply("STOP", ref=message(mid).provider_ref, reply_to=OUR_NUMBER)) == "unauthenticated"
+    assert consent_of(merchant_id) is None
 
 
 # --- carrying events through the broker ------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from support import REPO, WorkerProcess, start_worker
 
 EXPECTED_TABLES = {"tenants", "api_keys", "merchants", "balances", "routes", "consents", "contact_lists",
                    "task_redeliveries", "contact_list_members", "campaigns", "requests", "messages", "message_events",
-                   "duplicate_guard", "outbound_callbacks", "alerts", "billing_upgrades"}
+                   "duplicate_guard", "outbound_callbacks", "alerts", "billing_upgrades", "inbound_events",
+                   "usage_periods"}
 
 
 def _alembic(url: str, *args: str) -> None:

@@ -39,8 +39,7 @@ SMS = "hexavox.sms.send.v1"
 VOICE = "hexavox.voice.send.v1"
 EMAIL = "hexavox.email.send.v1"
 ADMIN_TASKS = ("hexavox.merchant.upsert.v1", "hexavox.consent.upsert.v1", "hexavox.consent.bulk_upsert.v1",
-               "hexavox.list.create.v1", "hexavox.list.import_csv.v1", "hexavox.billing.upgrade.v1",
-               "hexavox.billing.confirm.v1")
+               "hexavox.list.create.v1", "hexavox.list.import_csv.v1", "hexavox.billing.upgrade.v1")
 CATALOGUE_CODES = frozenset(code.value for code in Code)
 MESSAGE_STATES = frozenset(state.value for state in MessageState)
 
@@ -242,9 +241,6 @@ ADMIN_JOBS = st.one_of(
         {**COMMON_BAD, "channel": NASTY_TEXT, "units": st.integers(), "amountCents": st.integers(),
          "referenceId": NASTY_TEXT, "currency": st.sampled_from(["US", "USDT", "U$D", "usd "])},
         anything={"currency": WRONG_NO_CASE_EXPANSION})),
-    st.tuples(st.just("hexavox.billing.confirm.v1"), hostile_job(
-        {**COMMON_VALID, "referenceId": st.sampled_from(["r1", "r2", "r3"])}, {"succeeded": st.booleans()},
-        {**COMMON_BAD, "referenceId": NASTY_TEXT, "succeeded": st.sampled_from([0, 1, "yes", None])})),
 )
 ANY_TASK = st.sampled_from([SMS, VOICE, EMAIL, *ADMIN_TASKS, "hexavox.sms.send.v2", ""])
 ANY_PAYLOAD = st.one_of(JSON_VALUES, st.dictionaries(st.one_of(st.sampled_from(["auth", "merchantId", "to", "body"]),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import itertools
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +15,12 @@ import httpx
 import pytest
 
 from providers.base import DeliveryStatus, OutboundMessage, ProviderRef, SendOutcome, SendResult
-from providers.http_common import make_client, outcome_for_error, outcome_for_http_status
+from providers.http_common import (
+    make_client,
+    outcome_for_error,
+    outcome_for_http_status,
+    signed_webhook_headers,
+)
 from providers.http_sms import HttpSmsProvider, hexa_ref, message_id_from_ref
 from schema.states import Channel
 from worker.catalogue import Code
@@ -80,6 +84,48 @@ def test_hexa_send_posts_the_seed_000_form_with_our_id_as_ref(api: FakeApi, sett
                               "dlrurl": "https://hooks.example.com/dlr/hexa"}
     assert result.raw["http_status"] == 202 and result.raw["body"]["code"] == "E100"
     assert result.provider_code == "E100"
+
+
+#: Every SMS option intake stores on a message, with the values it stores them as (flags as booleans).
+STORED_OPTIONS: dict[str, Any] = {
+    "unicode": "AUTO", "flash": True, "ref": "tag7", "ref1": "branch2", "ref2": "desk9", "port": 5000,
+    "duplicate": True, "campaignId": "spring26", "campaignName": "Spring26", "dlrUrl": "https://m.example.com/dlr",
+    "encoding": "GSM7", "segments": 1,
+}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({}, {"ref1": "tag7", "unicode": "AUTO", "flash": "1", "port": "5000", "duplicate": "1"}),
+    ({"flash": False, "unicode": "1", "duplicate": False, "port": None, "ref": None},
+     {"unicode": "1", "flash": "0"}),
+    ({"flash": 1, "unicode": "0"}, {"ref1": "tag7", "unicode": "0", "flash": "1", "port": "5000",
+                                    "duplicate": "1"}),
+], ids=["all-set", "flags-off", "int-flags"])
+def test_hexa_sends_every_option_in_the_seed_000_format(api: FakeApi, settings: Settings, changes: dict[str, Any],
+                                                        expected: dict[str, str]) -> None:
+    """The fake API refuses any parameter outside seed 000's formats (flash "True" is E606) or unknown to it (E413)."""
+    driver = make(settings, api.url("hexa"), "hexa")
+    msg = message(options={**STORED_OPTIONS, **changes})
+
+    result = driver.send(msg)
+
+    assert result.outcome is SendOutcome.ACCEPTED, result.raw
+    [request] = api.sends_to(msg.recipient)
+    assert request.form() == {"to": msg.recipient, "body": msg.body, "sender": "HEXAVX", "type": "TXN",
+                              "ref": uuid.UUID(msg.message_id).hex, **expected}
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("flash", "True", "E606"), ("unicode", "auto-ish", "E604"), ("port", "80a", "E603"), ("duplicate", "yes", "E605"),
+    ("ref1", "tag-7", "E609"), ("campaign", "x", "E413"),
+])
+def test_fake_hexa_refuses_what_the_seed_refuses(api: FakeApi, field: str, value: str, code: str) -> None:
+    """The checks above can fail: what main sent before (flash=True) is refused E606 by a seed-000 API."""
+    form = {"to": "+4915112000001", "body": "hi", "sender": "HEXAVX", "type": "TXN", "ref": "abc", field: value}
+
+    response = httpx.post(f"{api.url('hexa')}/messages", data=form, headers={"api-key": API_KEY})
+
+    assert response.json()["code"] == code
 
 
 def test_panel_send_posts_the_seed_004_json_with_authkey(api: FakeApi, settings: Settings) -> None:
@@ -316,13 +362,14 @@ def test_panel_dlr_as_form_data_field_keeps_each_report(settings: Settings) -> N
 def test_webhook_signature_is_checked_when_a_secret_is_set(settings: Settings, shape: str) -> None:
     driver = make(settings, "http://127.0.0.1:9", shape, webhook_secret="s3cret")
     body = json.dumps({"message_id": "a", "status": "DELIVRD"}).encode()
-    good = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    good = {k.lower(): v for k, v in signed_webhook_headers("s3cret", body).items()}
 
-    driver.parse_callback({**JSON, "x-signature": good}, body)
-    for headers in ({**JSON, "X-Signature": "0" * 64}, JSON):
+    driver.parse_callback({**JSON, **good}, body)
+    stale = signed_webhook_headers("s3cret", body, timestamp=int(time.time()) - 3600)
+    for headers in ({**JSON, **good, "x-signature": "0" * 64}, JSON, {**JSON, **stale}):
         with pytest.raises(ValidationError) as refused:
             driver.parse_callback(headers, body)
-        assert refused.value.code is Code.AUTHENTICATION_FAILED
+        assert refused.value.code is Code.WEBHOOK_NOT_AUTHENTIC
 
 
 def test_unreadable_webhook_body_is_refused(settings: Settings) -> None:

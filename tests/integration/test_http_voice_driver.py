@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import itertools
 import json
 import uuid
@@ -15,6 +13,7 @@ from urllib.parse import urlencode
 import pytest
 
 from providers.base import DeliveryStatus, OutboundMessage, ProviderRef, SendOutcome
+from providers.http_common import signed_webhook_headers
 from providers.http_voice import DEFAULT_RING_SECONDS, HttpVoiceProvider
 from schema.states import Channel
 from worker.catalogue import Code
@@ -166,8 +165,7 @@ def test_call_callback_maps_state_and_duration(settings: Settings, state: str, s
 def test_form_callback_and_signature(settings: Settings) -> None:
     driver = make(settings, "http://127.0.0.1:9", webhook_secret="voice-secret")
     body = urlencode({"callId": "call-8", "status": "completed", "durationSeconds": "9"}).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "X-Signature": hmac.new(b"voice-secret", body, hashlib.sha256).hexdigest()}
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **signed_webhook_headers("voice-secret", body)}
 
     [event] = driver.parse_callback(headers, body)
 

@@ -93,6 +93,30 @@ def test_the_relay_copies_quickly_only_after_the_broker_lost_its_queues(tenant: 
     assert relay_outbox() == 1
 
 
+def test_after_a_broker_loss_the_relay_copies_what_was_queued_before_it_not_what_was_published_since(
+        tenant: Tenant, hexavox_env: dict[str, str]) -> None:
+    import time
+
+    from tasks.maintenance import relay_outbox
+    from worker.publish import publish_dispatch
+
+    def accept(first: int, count: int) -> list[tuple[str, str, str]]:
+        numbers = [f"+1813555{n}" for n in range(first, first + count)]
+        return run_send_job("hexavox.sms.send.v1", sms(tenant, to=numbers), str(uuid.uuid4())).to_dispatch
+
+    # Given 5 messages published before Redis lost its queues (nobody consumes them)
+    assert publish_dispatch(accept(1000, 5)) == 5
+    redis.Redis.from_url(hexavox_env["HEXAVOX_BROKER_URL"]).flushdb()
+    time.sleep(1.1)  # the publishing process looks at the epoch marker at most once a second
+    # When one message is published just after the loss, and 20 more well after it, before the relay's next pass
+    assert publish_dispatch(accept(2000, 1)) == 1
+    time.sleep(1.5)
+    assert publish_dispatch(accept(3000, 20)) == 20
+    # Then the relay copies the 5 lost ones and the one that began the new epoch, not the 20 safely queued since
+    assert relay_outbox() == 6
+    assert relay_outbox() == 0
+
+
 @pytest.mark.parametrize(("redelivered", "step", "after"), [
     (False, DispatchStep.SKIPPED, MessageState.DISPATCHING),
     (True, DispatchStep.REDELIVERED, MessageState.AMBIGUOUS),

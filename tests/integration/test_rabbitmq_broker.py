@@ -72,5 +72,13 @@ def test_jobs_are_answered_and_dispatched_over_rabbitmq(hexavox_env: dict[str, s
                 break
             time.sleep(0.3)
         assert set(states) <= {"SENT", "DELIVERED"} and len(states) == 2, states
+        # And every queue of the service is a quorum queue (replicated and fsynced: a job survives a broker restart)
+        vhost = rabbitmq_url.rsplit("/", 1)[1]
+        listed = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type"], check=True,
+                                capture_output=True, text=True, timeout=60).stdout
+        types = dict(line.split()[:2] for line in listed.splitlines()[1:] if line.strip())
+        from worker.queues import ALL_QUEUES
+
+        assert {name: types.get(name) for name in ALL_QUEUES} == dict.fromkeys(ALL_QUEUES, "quorum"), listed
     finally:
         worker.stop()

@@ -24,7 +24,7 @@ import uvicorn
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from providers.simulated import SIGNATURE_HEADER, sign_callback
+from providers.simulated import sign_callback
 from schema.models import Consent, Message
 from worker.db import session_scope
 
@@ -75,17 +75,17 @@ def post(app: Starlette, path: str, body: Any = b"", headers: dict[str, str] | N
 
 def signed(payload: Any, secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
-    return body, {SIGNATURE_HEADER: sign_callback(secret, body), "content-type": "application/json"}
+    return body, {**sign_callback(secret, body), "content-type": "application/json"}
 
 
-def sent_message(tenant: Tenant) -> tuple[str, str]:
+def sent_message(tenant: Tenant, **fields: Any) -> tuple[str, str]:
     """A real SMS through intake and dispatch (simulated provider): its id and provider reference."""
     from worker.policy.dispatch import dispatch_message
     from worker.runner import run_send_job
     from worker.sending import provider_sender
     from worker.settings import get_settings
 
-    row = run_send_job(SMS_TASK, sms(tenant), str(uuid.uuid4())).result["messages"][0]
+    row = run_send_job(SMS_TASK, sms(tenant, **fields), str(uuid.uuid4())).result["messages"][0]
     dispatch_message(row["messageId"], get_settings(), provider_sender(get_settings()))
     with session_scope() as session:
         found = session.get(Message, row["messageId"])
@@ -130,9 +130,9 @@ def test_signed_callback_is_applied_by_the_worker(signed_env: dict[str, str], se
     request.getfixturevalue("celery_worker")  # started after signed_env, so it shares the configuration
     tenant = make_tenant()
     merchant_id = make_merchant(tenant)
-    mid, ref = sent_message(tenant)
+    mid, ref = sent_message(tenant, sender="+18135550000")
     body, headers = signed([dlr(ref, mid), dlr(ref, mid, "SENT"),  # a late SENT in the same batch
-                            {"type": "reply", "from": NUMBER, "text": "Stop", "eventId": "in-1"}])
+                            {"type": "reply", "from": NUMBER, "to": "18135550000", "text": "Stop", "eventId": "in-1"}])
 
     started = time.monotonic()
     answer = httpx.post(f"{served}/webhooks/simulated", content=body, headers=headers, timeout=10)
@@ -158,7 +158,7 @@ def test_wrong_signature_is_401_and_enqueues_nothing(signed_env: dict[str, str])
     app = web_app(broker)
     body, headers = signed(dlr("sim-x", str(uuid.uuid4())), secret="not-the-secret-0123456789")
     answer = post(app, "/webhooks/simulated", body, headers)
-    assert answer.status_code == 401 and answer.json() == {"code": "E801", "name": "AUTHENTICATION_FAILED"}
+    assert answer.status_code == 401 and answer.json() == {"code": "E827", "name": "WEBHOOK_NOT_AUTHENTIC"}
     assert post(app, "/webhooks/simulated", body).status_code == 401  # no signature at all
     flipped = body.replace(b"DELIVERED", b"DELIVERES")
     assert post(app, "/webhooks/simulated", flipped, {**signed(dlr("sim-x", "m"))[1]}).status_code == 401
@@ -179,7 +179,7 @@ def test_unknown_provider_malformed_and_empty_bodies(signed_env: dict[str, str])
     assert post(app, "/webhooks/nobody", b"{}").status_code == 404
     assert post(app, "/webhooks/simulated%00", b"{}").status_code == 404
     body = b"{not json"
-    answer = post(app, "/webhooks/simulated", body, {SIGNATURE_HEADER: sign_callback(SECRET, body)})
+    answer = post(app, "/webhooks/simulated", body, sign_callback(SECRET, body))
     assert answer.status_code == 400 and answer.json()["code"] == "E413"
     assert "not json" not in answer.text  # nothing of the body is echoed back
     body, headers = signed([])
@@ -200,7 +200,7 @@ def test_oversize_bodies_are_413(signed_env: dict[str, str]) -> None:
     broker = Recorder()
     app = web_app(broker)
     big = b"[" + b" " * MAX_BODY_BYTES + b"]"
-    headers = {SIGNATURE_HEADER: sign_callback(SECRET, big)}
+    headers = sign_callback(SECRET, big)
     assert post(app, "/webhooks/simulated", big, headers).status_code == 413  # declared Content-Length
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while streaming
@@ -210,7 +210,7 @@ def test_oversize_bodies_are_413(signed_env: dict[str, str]) -> None:
     assert post(app, "/webhooks/simulated", chunks(), headers).status_code == 413
     just_fits = b"[" + b" " * (MAX_BODY_BYTES - 2) + b"]"
     assert post(app, "/webhooks/simulated", just_fits,
-                {SIGNATURE_HEADER: sign_callback(SECRET, just_fits)}).json() == {"accepted": 0}
+                sign_callback(SECRET, just_fits)).json() == {"accepted": 0}
     assert broker.published == []
 
 

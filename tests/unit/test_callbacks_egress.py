@@ -187,7 +187,7 @@ def test_public_name_passes_and_pins_the_resolved_ip() -> None:
 
 
 def test_public_ipv6_first_record_is_pinned() -> None:
-    target = resolve_public("http://v6.merchant.example.com:8080", resolver=stub_resolver)
+    target = resolve_public("http://v6.merchant.example.com:8080", resolver=stub_resolver, allowed_ports={8080})
     assert target.ip == PUBLIC_V6
     assert target.port == 8080
     assert target.path_and_query == "/"
@@ -206,14 +206,21 @@ def test_public_ipv6_first_record_is_pinned() -> None:
     ],
 )
 def test_public_literals_pass(url: str, ip: str) -> None:
-    assert resolve_public(url, resolver=stub_resolver).ip == ip
+    assert resolve_public(url, resolver=stub_resolver, allowed_ports={80, 8443}).ip == ip
 
 
 def test_ip_literal_never_reaches_the_resolver() -> None:
     def no_dns(host: str, port: int) -> list[str]:
         raise AssertionError("resolver called for a literal")
 
-    assert resolve_public(f"http://{PUBLIC_V4}:81/", resolver=no_dns).port == 81
+    assert resolve_public(f"http://{PUBLIC_V4}:81/", resolver=no_dns, allowed_ports={81}).port == 81
+
+
+@pytest.mark.parametrize("url", ["https://merchant.example.com:8443/", "http://merchant.example.com:6379/",
+                                 f"http://{PUBLIC_V4}:22/"])
+def test_only_ports_80_and_443_unless_configured(url: str) -> None:
+    with pytest.raises(ValidationError, match="port"):
+        resolve_public(url, resolver=stub_resolver)
 
 
 def test_dns_failure_is_temporary_not_a_refusal() -> None:

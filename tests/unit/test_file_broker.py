@@ -63,3 +63,14 @@ def test_a_message_given_back_to_the_queue_is_marked_redelivered_where_celery_re
         message.requeue()
         again = queue.get(timeout=5)
         assert again.payload == {"job": 1} and again.delivery_info.get("redelivered") is True
+
+
+def test_connecting_names_no_host_so_kombu_does_not_warn_about_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Given the embedded broker's connection (a folder: filesystem:// has no host)
+    with caplog.at_level("WARNING"), _connection(tmp_path) as conn:
+        # When a message goes through it, the way every `make demo` connection does
+        conn.SimpleQueue("otp").put({"task": "hexavox.sms.send.v1"})
+        conn.clone().release()
+    # Then kombu logged no "No hostname was supplied. Reverting to default 'localhost'"
+    assert [r.getMessage() for r in caplog.records if "hostname" in r.getMessage()] == []

@@ -50,3 +50,20 @@ def test_internal_tasks_have_their_own_queues() -> None:
     assert route_task("hexavox.internal.deliver_callbacks", (), {}, {}) == {"queue": "callbacks"}
     assert route_task("hexavox.internal.dispatch", ("id",), {}, {}) is None  # dispatch names its queue per message
     assert {"reconcile", "callbacks", "otp", "bulk"} <= set(ALL_QUEUES)
+
+
+@pytest.mark.parametrize(("broker_url", "quorum"), [
+    ("amqp://guest:guest@127.0.0.1:5672/hexavox", True),
+    ("amqps://user:pw@rabbit:5671/hexavox", True),
+    ("redis://127.0.0.1:6379/0", False),
+])
+def test_rabbitmq_queues_are_quorum_queues_with_publisher_confirms(broker_url: str, quorum: bool) -> None:
+    import dataclasses
+
+    from worker.celeryconfig import celery_config
+    from worker.settings import load_settings
+
+    config = celery_config(dataclasses.replace(load_settings(), broker_url=broker_url))
+    arguments = {queue.name: queue.queue_arguments for queue in config["task_queues"]}
+    assert arguments == dict.fromkeys(ALL_QUEUES, {"x-queue-type": "quorum"} if quorum else None)
+    assert config["broker_transport_options"].get("confirm_publish", False) is quorum

@@ -331,3 +331,56 @@ def test_any_email_content_is_accepted_or_refused_as_invalid_email_content(subje
         assert exc.code is Code.INVALID_EMAIL_CONTENT
         return
     assert "\n" not in content.subject and "\r" not in content.subject
+
+
+# -- seed 000's other parameters (port, duplicate, ref1, ref2, campaign id) --------------------------------------
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), ("", None), (5000, 5000), ("5000", 5000), ("1", 1), (65535, 65535), ("00080", 80),
+    (0, Code.INVALID_PORT), (65536, Code.INVALID_PORT), ("80a", Code.INVALID_PORT), ("-1", Code.INVALID_PORT),
+    (True, Code.INVALID_PORT), (80.0, Code.INVALID_PORT), ("٨٠", Code.INVALID_PORT), ("123456", Code.INVALID_PORT),
+])
+def test_check_port(value: object, expected: object) -> None:
+    from worker.validation.fields import check_port
+
+    if isinstance(expected, Code):
+        assert _refused(check_port, value) is expected
+    else:
+        assert check_port(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, False), (0, False), ("0", False), (False, False), (1, True), ("1", True), (True, True),
+    (2, Code.INVALID_DUPLICATE_FLAG), ("yes", Code.INVALID_DUPLICATE_FLAG), (1.0, Code.INVALID_DUPLICATE_FLAG),
+])
+def test_check_duplicate_flag(value: object, expected: object) -> None:
+    from worker.validation.fields import check_duplicate_flag
+
+    if isinstance(expected, Code):
+        assert _refused(check_duplicate_flag, value) is expected
+    else:
+        assert check_duplicate_flag(value) is expected
+
+
+@pytest.mark.parametrize(("check", "code"), [("check_ref1", Code.INVALID_REF1), ("check_ref2", Code.INVALID_REF2)])
+def test_ref1_and_ref2_are_alphanumeric_like_ref(check: str, code: Code) -> None:
+    from worker.validation import fields
+
+    function = getattr(fields, check)
+    assert function("Branch7") == "Branch7" and function(None) is None and function("") is None
+    for bad in ("ab-1", "a b", 7, "x" * 41, "héllo"):
+        assert _refused(function, bad) is code
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), ("spring-26", "spring-26"), ("c.1_x", "c.1_x"),
+    ("", Code.CAMPAIGN_ID_REQUIRED), ("   ", Code.CAMPAIGN_ID_REQUIRED),
+    ("a b", Code.INVALID_INPUT), (12, Code.INVALID_INPUT), ("x" * 65, Code.INVALID_INPUT),
+])
+def test_check_campaign_id(value: object, expected: object) -> None:
+    from worker.validation.fields import check_campaign_id
+
+    if isinstance(expected, Code):
+        assert _refused(check_campaign_id, value) is expected
+    else:
+        assert check_campaign_id(value) == expected

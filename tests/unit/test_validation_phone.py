@@ -227,3 +227,59 @@ def test_digit_strings_with_a_plus_never_crash_and_never_leak_into_details(raw: 
         normalize_phone(raw, channel="VOICE", allowed_countries=("US", "GB"))
     except ValidationError as exc:
         assert raw[1:] not in exc.detail
+
+
+_NOT_A_NUMBER = "not a phone number"
+_CHARACTERS = "only digits, spaces and + - . ( ) are allowed"
+_PLUS = "'+' may only start the number"
+_UNPARSED = "cannot be parsed (a leading '+' is needed)"
+_INVALID = "not a valid number"
+
+exact_refusals = (
+    # (raw, keyword arguments, code, field, the number the detail masks, why)
+    ("   ", {}, Code.INVALID_MOBILE_NUMBER, "to", "   ", _NOT_A_NUMBER),
+    (None, {}, Code.INVALID_MOBILE_NUMBER, "to", None, _NOT_A_NUMBER),
+    ("+18135551234" + " " * 53, {}, Code.INVALID_MOBILE_NUMBER, "to", "+18135551234", _NOT_A_NUMBER),  # 65 chars
+    ("tel:+18135551234", {"field": "sms[0].to"}, Code.INVALID_MOBILE_NUMBER, "sms[0].to", "tel:+18135551234",
+     _CHARACTERS),
+    ("++18135551234", {}, Code.INVALID_MOBILE_NUMBER, "to", "++18135551234", _PLUS),  # the library takes it
+    ("+18135551234+", {}, Code.INVALID_MOBILE_NUMBER, "to", "+18135551234+", _PLUS),  # the library takes it
+    ("+1813+5551234", {}, Code.INVALID_MOBILE_NUMBER, "to", "+1813+5551234", _PLUS),
+    ("8135551234", {"field": "list"}, Code.INVALID_MOBILE_NUMBER, "list", "8135551234", _UNPARSED),
+    ("+441632960123", {}, Code.INVALID_MOBILE_NUMBER, "to", "+441632960123", _INVALID),
+    ("+4479111234567", {}, Code.INVALID_MOBILE_NUMBER, "to", "+4479111234567", _INVALID),
+    ("+1 900 555 1234", {}, Code.INVALID_NUMBER_TYPE, "to", "+19005551234", "number type PREMIUM_RATE is not allowed"),
+    ("+44 20 7946 0958", {"field": "sms[1].to"}, Code.INVALID_NUMBER_TYPE, "sms[1].to", "+442079460958",
+     "number type FIXED_LINE is not allowed"),
+    ("+1 (813) 555-1234", {"allowed_countries": ("GB",), "field": "sms[2].to"}, Code.DESTINATION_NOT_ALLOWED,
+     "sms[2].to", "+18135551234", "destination US is not allowed"),
+    ("+18135551234", {"channel": "EMAIL"}, Code.INVALID_CHANNEL, "channel", None, "phone numbers are for SMS or VOICE"),
+    ("+18135551234", {"channel": None}, Code.INVALID_CHANNEL, "channel", None, "phone numbers are for SMS or VOICE"),
+)
+
+
+@pytest.mark.parametrize(("raw", "kw", "code", "field", "masked", "why"), exact_refusals)
+def test_every_refusal_names_its_field_and_reason(raw: object, kw: dict[str, object], code: Code, field: str,
+                                                  masked: object, why: str) -> None:
+    """The sender sees ``field`` and ``detail``: the detail is the masked number, then the reason."""
+    with pytest.raises(ValidationError) as caught:
+        normalize_phone(raw, **kw)  # type: ignore[arg-type]
+    detail = why if code is Code.INVALID_CHANNEL else f"{mask_phone(masked)}: {why}"
+    assert (caught.value.code, caught.value.field, caught.value.detail) == (code, field, detail)
+
+
+def test_a_number_padded_to_exactly_the_length_limit_is_accepted() -> None:
+    raw = "+18135551234".center(64)
+    assert len(raw) == 64
+    assert normalize_phone(raw) == "+18135551234"
+
+
+def test_lower_case_channels_are_read() -> None:
+    assert normalize_phone("+442079460958", channel="voice") == "+442079460958"
+
+
+@pytest.mark.parametrize("raw", ("18135551234", "+0123456789", None))
+def test_a_prefix_refusal_names_the_recipient_and_masks_it(raw: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        phone_prefix(raw)  # type: ignore[arg-type]
+    assert (caught.value.field, caught.value.detail) == ("to", f"{mask_phone(raw)}: not E.164")

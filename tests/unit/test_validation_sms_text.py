@@ -79,29 +79,57 @@ def test_the_unicode_flag_forces_or_allows_an_encoding(body: str, flag: str, exp
     assert encode_info(body, flag) == expected
 
 
+_EMPTY = (Code.BODY_EMPTY, "body", "body is empty")
+_NOT_TEXT = (Code.INVALID_INPUT, "body", "body must be text")
+_SURROGATE = (Code.INVALID_INPUT, "body", "body holds a lone surrogate")
+_NON_GSM = (Code.NON_GSM_WITH_UNICODE_OFF, "body", "body has characters outside GSM-7")
+_FLAG = (Code.INVALID_UNICODE_FLAG, "unicode", "unicode must be 0, 1 or AUTO")
+_TOO_MANY_CHARACTERS = (Code.SMS_TOO_LONG, "body", f"more than {MAX_SEGMENTS} segments")
+_ELEVEN = (Code.SMS_TOO_LONG, "body", f"11 segments, at most {MAX_SEGMENTS}")
+
 refusals = (
-    ("", "AUTO", Code.BODY_EMPTY),
-    ("   \n", "AUTO", Code.BODY_EMPTY),
-    (None, "AUTO", Code.BODY_EMPTY),
-    (42, "AUTO", Code.INVALID_INPUT),
-    ("bad \ud83d half", "AUTO", Code.INVALID_INPUT),  # lone surrogate
-    ("na\u00efve", "0", Code.NON_GSM_WITH_UNICODE_OFF),
-    (THUMB, "0", Code.NON_GSM_WITH_UNICODE_OFF),
-    ("hello", "2", Code.INVALID_UNICODE_FLAG),
-    ("hello", "auto", Code.INVALID_UNICODE_FLAG),
-    ("a" * 1531, "AUTO", Code.SMS_TOO_LONG),
-    ("€" * 766, "AUTO", Code.SMS_TOO_LONG),
-    (UCS * 671, "AUTO", Code.SMS_TOO_LONG),
-    ("a" * 671, "1", Code.SMS_TOO_LONG),
-    ("a" * 100_000, "AUTO", Code.SMS_TOO_LONG),
+    ("", "AUTO", _EMPTY),
+    ("   \n", "AUTO", _EMPTY),
+    (None, "AUTO", _EMPTY),
+    (42, "AUTO", _NOT_TEXT),
+    (b"hello", "AUTO", _NOT_TEXT),
+    ("bad \ud83d half", "AUTO", _SURROGATE),  # lone surrogate
+    ("\ud800", "AUTO", _SURROGATE),  # the first surrogate
+    ("\udfff", "AUTO", _SURROGATE),  # the last surrogate
+    ("na\u00efve", "0", _NON_GSM),
+    (THUMB, "0", _NON_GSM),
+    ("hello", "2", _FLAG),
+    ("hello", "auto", _FLAG),
+    ("hello", 1, _FLAG),
+    ("a" * 1531, "AUTO", _TOO_MANY_CHARACTERS),
+    ("€" * 766, "AUTO", _ELEVEN),
+    (UCS * 671, "AUTO", _ELEVEN),
+    ("a" * 671, "1", _ELEVEN),
+    ("a" * 100_000, "AUTO", _TOO_MANY_CHARACTERS),
 )
 
 
-@pytest.mark.parametrize(("body", "flag", "code"), refusals)
-def test_bodies_that_cannot_be_sent_are_refused_with_their_code(body: object, flag: str, code: Code) -> None:
+@pytest.mark.parametrize(("body", "flag", "refusal"), refusals)
+def test_bodies_that_cannot_be_sent_are_refused_with_their_code(body: object, flag: str,
+                                                                refusal: tuple[Code, str, str]) -> None:
     with pytest.raises(ValidationError) as caught:
         encode_info(body, flag)  # type: ignore[arg-type]
-    assert caught.value.code is code
+    assert (caught.value.code, caught.value.field, caught.value.detail) == refusal
+
+
+ucs2_boundaries = (
+    ("\ud7ff", 1),  # last character before the surrogates
+    ("\ue000", 1),  # first character after them: accepted, one unit
+    ("\uffff", 1),  # last of the BMP: one UTF-16 unit
+    ("\U00010000", 2),  # first outside the BMP: a surrogate pair
+    ("\U0010ffff", 2),
+)
+
+
+@pytest.mark.parametrize(("char", "units"), ucs2_boundaries)
+def test_ucs2_units_at_the_edges_of_the_bmp(char: str, units: int) -> None:
+    assert encode_info(char) == SmsEncoding("UCS2", units, 1)
+    assert encode_info(char * 36) == SmsEncoding("UCS2", 36 * units, 1 if units == 1 else 2)  # 70 fit in one
 
 
 def test_the_longest_ucs2_body_fits_exactly_in_max_segments() -> None:

@@ -23,7 +23,7 @@ import asyncio
 import random
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -91,6 +91,7 @@ def deliver(
     max_response_bytes: int = 65536,
     resolver: Resolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    allowed_ports: Collection[int] | None = None,
 ) -> DeliveryAttempt:
     """POST ``body`` (the exact signed bytes) to ``url`` once and classify the result.
 
@@ -117,7 +118,7 @@ def deliver(
         return DeliveryAttempt(outcome, status, error, received, truncated, time.monotonic() - started)
 
     try:
-        target = resolve_public(url, allow_private=allow_private, resolver=resolver)
+        target = resolve_public(url, allow_private=allow_private, resolver=resolver, allowed_ports=allowed_ports)
     except ValidationError as exc:
         return attempt("refused", None, exc.detail)
     except ResolutionError as exc:

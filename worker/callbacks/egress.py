@@ -26,14 +26,15 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from worker.catalogue import Code
 from worker.errors import HexavoxError, ValidationError
 
-__all__ = ["PinnedTarget", "ResolutionError", "Resolver", "resolve_public", "is_forbidden_ip", "system_resolver"]
+__all__ = ["DEFAULT_CALLBACK_PORTS", "PinnedTarget", "ResolutionError", "Resolver", "check_literal", "resolve_public",
+           "is_forbidden_ip", "system_resolver"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``(host, port) -> ["ip", ...]``; injectable so tests never touch real DNS.
@@ -41,6 +42,9 @@ Resolver = Callable[[str, int], list[str]]
 
 _MAX_URL_LENGTH = 2048
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Ports a callback may go to unless configured otherwise (HEXAVOX_CALLBACK_PORTS): a merchant's web server, not
+#: whatever else listens on a public host (SMTP relays, databases, admin consoles).
+DEFAULT_CALLBACK_PORTS: frozenset[int] = frozenset({80, 443})
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 #: WHATWG URL parsing treats a host whose last label is numeric (decimal or 0x-hex) as an IPv4 address.
 _NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
@@ -254,23 +258,43 @@ def _split(url: str) -> tuple[str, bool, str, int, str]:
     return scheme, parts.netloc.startswith("["), hostname, port, path
 
 
+def _check_port(port: int, allowed_ports: Collection[int] | None, allow_private: bool) -> None:
+    """Only the allowed ports; the test-only loopback mode (``allow_private``) admits any, for local servers."""
+    if not allow_private and port not in (DEFAULT_CALLBACK_PORTS if allowed_ports is None else allowed_ports):
+        raise _refuse(f"port {port} is not an allowed callback port")
+
+
+def check_literal(url: str, *, allow_private: bool = False, allowed_ports: Collection[int] | None = None) -> None:
+    """Every check that needs no DNS: syntax, port, and an IP-literal host's address. Run at intake, so a
+    ``dlrUrl`` that can never be called is refused there (E819) rather than failing silently at callback time."""
+    _, bracketed, hostname, port, _ = _split(url)
+    _check_port(port, allowed_ports, allow_private)
+    literal = _literal_host(hostname, bracketed)
+    if literal is None:
+        _check_dns_name(hostname)
+        return
+    reason = is_forbidden_ip(literal, allow_private=allow_private)
+    if reason is not None:
+        raise _refuse(f"host address is {reason}")
+
+
 def resolve_public(
     url: str,
     *,
     allow_private: bool = False,
     resolver: Resolver | None = None,
+    allowed_ports: Collection[int] | None = None,
 ) -> PinnedTarget:
     """Vet ``url`` and return the one IP the callback must connect to.
 
     Raises ``ValidationError(Code.CALLBACK_URL_REFUSED)`` for a URL that may never be called, and
-    :class:`ResolutionError` when its name does not resolve at the moment.
+    :class:`ResolutionError` when its name does not resolve at the moment. ``allowed_ports`` defaults to
+    :data:`DEFAULT_CALLBACK_PORTS`.
     """
+    check_literal(url, allow_private=allow_private, allowed_ports=allowed_ports)
     scheme, bracketed, hostname, port, path = _split(url)
     literal = _literal_host(hostname, bracketed)
     if literal is not None:
-        reason = is_forbidden_ip(literal, allow_private=allow_private)
-        if reason is not None:
-            raise _refuse(f"host address is {reason}")
         return PinnedTarget(scheme, str(literal), port, path, _canonical(literal))
 
     name = _check_dns_name(hostname)

@@ -17,7 +17,6 @@ from schema.states import ConsentStatus, PaymentStatus
 from worker.catalogue import Code
 from worker.contract import (
     AlertsListJob,
-    BillingConfirmJob,
     BillingUpgradeJob,
     CampaignCancelJob,
     CampaignCreateJob,
@@ -35,12 +34,13 @@ from worker.db import upsert_insert
 from worker.errors import Refusal, ValidationError
 from worker.policy.alerts import run_alerts_job
 from worker.policy.auth import Principal
+from worker.policy.billing import check_price, credits_of, upgrade_view
 from worker.policy.campaigns import run_campaign_job
-from worker.policy.consent import set_consent
+from worker.policy.consent import consent_view, set_consent
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, merchant_view, upsert_merchant
-from worker.policy.quota import add_credits
 from worker.policy.usage import run_usage_job
+from worker.settings import get_settings
 from worker.validation import check_channel, normalize_email, normalize_phone, parse_contact_csv
 from worker.validation.masking import mask_contact
 
@@ -65,10 +65,9 @@ def _consent_upsert(session: Session, who: Principal, job: ConsentUpsertJob, _to
     channel = check_channel(job.channel)
     who.require_channel(channel)
     contact = normalize_contact(channel, job.contact)
-    set_consent(session, merchant.id, channel, contact, ConsentStatus(job.status), job.source)
+    updated_at = set_consent(session, merchant.id, channel, contact, ConsentStatus(job.status), job.source)
     # Answers are kept in the result backend and shown by Flower: the contact only masked.
-    return {"merchantId": job.merchant_id, "channel": channel, "contact": mask_contact(contact),
-            "status": job.status, "source": job.source}
+    return consent_view(job.merchant_id, channel, mask_contact(contact), job.status, job.source, updated_at)
 
 
 def _consent_bulk(session: Session, who: Principal, job: ConsentBulkJob, today: dt.date) -> dict[str, Any]:
@@ -129,24 +128,26 @@ def _list_import(session: Session, who: Principal, job: ListImportJob, _today: d
     return {"listId": job.list_id, "added": _add_members(session, row.id, parsed.contacts), "rejected": rejected}
 
 
-def _upgrade_view(row: BillingUpgrade, credits: int) -> dict[str, Any]:
-    return {"channel": row.channel, "unitsRequested": row.units, "amountCents": row.amount_cents,
-            "currency": row.currency, "paymentId": row.payment_id, "paymentStatus": row.payment_status,
-            "fulfilled": row.fulfilled, "referenceId": row.reference_id, "remainingCredits": credits}
-
-
 def _billing_upgrade(session: Session, who: Principal, job: BillingUpgradeJob, _today: dt.date) -> dict[str, Any]:
+    """Request units at their price; they are credited only when the payment side confirms (worker.policy.billing)."""
     merchant = load_merchant(session, who.tenant_id, job.merchant_id, must_be_active=False)
     digest = payload_digest(job.model_dump(exclude={"auth", "idempotency_key"}))
-    session.execute(upsert_insert(session, BillingUpgrade).values(
-        merchant_id=merchant.id, channel=job.channel, units=job.units, amount_cents=job.amount_cents,
-        currency=job.currency.upper(), reference_id=job.reference_id, payment_method_id=job.payment_method_id,
-        payment_id=f"pay_{uuid.uuid4().hex[:16]}", payment_status=PaymentStatus.PENDING.value, fulfilled=False,
-        note=job.note, payload_sha256=digest).on_conflict_do_nothing())
+    if _find_upgrade(session, merchant.id, job.reference_id) is None:  # a retry keeps its first answer
+        check_price(job.channel, job.units, job.amount_cents, job.currency, get_settings().credit_prices)
+        session.execute(upsert_insert(session, BillingUpgrade).values(
+            merchant_id=merchant.id, channel=job.channel, units=job.units, amount_cents=job.amount_cents,
+            currency=job.currency.upper(), reference_id=job.reference_id, payment_method_id=job.payment_method_id,
+            payment_id=f"pay_{uuid.uuid4().hex[:16]}", payment_status=PaymentStatus.PENDING.value, fulfilled=False,
+            note=job.note, payload_sha256=digest).on_conflict_do_nothing())
     row = _upgrade_row(session, merchant.id, job.reference_id)
     if row.payload_sha256 != digest:
         raise Refusal(Code.BILLING_REFERENCE_REUSED, "referenceId was used with another request", field="referenceId")
-    return {"merchantId": job.merchant_id, **_upgrade_view(row, _credits(session, merchant.id, row.channel))}
+    return {"merchantId": job.merchant_id, **upgrade_view(row, credits_of(session, merchant.id, row.channel))}
+
+
+def _find_upgrade(session: Session, merchant_id: int, reference_id: str) -> BillingUpgrade | None:
+    return session.scalars(select(BillingUpgrade).where(BillingUpgrade.merchant_id == merchant_id,
+                                                        BillingUpgrade.reference_id == reference_id)).first()
 
 
 def _upgrade_row(session: Session, merchant_id: int, reference_id: str) -> BillingUpgrade:
@@ -158,29 +159,10 @@ def _upgrade_row(session: Session, merchant_id: int, reference_id: str) -> Billi
     return row
 
 
-def _credits(session: Session, merchant_id: int, channel: str) -> int:
-    from schema.models import Balance
-
-    balance = session.get(Balance, (merchant_id, channel))
-    return int(balance.credits) if balance else 0
-
-
-def _billing_confirm(session: Session, who: Principal, job: BillingConfirmJob, _today: dt.date) -> dict[str, Any]:
-    """Credit the units exactly once: the row lock serialises confirmations of one referenceId."""
-    merchant = load_merchant(session, who.tenant_id, job.merchant_id, must_be_active=False)
-    row = _upgrade_row(session, merchant.id, job.reference_id)
-    if row.payment_status == PaymentStatus.PENDING:
-        row.payment_status = (PaymentStatus.CONFIRMED if job.succeeded else PaymentStatus.FAILED).value
-        if job.succeeded:
-            add_credits(session, merchant.id, row.channel, row.units)
-            row.fulfilled = True
-    return {"merchantId": job.merchant_id, **_upgrade_view(row, _credits(session, merchant.id, row.channel))}
-
-
 _HANDLERS: dict[type[BaseModel], Any] = {
     MerchantUpsertJob: _merchant_upsert, ConsentUpsertJob: _consent_upsert, ConsentBulkJob: _consent_bulk,
     ListCreateJob: _list_create, ListImportJob: _list_import, BillingUpgradeJob: _billing_upgrade,
-    BillingConfirmJob: _billing_confirm, UsageReportJob: run_usage_job, AlertsListJob: run_alerts_job,
+    UsageReportJob: run_usage_job, AlertsListJob: run_alerts_job,
     CampaignCreateJob: run_campaign_job, CampaignPauseJob: run_campaign_job, CampaignResumeJob: run_campaign_job,
     CampaignCancelJob: run_campaign_job, CampaignGetJob: run_campaign_job,
 }

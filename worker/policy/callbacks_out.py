@@ -112,7 +112,8 @@ def send_one(due: DueCallback, settings: Settings, *, resolver: Resolver | None 
         attempt = DeliveryAttempt("retry", None, f"cannot sign: {exc}")
     else:
         attempt = deliver(due.url, due.body, headers, allow_private=settings.allow_private_callbacks,
-                          timeout=SEND_TIMEOUT, max_response_bytes=MAX_RESPONSE_BYTES, resolver=resolver)
+                          timeout=SEND_TIMEOUT, max_response_bytes=MAX_RESPONSE_BYTES, resolver=resolver,
+                          allowed_ports=settings.callback_ports)
     outcome, values = _next_state(due, attempt)
     with session_scope() as session:
         recorded = session.execute(
@@ -155,7 +156,7 @@ def rotate_secret(session: Session, merchant_id: int, keep: int = 2) -> str:
     1. ``rotate_secret(session, merchant_id)``: from the next attempt on, every callback carries one
        ``v1,`` signature per kept secret (old and new), so a receiver still holding only the old secret
        keeps verifying.
-    2. Give the merchant the new secret (the merchant upsert answer's ``webhookSecret`` is the newest one);
+    2. Give the merchant the new secret (``hexavox merchant show ID --webhook-secret`` prints the newest one);
        they switch their receiver to it whenever convenient: it verifies as soon as it is live.
     3. The old secret stops signing when the next rotation pushes it out of the newest ``keep`` (so
        rotate only after the merchant confirmed the switch). A leaked secret is revoked at once with

@@ -27,7 +27,9 @@ from worker.policy.consent import is_marketing
 from worker.policy.dbtime import epoch_ms_now
 from worker.policy.duplicates import content_digest
 from worker.policy.merchants import require_route
+from worker.policy.pricing import table_cost
 from worker.policy.quota import reserve_prefix
+from worker.settings import get_settings
 from worker.validation import encode_info, normalize_phone
 
 __all__ = ["ChunkResult", "run_chunk", "message_id_for"]
@@ -53,6 +55,7 @@ class _Recipient:
     message_id: str
     contact: str = ""
     refusal: Refusal | None = None
+    period_start: dt.date | None = None  #: the billing period its units were charged to
 
 
 def message_id_for(request_id: str, position: int) -> str:
@@ -79,7 +82,8 @@ def run_chunk(session: Session, campaign_id: int, cursor: int, *, chunk_size: in
     merchant = session.get(Merchant, campaign.merchant_id)
     assert merchant is not None, "campaigns cascade with their merchant"
     _check_all(session, campaign, merchant, recipients, window_seconds)
-    rows = [_row(campaign, r) for r in recipients]
+    prices = get_settings().unit_prices
+    rows = [_row(campaign, r, prices) for r in recipients]
     if rows:
         session.execute(insert(Message), rows)
     queued = [r for r in recipients if r.refusal is None]
@@ -209,7 +213,9 @@ def _reserve(session: Session, campaign: Campaign, merchant: Merchant, recipient
     live = _live(recipients)
     if not live:
         return
-    fits = reserve_prefix(session, merchant, campaign.channel, [r.units for r in live])
+    fits, period = reserve_prefix(session, merchant, campaign.channel, [r.units for r in live])
+    for r in live[:fits]:
+        r.period_start = period
     over = live[fits:]
     for r in over:
         r.refusal = Refusal(Code.INSUFFICIENT_BALANCE, f"not enough {campaign.channel} units left", field="to")
@@ -221,7 +227,7 @@ def _live(recipients: list[_Recipient]) -> list[_Recipient]:
     return [r for r in recipients if r.refusal is None]
 
 
-def _row(campaign: Campaign, r: _Recipient) -> dict[str, Any]:
+def _row(campaign: Campaign, r: _Recipient, prices: dict[str, int]) -> dict[str, Any]:
     refused = r.refusal is not None
     template = campaign.payload
     options = dict(template.get("options", {}))
@@ -230,7 +236,8 @@ def _row(campaign: Campaign, r: _Recipient) -> dict[str, Any]:
     return {"id": r.message_id, "request_id": campaign.request_id, "merchant_id": campaign.merchant_id,
             "channel": campaign.channel, "message_type": campaign.message_type, "recipient": r.contact or r.raw[:64],
             "sender": template.get("sender", ""), "subject": "", "body": r.body, "options": options,
-            "units": 0 if refused else r.units,
+            "units": 0 if refused else r.units, "period_start": None if refused else r.period_start,
+            "cost_micros": 0 if refused else table_cost(prices, campaign.channel, r.units),
             "status": (MessageState.REFUSED if refused else MessageState.QUEUED).value,
             "freshness": (Freshness.FINAL if refused else Freshness.PROVISIONAL).value,
             "error_code": r.refusal.code.value if r.refusal else None,

@@ -22,7 +22,15 @@ from worker.catalogue import Code
 from worker.contract import CampaignActionJob, CampaignCreateJob, SmsJob
 from worker.errors import Refusal, ValidationError
 from worker.policy.auth import Principal
-from worker.policy.drafts import _batch_nodes, _check_counts, _optional_str, _sms_options, _split_to, _text
+from worker.policy.drafts import (
+    _batch_nodes,
+    _capped,
+    _check_counts,
+    _optional_str,
+    _sms_options,
+    _split_to,
+    _text,
+)
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.quota import release_units
@@ -98,7 +106,7 @@ def _plan_recipients(session: Session, job: SmsJob, merchant: Merchant, plan: Ca
     elif job.to not in (None, "", []):
         if job.list_id:
             plan.warnings.append("both to and listId given: to is used, listId ignored")
-        plan.recipients = [[to, None] for to in _split_to(job.to)]
+        plan.recipients = [[to, None] for to in _capped(_split_to(job.to))]
     else:
         _plan_list(session, job, merchant, plan)
         return
@@ -239,11 +247,13 @@ def cancel(session: Session, campaign: Campaign, now: dt.datetime) -> None:
     waiting = session.execute(select(Message.id, Message.units).where(
         Message.request_id == campaign.request_id, Message.status == MessageState.QUEUED.value)
         .with_for_update()).all()
+    for message_id, units in waiting:  # each back to the billing period it was charged to
+        release_units(session, campaign.merchant_id, campaign.channel, int(units), message_id=message_id)
     ids = [row[0] for row in waiting]
     session.execute(update(Message).where(Message.id.in_(ids), Message.status == MessageState.QUEUED.value)
-                              .values(status=MessageState.REFUSED.value, freshness=Freshness.FINAL.value, units=0,
-                                      error_code=Code.CAMPAIGN_CANCELLED.value, error_detail="campaign cancelled",
-                                      updated_at=now, final_at=now)
+                    .values(status=MessageState.REFUSED.value, freshness=Freshness.FINAL.value, units=0,
+                            cost_micros=0, period_start=None, error_code=Code.CAMPAIGN_CANCELLED.value,
+                            error_detail="campaign cancelled", updated_at=now, final_at=now)
                     .execution_options(synchronize_session=False))
     remaining = campaign.total - campaign.processed
     campaign.state, campaign.finished_at = CampaignState.CANCELLED.value, now
@@ -251,7 +261,6 @@ def cancel(session: Session, campaign: Campaign, now: dt.datetime) -> None:
     payload = dict(campaign.payload)
     payload["cancelledBeforeExpansion"] = remaining
     campaign.payload = payload
-    release_units(session, campaign.merchant_id, campaign.channel, sum(int(row[1]) for row in waiting))
 
 
 def campaign_view(session: Session, campaign: Campaign, merchant_external_id: str) -> dict[str, Any]:

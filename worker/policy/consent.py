@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,7 +13,7 @@ from worker.catalogue import Code
 from worker.db import upsert_insert
 from worker.errors import Refusal
 
-__all__ = ["require_consent", "set_consent", "is_marketing"]
+__all__ = ["require_consent", "set_consent", "is_marketing", "consent_view"]
 
 
 def is_marketing(message_type: str) -> bool:
@@ -29,11 +31,23 @@ def require_consent(session: Session, merchant_id: int, channel: str, contact: s
 
 
 def set_consent(session: Session, merchant_id: int, channel: str, contact: str, status: ConsentStatus,
-                source: str) -> None:
-    """Insert or overwrite one consent (last write wins; concurrent upserts cannot create two rows)."""
+                source: str) -> dt.datetime:
+    """Insert or overwrite one consent (last write wins; concurrent upserts cannot create two rows).
+
+    Returns the database's time of this write (``updatedAt`` in the answer).
+    """
     stmt = upsert_insert(session, Consent).values(merchant_id=merchant_id, channel=channel, contact=contact,
                                                   status=status.value, source=source)
     stmt = stmt.on_conflict_do_update(index_elements=["merchant_id", "channel", "contact"],
                                       set_={"status": stmt.excluded.status, "source": stmt.excluded.source,
                                             "updated_at": stmt.excluded.updated_at})
-    session.execute(stmt)
+    updated_at: dt.datetime = session.execute(stmt.returning(Consent.updated_at)).scalar_one()
+    return updated_at
+
+
+def consent_view(merchant_id: str, channel: str, contact: str, status: str, source: str,
+                 updated_at: dt.datetime) -> dict[str, str]:
+    """One consent exactly as seed 003's ConsentView; ``updatedAt`` in UTC with milliseconds, like the seed."""
+    utc = updated_at.replace(tzinfo=dt.UTC) if updated_at.tzinfo is None else updated_at.astimezone(dt.UTC)
+    return {"merchantId": merchant_id, "channel": channel, "contact": contact, "status": status, "source": source,
+            "updatedAt": utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"}

@@ -13,12 +13,17 @@ or the fifth copy of a FAILED, finds the message elsewhere and changes nothing, 
 * UNKNOWN / NOT_FOUND: ignored and logged (ids and provider code only: raw payloads carry personal data).
 * Voice: a DELIVERED report with ``duration_seconds`` settles the message at ``ceil(duration / 60)`` real minutes
   (the estimate from the text length was reserved at intake); see :func:`~worker.policy.quota.settle_voice_minutes`.
-* Replies: a reply whose first word is a stop word opts the number out of SMS (source ``sms-reply``) for the
-  merchant of the message it answers when the event identifies one (message id or provider reference), else for
-  every merchant whose SMS (not REFUSED) reached that number: a STOP sent to a shared number cannot be attributed,
-  and honouring it too widely only withholds messages, while ignoring it breaks the law. Replaying a STOP is
-  harmless (the upsert is idempotent); a STOP replayed after the contact opted in again re-opts it out, which
-  is the safe direction.
+* Replies: a reply whose first word is a stop word is honoured only when it is authenticated (it came through the
+  endpoint of a provider with a webhook secret, whose signature the receiver checked). It opts the number out of
+  SMS (source ``sms-reply``) for the merchant of the message it answers when the event identifies one (message id
+  or provider reference), else for the merchants whose SMS (not REFUSED) reached that number from the number the
+  reply was sent to, through that provider. A reply that identifies neither opts nobody out: one unsigned STOP
+  once opted a number out for every tenant's merchants.
+* Each event is applied once per (provider, event id) (table ``inbound_events``): a webhook replayed inside the
+  signature's time window, or redelivered by the provider, changes nothing the second time. Events without an id
+  of their own get the signed delivery id from the receiver (worker/web.py).
+* Only the provider whose endpoint received a report can change a message: the one recorded on it, or while none
+  is recorded, one on its route (:func:`find_message`).
 
 Events cross the broker as JSON (:func:`events_to_json` / :func:`events_from_json`).
 """
@@ -37,15 +42,18 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from providers.base import DeliveryEvent, DeliveryStatus
-from schema.models import Message
+from schema.models import InboundEvent, Message
 from schema.states import Channel, ConsentStatus, MessageState
 from worker.catalogue import Code
-from worker.db import session_scope
+from worker.db import session_scope, upsert_insert
 from worker.errors import Refusal
 from worker.pii import storable_raw
 from worker.policy.consent import set_consent
+from worker.policy.merchants import provider_order
+from worker.policy.pricing import repriced_cost
 from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
 from worker.policy.transitions import MESSAGE_COLUMNS, transition
+from worker.settings import get_settings
 from worker.validation.masking import mask_phone
 from worker.validation.phone import normalize_phone
 
@@ -91,8 +99,10 @@ def apply_event(session: Session, event: DeliveryEvent) -> str:
 
 
 def find_message(session: Session, event: DeliveryEvent) -> Message | None:
-    """The message an event is about: by (provider, provider reference), else by our id when the provider is
-    the one that has it (or none is recorded yet: a report that beat our SENT record)."""
+    """The message an event is about, only if it went through the provider whose endpoint received the event:
+    by (provider, provider reference), else by our id when that provider is the one recorded, or, none being
+    recorded yet (a report that beat our SENT record), when it is on the message's route. Another provider's
+    endpoint (or a forged report on it) can never touch the message."""
     if event.provider_ref:
         found = session.scalars(select(Message).where(Message.provider == event.provider,
                                                       Message.provider_ref == event.provider_ref).limit(1)).first()
@@ -100,19 +110,34 @@ def find_message(session: Session, event: DeliveryEvent) -> Message | None:
             return found
     if event.message_id and len(event.message_id) <= 36:  # our ids are UUIDs; anything longer is not ours
         found = session.get(Message, event.message_id)
-        if found is not None and found.provider in (None, event.provider):
+        if found is not None and _sent_through(session, found, event.provider):
             return found
     return None
 
 
+def _sent_through(session: Session, message: Message, provider: str) -> bool:
+    if message.provider is not None:
+        return message.provider == provider
+    if message.merchant_id is None:
+        return False
+    route = provider_order(session, message.merchant_id, message.channel, message.message_type,
+                           get_settings().default_provider)
+    return provider in route
+
+
 def _delivered(session: Session, message: Message, event: DeliveryEvent) -> str:
     minutes = voice_minutes(message, event)
-    fields = _identity(event) | ({"units": minutes} if minutes is not None else {})
+    fields = _identity(event) | (_real_minutes(minutes) if minutes is not None else {})
     if not transition(session, message.id, REPORTABLE, MessageState.DELIVERED, detail=_detail(event), **fields):
         return "unchanged"
     if minutes is not None:
         settle_voice_minutes(session, message.merchant_id, message.units, minutes, message.id)
     return "delivered"
+
+
+def _real_minutes(minutes: int) -> dict[str, Any]:
+    """A call's billed minutes and the cost they come to (unless its provider priced it)."""
+    return {"units": minutes, "cost_micros": repriced_cost(get_settings().unit_prices, Channel.VOICE.value, minutes)}
 
 
 def _failed(session: Session, message: Message, event: DeliveryEvent) -> str:
@@ -122,7 +147,7 @@ def _failed(session: Session, message: Message, event: DeliveryEvent) -> str:
                       error_code=Code.PROVIDER_REJECTED.value, error_detail=why, **_identity(event)):
         return "unchanged"
     if message.merchant_id is not None:
-        release_units(session, message.merchant_id, message.channel, message.units)
+        release_units(session, message.merchant_id, message.channel, message.units, message_id=message.id)
     return "failed"
 
 
@@ -180,6 +205,10 @@ def is_stop_request(text: str | None) -> bool:
 def _apply_reply(session: Session, event: DeliveryEvent) -> str:
     if not is_stop_request(event.reply_text):
         return "ignored"
+    if not provider_is_authenticated(event.provider):
+        log.warning("stop reply via %s ignored: the provider has no webhook secret, so the reply is not "
+                    "authenticated (event %s)", event.provider, event.event_id)
+        return "unauthenticated"
     message = find_message(session, event) if (event.message_id or event.provider_ref) else None
     if message is not None and message.channel != Channel.SMS.value:
         message = None
@@ -188,7 +217,7 @@ def _apply_reply(session: Session, event: DeliveryEvent) -> str:
         log.info("stop reply via %s without a readable number (event %s)", event.provider, event.event_id)
         return "unknown-contact"
     merchants = [message.merchant_id] if message is not None and message.merchant_id is not None \
-        else _merchants_who_messaged(session, contact)
+        else _merchants_who_sent_from(session, contact, event.reply_to, event.provider)
     for merchant_id in merchants:
         set_consent(session, merchant_id, Channel.SMS.value, contact, ConsentStatus.OPT_OUT, "sms-reply")
     log.info("stop reply from %s via %s: opted out for %d merchant(s)", mask_phone(contact), event.provider,
@@ -209,11 +238,24 @@ def _reply_number(raw: str | None) -> str | None:
     return None
 
 
-def _merchants_who_messaged(session: Session, contact: str) -> list[int]:
+def _merchants_who_sent_from(session: Session, contact: str, our_number: str | None, provider: str) -> list[int]:
+    """Merchants whose SMS (not REFUSED) reached ``contact`` from ``our_number`` (the number the reply was sent
+    to) through ``provider``. A reply that names no number cannot be attributed, so it opts nobody out: a STOP is
+    a merchant's business, and one reply must never silence every tenant's merchants."""
+    digits = "".join(ch for ch in our_number or "" if ch.isdigit())
+    if not digits:
+        return []
     rows = session.scalars(select(Message.merchant_id).distinct().where(
         Message.channel == Channel.SMS.value, Message.recipient == contact, Message.merchant_id.is_not(None),
-        Message.status != MessageState.REFUSED.value)).all()
+        Message.status != MessageState.REFUSED.value, Message.provider == provider,
+        func.replace(Message.sender, "+", "") == digits)).all()
     return sorted(int(m) for m in rows if m is not None)
+
+
+def provider_is_authenticated(provider: str) -> bool:
+    """True when the provider instance has a webhook secret, so what its endpoint passed on was signed."""
+    options = get_settings().providers.get(provider) or {}
+    return bool(options.get("webhook_secret") or options.get("callback_secret"))
 
 
 # -- batches through the broker ----------------------------------------------------------------------------------
@@ -229,12 +271,23 @@ def apply_batch(provider_name: str, events_json: Iterable[Mapping[str, Any]]) ->
     for event in events_from_json(events_json, provider_name):
         try:
             with session_scope() as session:
-                counts[apply_event(session, event)] += 1
+                counts[apply_event(session, event) if first_time(session, event) else "replayed"] += 1
         except (DataError, IntegrityError) as err:
             log.warning("report from %s (event %s) refused by the database: %s", provider_name, event.event_id,
                         type(err).__name__)
             counts["error"] += 1
     return dict(counts)
+
+
+def first_time(session: Session, event: DeliveryEvent) -> bool:
+    """Record (provider, event id) in the caller's transaction; False when it was already applied (a replay or a
+    redelivered webhook). Rolled back with the event if applying it fails, so a retry applies it then."""
+    if not event.event_id:
+        return True
+    inserted = session.execute(upsert_insert(session, InboundEvent).values(
+        provider=event.provider[:64], event_id=event.event_id[:200]).on_conflict_do_nothing()
+        .returning(InboundEvent.event_id)).first()
+    return inserted is not None
 
 
 def events_to_json(events: Sequence[DeliveryEvent]) -> list[dict[str, Any]]:
@@ -243,7 +296,7 @@ def events_to_json(events: Sequence[DeliveryEvent]) -> list[dict[str, Any]]:
         "provider": e.provider, "status": e.status.value, "providerRef": e.provider_ref, "messageId": e.message_id,
         "eventId": e.event_id, "occurredAt": e.occurred_at.isoformat() if e.occurred_at else None,
         "providerCode": e.provider_code, "durationSeconds": e.duration_seconds, "replyFrom": e.reply_from,
-        "replyText": e.reply_text, "raw": _json_safe(e.raw),
+        "replyTo": e.reply_to, "replyText": e.reply_text, "raw": _json_safe(e.raw),
     } for e in events]
 
 
@@ -255,7 +308,8 @@ def events_from_json(data: Iterable[Mapping[str, Any]], provider: str | None = N
         provider_ref=_str(item.get("providerRef")), message_id=_str(item.get("messageId")),
         event_id=_str(item.get("eventId")), occurred_at=_time(item.get("occurredAt")),
         provider_code=_str(item.get("providerCode")), duration_seconds=_int(item.get("durationSeconds")),
-        reply_from=_str(item.get("replyFrom")), reply_text=_str(item.get("replyText")), raw=item.get("raw"),
+        reply_from=_str(item.get("replyFrom")), reply_to=_str(item.get("replyTo")),
+        reply_text=_str(item.get("replyText")), raw=item.get("raw"),
     ) for item in data if isinstance(item, Mapping)]
 
 

@@ -26,9 +26,11 @@ from worker.catalogue import Code
 from worker.db import session_scope
 from worker.pii import storable_raw
 from worker.policy.merchants import provider_order
+from worker.policy.pricing import provider_cost_fields
 from worker.policy.quota import release_units
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
 from worker.settings import Settings
+from worker.transient import retry_transient
 
 __all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "BulkSender", "crash_if"]
 
@@ -36,6 +38,9 @@ __all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", 
 Sender = Callable[[OutboundMessage, list[str]], SendResult]
 #: Sends many messages of one route in one provider request; None when the route's first provider cannot.
 BulkSender = Callable[[list[OutboundMessage], list[str]], "list[SendResult] | None"]
+#: Tries to record a provider's answer through a dropped connection or a database restart (about 30 s in all):
+#: once the provider has answered, losing that answer would leave the message DISPATCHING until the stale takeover.
+RECORD_ATTEMPTS = 12
 
 
 class DispatchStep(StrEnum):
@@ -77,7 +82,8 @@ def dispatch_message(message_id: str, settings: Settings, sender: Sender, *, red
     crash_if(settings, "before_provider_call")
     result = sender(claim.message, claim.providers)
     crash_if(settings, "after_provider_call")
-    step = _record(claim, result)
+    step = retry_transient(lambda: _record(claim, result), attempts=RECORD_ATTEMPTS, base=0.1, cap=5.0,
+                           what=f"recording the provider's answer for message {message_id}")
     crash_if(settings, "after_record")
     return step
 
@@ -135,7 +141,8 @@ def _record_in(session: Session, claim: _Claim, result: SendResult) -> DispatchS
     if result.outcome == SendOutcome.ACCEPTED:
         settled = MessageState.DELIVERED if result.final else MessageState.SENT
         transition(session, mid, sending, settled, provider=result.provider, provider_ref=result.provider_ref,
-                   detail={"providerCode": result.provider_code, "final": result.final, "raw": raw})
+                   detail={"providerCode": result.provider_code, "final": result.final, "raw": raw},
+                   **provider_cost_fields(result.cost_micros))
         return DispatchStep.SENT
     if result.outcome == SendOutcome.REJECTED:
         _fail(session, mid, claim.merchant_id, claim.message.channel.value, claim.units,
@@ -161,7 +168,7 @@ def _fail(session: Session, message_id: str, merchant_id: int | None, channel: s
     if transition(session, message_id, from_states, MessageState.FAILED, error_code=code.value,
                   error_detail=(detail or code.name)[:500], detail=history, **extra):
         if merchant_id is not None:
-            release_units(session, merchant_id, channel, units)
+            release_units(session, merchant_id, channel, units, message_id=message_id)
 
 
 def give_up_unavailable(message_id: str, give_up_after: float, waiting_since: float) -> bool:

@@ -17,14 +17,21 @@ from sqlalchemy.orm import Session
 
 from schema.models import ContactList, ContactListMember, Merchant
 from schema.states import Channel
+from worker.callbacks.egress import check_literal
 from worker.catalogue import Code
 from worker.contract import EmailJob, SmsJob, VoiceJob
 from worker.errors import Refusal, ValidationError
+from worker.settings import get_settings
 from worker.validation import (
+    check_campaign_id,
     check_campaign_name,
+    check_duplicate_flag,
     check_email_content,
     check_flash_flag,
+    check_port,
     check_ref,
+    check_ref1,
+    check_ref2,
     check_sender,
     check_sms_type,
     check_unicode_flag,
@@ -56,6 +63,8 @@ class Draft:
     options: dict[str, Any] = field(default_factory=dict)
     refusal: Refusal | None = None
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: The billing period its units were charged to, once quota has taken them.
+    period_start: dt.date | None = None
 
 
 @dataclass
@@ -82,17 +91,24 @@ def _phone_draft(raw: str, merchant: Merchant, channel: Channel, **kw: Any) -> D
 
 
 def _sms_options(job: SmsJob) -> dict[str, Any]:
+    """The SMS job's optional fields, checked in the README's order, as each message keeps them."""
     return {"unicode": check_unicode_flag(job.unicode), "flash": check_flash_flag(job.flash),
-            "ref": check_ref(job.ref), "campaignName": check_campaign_name(job.campaign_name),
+            "duplicate": check_duplicate_flag(job.duplicate), "port": check_port(job.port),
+            "ref": check_ref(job.ref), "ref1": check_ref1(job.ref1), "ref2": check_ref2(job.ref2),
+            "campaignName": check_campaign_name(job.campaign_name), "campaignId": check_campaign_id(job.campaign_id),
             "dlrUrl": _dlr_url(job.dlr_url)}
 
 
 def _dlr_url(url: str | None) -> str | None:
-    """Shape check only at intake; the address is checked again when the callback connects (DNS may change)."""
+    """Every check that needs no DNS (syntax, port, a literal address) at intake, answered E819; the name is
+    resolved and checked again when the callback connects (DNS may change)."""
     if url is None or url == "":
         return None
-    if not url.lower().startswith(("http://", "https://")):
-        raise ValidationError(Code.CALLBACK_URL_REFUSED, "dlrUrl must be an http(s) URL", field="dlrUrl")
+    settings = get_settings()
+    try:
+        check_literal(url, allow_private=settings.allow_private_callbacks, allowed_ports=settings.callback_ports)
+    except ValidationError as err:
+        raise ValidationError(Code.CALLBACK_URL_REFUSED, f"dlrUrl refused: {err.detail}", field="dlrUrl") from None
     return url
 
 
@@ -104,7 +120,7 @@ def _sms_recipients(session: Session, job: SmsJob, merchant: Merchant, sms_type:
     if job.to not in (None, "", []):
         if job.list_id:
             warnings.append("both to and listId given: to is used, listId ignored")
-        return [(to, None) for to in _split_to(job.to)]
+        return [(to, None) for to in _capped(_split_to(job.to))]
     if job.list_id is None:
         raise ValidationError(Code.TO_REQUIRED, "to or listId has to be filled", field="to")
     if not job.list_id:
@@ -114,6 +130,15 @@ def _sms_recipients(session: Session, job: SmsJob, merchant: Merchant, sms_type:
     if sms_type != "MKT":
         raise Refusal(Code.BULK_MUST_BE_MKT, "a list send must be MKT", field="type")
     return [(contact, None) for contact in _list_members(session, merchant, job.list_id)]
+
+
+def _capped(recipients: list[str]) -> list[str]:
+    """Refuse (E828) a ``to`` longer than HEXAVOX_MAX_RECIPIENTS before any recipient costs a database round trip."""
+    cap = get_settings().max_recipients
+    if len(recipients) > cap:
+        raise Refusal(Code.TOO_MANY_RECIPIENTS, f"at most {cap} recipients in to; send larger audiences as a list",
+                      field="to")
+    return recipients
 
 
 def _list_members(session: Session, merchant: Merchant, list_id: str) -> list[str]:

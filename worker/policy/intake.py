@@ -14,6 +14,7 @@ anything a crash in between left behind.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +30,14 @@ from worker.policy.auth import Authenticator, Principal, by_secret
 from worker.policy.campaigns import campaign_answer, create_campaign, is_campaign_send, sms_plan
 from worker.policy.consent import require_consent
 from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
-from worker.policy.duplicates import claim_window, content_digest
+from worker.policy.duplicates import claim_window, content_digest, waive_rule_applies
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
 from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
+from worker.policy.pricing import table_cost
 from worker.policy.quota import reserve_units
+from worker.policy.transitions import queue_final_callback, utcnow
+from worker.settings import get_settings
 from worker.validation.masking import mask_contact
 
 __all__ = ["IntakeOutcome", "accept_send", "record_refused_request", "resolve_caller"]
@@ -74,6 +78,7 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     the merchant's activity, the schedule window or a list's members are read, so a retry gets
     the first answer even when one of those changed since.
     """
+    check_payload_size(payload)
     job = parse_job(task_name, payload)
     assert isinstance(job, SmsJob | VoiceJob | EmailJob)
     principal = resolve_caller(session, job, who)
@@ -91,7 +96,8 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     if isinstance(job, SmsJob) and is_campaign_send(job):
         return _accept_campaign(session, job, merchant, request_id, now)
     drafts = _drafts(session, job, merchant, now)
-    outcome = _admit_all(session, request_id, merchant, drafts, window_seconds)
+    _apply_duplicate_waiver(drafts, principal.allowed_jobs)
+    outcome = _admit_all(session, request_id, merchant, drafts, window_seconds, now)
     finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
     return outcome
 
@@ -109,6 +115,15 @@ def _accept_campaign(session: Session, job: SmsJob, merchant: Merchant, request_
     result = campaign_answer(request_id, merchant, campaign, plan.warnings)
     finish_request(session, request_id, RequestStatus.ACCEPTED, result)
     return IntakeOutcome(result)
+
+
+def check_payload_size(payload: Any) -> None:
+    """Refuse (E829) a send job larger than HEXAVOX_MAX_PAYLOAD_BYTES before any of it is parsed or checked: one
+    oversized job would otherwise hold a worker and a transaction for seconds and write a megabyte answer."""
+    cap = get_settings().max_payload_bytes
+    size = len(json.dumps(payload, ensure_ascii=False, default=str).encode())
+    if size > cap:
+        raise Refusal(Code.PAYLOAD_TOO_LARGE, f"the job is {size} bytes; at most {cap}")
 
 
 def _still_queued(session: Session, request_id: str) -> list[tuple[str, str, str]]:
@@ -137,10 +152,20 @@ def _drafts(session: Session, job: SendJob, merchant: Merchant, now: dt.datetime
     return email_drafts(job)
 
 
-def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int) -> IntakeOutcome:
+def _apply_duplicate_waiver(drafts: Drafts, allowed_jobs: frozenset[str]) -> None:
+    """Keep ``duplicate`` on the messages only when the key may waive the guard, so dispatch tells the provider."""
+    asked = any(draft.options.get("duplicate") for draft in drafts.drafts)
+    waived = waive_rule_applies(asked, allowed_jobs, drafts.warnings)
+    for draft in drafts.drafts:
+        if "duplicate" in draft.options:
+            draft.options["duplicate"] = waived
+
+
+def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int,
+               now: dt.datetime) -> IntakeOutcome:
     rows, to_dispatch = [], []
     for draft in drafts.drafts:
-        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window)
+        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window, now)
         rows.append(_row(draft, status))
         if status == MessageState.QUEUED:
             to_dispatch.append((draft.message_id, draft.channel.value, draft.message_type))
@@ -153,13 +178,13 @@ def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Dr
 
 
 def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Draft, scheduled_at: dt.datetime | None,
-               window: int) -> MessageState:
+               window: int, now: dt.datetime) -> MessageState:
     """Policy steps 2-7 for one message in a savepoint; a refusal is recorded as a free, FINAL message."""
     if draft.refusal is None:
         savepoint = session.begin_nested()
         try:
             status = MessageState.SCHEDULED if scheduled_at else MessageState.QUEUED
-            _run_policy(session, merchant, draft, window)
+            _run_policy(session, merchant, draft, window, now)
             session.add(_message(request_id, merchant, draft, status, scheduled_at))
             session.flush()
             savepoint.commit()
@@ -169,17 +194,32 @@ def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Dra
             draft.refusal = refusal
     assert draft.refusal is not None
     session.add(_message(request_id, merchant, draft, MessageState.REFUSED, None))
+    _callback_refused(session, request_id, merchant, draft)
     return MessageState.REFUSED
 
 
-def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int) -> None:
+def _callback_refused(session: Session, request_id: str, merchant: Merchant, draft: Draft) -> None:
+    """A refused message is FINAL at once, so its ``dlrUrl`` hears so like any other FINAL message does.
+
+    Written in the intake transaction: a rolled-back intake (retried by ``_retrying``) leaves no callback behind.
+    """
+    url = draft.options.get("dlrUrl")
+    if not url or draft.refusal is None:
+        return
+    session.flush()  # the callback row references the message
+    queue_final_callback(session, draft.message_id, merchant.id, request_id, MessageState.REFUSED, str(url),
+                         utcnow(), error_code=draft.refusal.code.value, units=0, options=draft.options)
+
+
+def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int, now: dt.datetime) -> None:
     channel = draft.channel.value
     if channel == "SMS":
         require_route(session, merchant.id, channel, draft.message_type)
     require_consent(session, merchant.id, channel, draft.recipient, draft.message_type)
     digest = content_digest(merchant.id, channel, draft.recipient, draft.subject, draft.body)
-    claim_window(session, digest, draft.message_id, window)
-    reserve_units(session, merchant, channel, draft.units)
+    claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")))
+    # Charged to the period it is accepted in, whenever it is sent or settled: just before the boundary is the old one.
+    draft.period_start = reserve_units(session, merchant, channel, draft.units, now)
 
 
 def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageState,
@@ -189,7 +229,9 @@ def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageS
         id=draft.message_id, request_id=request_id, merchant_id=merchant.id, channel=draft.channel.value,
         message_type=draft.message_type, recipient=draft.recipient, sender=draft.sender, subject=draft.subject,
         body=draft.body, options=draft.options, units=0 if refused else draft.units, status=status.value,
+        cost_micros=0 if refused else table_cost(get_settings().unit_prices, draft.channel.value, draft.units),
         freshness=(Freshness.FINAL if refused else Freshness.PROVISIONAL).value, scheduled_at=scheduled_at,
+        period_start=None if refused else draft.period_start,
         error_code=draft.refusal.code.value if refused and draft.refusal else None,
         error_detail=draft.refusal.detail[:500] if refused and draft.refusal else None,
     )

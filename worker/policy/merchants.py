@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 import zoneinfo
 
@@ -13,8 +14,10 @@ from schema.models import Balance, Merchant, Route
 from schema.states import Channel
 from worker.callbacks.signing import new_secret
 from worker.catalogue import Code
-from worker.contract import MerchantUpsertJob
+from worker.contract import MerchantFields
 from worker.errors import Refusal, ValidationError
+from worker.policy.periods import current_period, roll_balances, set_billing_period
+from worker.policy.transitions import utcnow
 from worker.settings import get_settings
 
 __all__ = ["load_merchant", "require_route", "upsert_merchant", "provider_order", "merchant_view"]
@@ -73,28 +76,50 @@ def provider_order(session: Session, merchant_id: int, channel: str, message_typ
     return list(order)
 
 
-def upsert_merchant(session: Session, tenant_id: int, job: MerchantUpsertJob, today: dt.date) -> Merchant:
-    """Create or update a merchant with its three balances and routes."""
+def upsert_merchant(session: Session, tenant_id: int, job: MerchantFields, today: dt.date) -> Merchant:
+    """Create a merchant (every field left out takes its default) or update one (only the fields given change).
+
+    Re-sending a merchant to change one limit must not reset the others to zero (E808 on the next send), nor
+    reactivate it, nor move its time zone: an update is a patch, not a replacement.
+    """
     _check_upsert(job)
     merchant = session.scalars(select(Merchant).where(Merchant.tenant_id == tenant_id,
                                                       Merchant.external_id == job.merchant_id)).first()
+    created = merchant is None
     if merchant is None:
-        merchant = Merchant(tenant_id=tenant_id, external_id=job.merchant_id, webhook_secrets=[new_secret()])
+        merchant = Merchant(tenant_id=tenant_id, external_id=job.merchant_id, webhook_secrets=[new_secret()],
+                            display_name=job.merchant_id, active=True, timezone="UTC", allowed_countries=[])
         session.add(merchant)
-    merchant.display_name, merchant.active, merchant.timezone = job.display_name, job.active, job.timezone
-    merchant.allowed_countries = [c.upper() for c in job.allowed_countries]
+    _apply_fields(merchant, job)
+    set_billing_period(merchant, job.billing_period, job.billing_day)
     session.flush()
-    limits = {Channel.SMS: job.sms_limit, Channel.VOICE: job.voice_minutes_limit, Channel.EMAIL: job.email_limit}
-    for channel, limit in limits.items():
-        _set_limit(session, merchant.id, channel, limit, today)
+    defaults = get_settings().new_merchant_limits if created else {}
+    given = {Channel.SMS: job.sms_limit, Channel.VOICE: job.voice_minutes_limit, Channel.EMAIL: job.email_limit}
+    first_period = current_period(merchant, utcnow()).start
+    for channel, limit in given.items():
+        limit = defaults.get(channel.value) if limit is None else limit
+        if limit is not None:
+            _set_limit(session, merchant.id, channel, limit, first_period)
     _set_routes(session, merchant.id, job)
     return merchant
 
 
-def _check_upsert(job: MerchantUpsertJob) -> None:
+def _apply_fields(merchant: Merchant, job: MerchantFields) -> None:
+    """Copy the merchant's own fields that the job gives (None: left out, so kept)."""
+    if job.display_name is not None:
+        merchant.display_name = job.display_name
+    if job.active is not None:
+        merchant.active = job.active
+    if job.timezone is not None:
+        merchant.timezone = job.timezone
+    if job.allowed_countries is not None:
+        merchant.allowed_countries = [c.upper() for c in job.allowed_countries]
+
+
+def _check_upsert(job: MerchantFields) -> None:
     """Refuse a time zone or provider name the service would only trip over later, at send time."""
     try:
-        zoneinfo.ZoneInfo(job.timezone)
+        zoneinfo.ZoneInfo(job.timezone or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(Code.INVALID_INPUT, "unknown time zone", field="timezone") from None
     known = get_settings().providers
@@ -110,16 +135,16 @@ def _check_upsert(job: MerchantUpsertJob) -> None:
                                   field=field)
 
 
-def _set_limit(session: Session, merchant_id: int, channel: Channel, limit: int, today: dt.date) -> None:
+def _set_limit(session: Session, merchant_id: int, channel: Channel, limit: int, first_period: dt.date) -> None:
     balance = session.get(Balance, (merchant_id, channel.value))
     if balance is None:
         session.add(Balance(merchant_id=merchant_id, channel=channel.value, unit_limit=limit, credits=0, used=0,
-                            period_start=today.replace(day=1)))
+                            period_start=first_period))
     else:
         balance.unit_limit = limit
 
 
-def _set_routes(session: Session, merchant_id: int, job: MerchantUpsertJob) -> None:
+def _set_routes(session: Session, merchant_id: int, job: MerchantFields) -> None:
     for sms_type, enabled in job.routes.items():
         _route_row(session, merchant_id, Channel.SMS.value, sms_type.upper()).enabled = bool(enabled)
     for channel, providers in job.providers.items():
@@ -139,8 +164,14 @@ def _route_row(session: Session, merchant_id: int, channel: str, message_type: s
 
 
 def merchant_view(session: Session, merchant: Merchant) -> dict[str, object]:
-    """The merchant as seed 003 shows it: limits, credits and usage."""
-    balances = {b.channel: b for b in session.scalars(select(Balance).where(Balance.merchant_id == merchant.id))}
+    """The merchant exactly as seed 003's MerchantView: identity, limits, credits, and usage since periodStart.
+
+    The dlrUrl signing secret is not part of it: answers are kept in the result backend, and the secret is
+    handed out by ``hexavox merchant create|show --webhook-secret|rotate-webhook-secret`` instead.
+    """
+    roll_balances(session, merchant, utcnow())
+    balances = {b.channel: b for b in session.scalars(select(Balance).where(Balance.merchant_id == merchant.id)
+                                                      .execution_options(populate_existing=True))}
 
     def pick(channel: str, attr: str) -> int:
         bal = balances.get(channel)
@@ -155,6 +186,10 @@ def merchant_view(session: Session, merchant: Merchant) -> dict[str, object]:
                     "emailCredits": pick("EMAIL", "credits")},
         "usage": {"smsUsed": pick("SMS", "used"), "voiceUsed": pick("VOICE", "used"),
                   "emailUsed": pick("EMAIL", "used"), "periodStart": period.isoformat() if period else None},
-        #: The newest dlrUrl signing secret (Standard Webhooks); older ones still sign during rotation.
-        "webhookSecret": merchant.webhook_secrets[-1] if merchant.webhook_secrets else None,
+        "billingPeriod": merchant.billing_period, "billingDay": merchant.billing_day,
     }
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, non-reversible name for a secret (first 12 hex digits of its SHA-256), to tell secrets apart."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]

@@ -27,8 +27,12 @@ __all__ = ["stale_queued", "release_due"]
 
 
 def stale_queued(cutoff: dt.datetime, limit: int = 1000) -> list[tuple[str, str, str]]:
-    """QUEUED messages untouched since ``cutoff``; their clock is reset so the next pass skips them."""
-    now = utcnow()
+    """QUEUED messages untouched since ``cutoff``; their clock is reset so the next pass skips them.
+
+    The clock is set past ``cutoff`` too (which may lie a moment ahead: the relay's clock margin after a broker
+    epoch began), so a second pass with the same cutoff does not copy them again.
+    """
+    now = max(utcnow(), cutoff + dt.timedelta(milliseconds=1))
     with session_scope() as session:
         rows = session.execute(select(Message.id, Message.channel, Message.message_type)
                                .where(Message.status == MessageState.QUEUED.value, Message.updated_at <= cutoff)
@@ -60,7 +64,7 @@ def release_due(limit: int = 1000) -> list[tuple[str, str, str]]:
             elif transition(session, row.id, [MessageState.SCHEDULED], MessageState.REFUSED, units=0,
                             error_code=refusal.code.value, error_detail=refusal.detail[:500],
                             detail={"code": refusal.code.value, "why": "checked again at its send time"}):
-                release_units(session, row.merchant_id, row.channel, row.units)
+                release_units(session, row.merchant_id, row.channel, row.units, message_id=row.id)
     return due
 
 

@@ -27,9 +27,10 @@ from worker.catalogue import Code
 from worker.db import session_scope
 from worker.errors import ConfigurationError
 from worker.policy.merchants import provider_order
+from worker.policy.pricing import repriced_cost
 from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
 from worker.policy.transitions import MESSAGE_COLUMNS, transition, utcnow
-from worker.settings import Settings
+from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,8 @@ def _deliver(session: Session, item: Pending, name: str | None, answer: StatusRe
     """DELIVERED from a lookup; a call settles its real minutes, as a delivery report would."""
     minutes = billed_minutes(answer.duration_seconds) if item.channel == Channel.VOICE.value else None
     detail = {"via": "reconcile"} | ({"durationSeconds": answer.duration_seconds} if minutes is not None else {})
-    billed: dict[str, Any] = {"units": minutes} if minutes is not None else {}
+    billed: dict[str, Any] = {} if minutes is None else {
+        "units": minutes, "cost_micros": repriced_cost(get_settings().unit_prices, Channel.VOICE.value, minutes)}
     moved = transition(session, item.id, PENDING, MessageState.DELIVERED, provider=name or item.provider,
                        provider_ref=answer.provider_ref or item.provider_ref, detail=detail, **billed)
     if moved and minutes is not None:
@@ -189,7 +191,7 @@ def backoff(looks: int, settings: Settings) -> dt.timedelta:
 
 def _release(session: Session, item: Pending) -> None:
     if item.merchant_id is not None:
-        release_units(session, item.merchant_id, item.channel, item.units)
+        release_units(session, item.merchant_id, item.channel, item.units, message_id=item.id)
 
 
 def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from schema.models import Message, MessageEvent, OutboundCallback
 from schema.states import TERMINAL_STATES, CallbackState, Freshness, MessageState
 
-__all__ = ["transition", "utcnow", "callback_body", "MESSAGES", "MESSAGE_COLUMNS"]
+__all__ = ["transition", "utcnow", "callback_body", "queue_final_callback", "MESSAGES", "MESSAGE_COLUMNS"]
 
 
 MESSAGES = cast(Table, Message.__table__)
@@ -59,18 +59,41 @@ def transition(session: Session, message_id: str, from_states: Iterable[MessageS
     return True
 
 
+#: The merchant's own tags of a message (seed 000's ref, ref1, ref2, campaign), echoed in its callback.
+CALLBACK_TAGS = ("ref", "ref1", "ref2", "campaignId", "campaignName")
+
+
 def callback_body(message_id: str, request_id: str, status: MessageState, at: dt.datetime, error_code: str | None,
-                  units: int) -> str:
-    """The delivery report sent to the merchant's dlrUrl: the exact bytes that are signed and sent."""
-    event = {"type": "message.final", "messageId": message_id, "requestId": request_id, "status": status.value,
-             "freshness": Freshness.FINAL.value, "errorCode": error_code, "units": units,
-             "at": at.isoformat().replace("+00:00", "Z")}
+                  units: int, options: dict[str, Any] | None = None) -> str:
+    """The delivery report sent to the merchant's dlrUrl: the exact bytes that are signed and sent.
+
+    The message's tags (:data:`CALLBACK_TAGS`) come along under ``tags`` when it has any, so the merchant can
+    match the report to its own records.
+    """
+    event: dict[str, Any] = {
+        "type": "message.final", "messageId": message_id, "requestId": request_id, "status": status.value,
+        "freshness": Freshness.FINAL.value, "errorCode": error_code, "units": units,
+        "at": at.isoformat().replace("+00:00", "Z")}
+    tags = {key: (options or {})[key] for key in CALLBACK_TAGS if (options or {}).get(key)}
+    if tags:
+        event["tags"] = tags
     return json.dumps(event, separators=(",", ":"), sort_keys=True)
 
 
 def _queue_callback(session: Session, message_id: str, status: MessageState, now: dt.datetime, row: Any) -> None:
     """Write the callback in the same transaction that made the message FINAL: it cannot be forgotten."""
+    queue_final_callback(session, message_id, row.merchant_id, row.request_id, status, str(row.options["dlrUrl"]),
+                         now, error_code=row.error_code, units=row.units, options=row.options)
+
+
+def queue_final_callback(session: Session, message_id: str, merchant_id: int, request_id: str, status: MessageState,
+                         url: str, now: dt.datetime, *, error_code: str | None, units: int,
+                         options: dict[str, Any] | None = None) -> None:
+    """The callback row of a message that is FINAL: by a transition, or refused at intake (FINAL from birth).
+
+    A message row must already exist (the callback references it); the caller's transaction commits both.
+    """
     session.execute(insert(OutboundCallback).values(
-        id=str(uuid.uuid4()), message_id=message_id, merchant_id=row.merchant_id, event_status=status.value,
-        url=str(row.options["dlrUrl"])[:2000], state=CallbackState.PENDING.value, attempts=0, next_attempt_at=now,
-        body=callback_body(message_id, row.request_id, status, now, row.error_code, row.units)))
+        id=str(uuid.uuid4()), message_id=message_id, merchant_id=merchant_id, event_status=status.value,
+        url=url[:2000], state=CallbackState.PENDING.value, attempts=0, next_attempt_at=now,
+        body=callback_body(message_id, request_id, status, now, error_code, units, options)))

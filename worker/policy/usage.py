@@ -4,10 +4,17 @@ What is billed: a message is charged for its units (SMS segments, voice minutes,
 REFUSED, FAILED or EXPIRED. DELIVERED is billed for sure; QUEUED, SCHEDULED, DISPATCHING, SENT and AMBIGUOUS
 may still be billed, so they are counted too and make the report PROVISIONAL until they settle.
 
-Money is computed in integer micro-dollars (``units x unit price``) and only rounded once, at the end, to
-decimal strings with two decimals (``"12.34"``, USD, half-up): ``finalCharges`` is the exact total with
-markup rounded, ``providerCost`` the rounded cost, and ``markup`` their difference, so the three always add up.
-Per-channel amounts are rounded on their own and may differ from the totals by a cent.
+What it costs: each message records its cost when it is accepted (``messages.cost_micros``, see
+:mod:`worker.policy.pricing`): the provider's own price when the driver's answer stated one, else its units at the
+configured price of its channel (HEXAVOX_UNIT_PRICES); messages from before costs were recorded are priced from the
+table here. ``providerCost`` (also ``awsCost``, seed 003's name) is the sum over billable messages; ``markup`` (also
+``hqMarkup``) is HEXAVOX_MARKUP_PERCENT of it; ``finalCharges`` = providerCost + markup: what the merchant is
+charged for the range, safe to invoice once ``freshnessState`` is FINAL.
+
+Money is computed in integer micro-dollars and only rounded once, at the end, to decimal strings with two decimals
+(``"12.34"``, USD, half-up): ``finalCharges`` is the exact total with markup rounded, ``providerCost`` the rounded
+cost, and ``markup`` their difference, so the three always add up. Per-channel amounts are rounded on their own and
+may differ from the totals by a cent.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from schema.models import Merchant, Message, Tenant
@@ -28,6 +35,8 @@ from worker.contract import UsageReportJob
 from worker.errors import ValidationError
 from worker.policy.auth import Principal
 from worker.policy.merchants import load_merchant
+from worker.policy.periods import period_history, roll_balances
+from worker.policy.transitions import utcnow
 from worker.settings import get_settings
 
 __all__ = ["usage_report", "run_usage_job", "resolve_tenant", "BILLABLE_STATES", "money"]
@@ -46,7 +55,12 @@ class _ChannelUsage:
 
     count: int = 0
     units: int = 0
+    cost_micros: int = 0  #: recorded costs of billable messages
+    unpriced_units: int = 0  #: units of billable messages with no recorded cost (older than cost recording)
     by_status: dict[str, int] = field(default_factory=dict)
+
+    def cost(self, price: int) -> int:
+        return self.cost_micros + self.unpriced_units * price
 
 
 @dataclass
@@ -91,8 +105,11 @@ def _day_bounds(date_from: dt.date, date_to: dt.date) -> tuple[dt.datetime, dt.d
 def _grouped_rows(session: Session, tenant_id: int, merchant_pk: int | None, start: dt.datetime,
                   end: dt.datetime) -> list[Any]:
     """One row per (channel, status, freshness) with its message count and units: the database does the sums."""
+    unpriced = case((and_(Message.cost_micros == 0, Message.provider_priced.is_(False)), Message.units), else_=0)
     query = (select(Message.channel, Message.status, Message.freshness, func.count().label("n"),
-                    func.coalesce(func.sum(Message.units), 0).label("units"))
+                    func.coalesce(func.sum(Message.units), 0).label("units"),
+                    func.coalesce(func.sum(Message.cost_micros), 0).label("cost"),
+                    func.coalesce(func.sum(unpriced), 0).label("unpriced"))
              .join(Merchant, Merchant.id == Message.merchant_id)
              .where(Merchant.tenant_id == tenant_id, Message.created_at >= start, Message.created_at < end)
              .group_by(Message.channel, Message.status, Message.freshness))
@@ -110,6 +127,8 @@ def _fold(rows: list[Any]) -> tuple[dict[Channel, _ChannelUsage], _Pending]:
         if status in BILLABLE_STATES:
             usage.count += n
             usage.units += int(row.units)
+            usage.cost_micros += int(row.cost)
+            usage.unpriced_units += int(row.unpriced)
         if row.freshness != Freshness.FINAL.value:
             if status == MessageState.AMBIGUOUS:
                 pending.ambiguous += n
@@ -133,18 +152,21 @@ def _freshness(pending: _Pending) -> dict[str, str | None]:
 
 def _channel_view(usage: _ChannelUsage, price: int, markup_percent: int) -> dict[str, Any]:
     return {"count": usage.count, "units": usage.units, "unitPriceMicros": price, "byStatus": usage.by_status,
-            **_amounts(usage.units * price, markup_percent)}
+            **_amounts(usage.cost(price), markup_percent)}
 
 
 def usage_report(session: Session, tenant_id: int, merchant_external_id: str | None, date_from: dt.date,
                  date_to: dt.date, *, prices: Mapping[str, int], markup_percent: int) -> dict[str, Any]:
     """The seed-003 usage report of the tenant (or one of its merchants) for whole UTC days [from, to]."""
     start, end = _day_bounds(date_from, date_to)
-    merchant_pk = None
+    merchant_pk, periods = None, []
     if merchant_external_id is not None:
-        merchant_pk = load_merchant(session, tenant_id, merchant_external_id, must_be_active=False).id
+        merchant = load_merchant(session, tenant_id, merchant_external_id, must_be_active=False)
+        merchant_pk = merchant.id
+        roll_balances(session, merchant, utcnow())
+        periods = period_history(session, merchant.id, date_from, date_to)
     channels, pending = _fold(_grouped_rows(session, tenant_id, merchant_pk, start, end))
-    cost_micros = sum(usage.units * prices[channel.value] for channel, usage in channels.items())
+    cost_micros = sum(usage.cost(prices[channel.value]) for channel, usage in channels.items())
     totals = _amounts(cost_micros, markup_percent)
     return {
         "from": date_from.isoformat(), "to": date_to.isoformat(), "merchantId": merchant_external_id,
@@ -155,6 +177,9 @@ def usage_report(session: Session, tenant_id: int, merchant_external_id: str | N
         "channels": {channel.value: _channel_view(usage, prices[channel.value], markup_percent)
                      for channel, usage in channels.items()},
         **_freshness(pending),
+        #: One merchant's billing periods overlapping the range (limits, credits, used): what the limits were
+        #: measured against. Empty for a tenant-wide report.
+        "periods": periods,
     }
 
 

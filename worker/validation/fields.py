@@ -19,11 +19,16 @@ from worker.errors import ValidationError
 __all__ = [
     "EmailContent",
     "VoiceRequest",
+    "check_campaign_id",
     "check_campaign_name",
     "check_channel",
+    "check_duplicate_flag",
     "check_email_content",
     "check_flash_flag",
+    "check_port",
     "check_ref",
+    "check_ref1",
+    "check_ref2",
     "check_sender",
     "check_sms_type",
     "check_unicode_flag",
@@ -34,6 +39,11 @@ __all__ = [
 _ALPHA_SENDER = re.compile(r"(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{3,11}")
 _NUMERIC_SENDER = re.compile(r"\+?[0-9]{3,15}")
 _REF = re.compile(r"[A-Za-z0-9]{1,40}")
+#: A campaign id names a campaign of the merchant's own: letters, digits, '.', '_' and '-'.
+_CAMPAIGN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Seed 000 E603: a port "must contain only numbers"; it is an application port (1-65535).
+_PORT = re.compile(r"[0-9]{1,5}")
+PORT_RANGE = range(1, 65536)
 #: Seed 000 E607: "only alpha numerics", so no spaces.
 _CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9]{1,32}")
 #: An RFC 2047 encoded word ('=?UTF-8?Q?...'): refused in a subject so no encoded newline reaches a header.
@@ -97,6 +107,44 @@ def check_ref(ref: object) -> str | None:
     return _optional_text(ref, _REF, Code.INVALID_REF, "ref")
 
 
+def check_ref1(ref: object) -> str | None:
+    """The merchant's second reference tag (seed 000 E609), like ``ref``."""
+    return _optional_text(ref, _REF, Code.INVALID_REF1, "ref1")
+
+
+def check_ref2(ref: object) -> str | None:
+    """The merchant's third reference tag (seed 000 E610), like ``ref``."""
+    return _optional_text(ref, _REF, Code.INVALID_REF2, "ref2")
+
+
+def check_port(value: object) -> int | None:
+    """The destination application port (seed 000 E603: only numbers), 1-65535, as an int or digits; None when
+    absent. JSON ``true`` and "80a" are not numbers, and neither is a port past 65535."""
+    if value is None or value == "":
+        return None
+    text = str(value) if _is_int(value) else value
+    if not isinstance(text, str) or not _PORT.fullmatch(text) or int(text) not in PORT_RANGE:
+        raise ValidationError(Code.INVALID_PORT, "port must contain only numbers (1-65535)", field="port")
+    return int(text)
+
+
+def check_duplicate_flag(value: object) -> bool:
+    """Seed 000's ``duplicate`` (E605: only 1 or 0): True asks to send a repeat inside the duplicate window."""
+    return _zero_one(value, Code.INVALID_DUPLICATE_FLAG, "duplicate")
+
+
+def check_campaign_id(value: object) -> str | None:
+    """The merchant's campaign id: absent is fine, present but blank is E617, a malformed one E413."""
+    if value is None:
+        return None
+    if _is_blank(value):
+        raise ValidationError(Code.CAMPAIGN_ID_REQUIRED, "campaignId has to be filled", field="campaignId")
+    if not isinstance(value, str) or not _CAMPAIGN_ID.fullmatch(value):
+        raise ValidationError(Code.INVALID_INPUT, "campaignId must be 1-64 letters, digits, '.', '_' or '-'",
+                              field="campaignId")
+    return value
+
+
 def check_campaign_name(name: object) -> str | None:
     """The campaign name (1-32 ASCII letters/digits, no spaces per seed 000), or None when absent."""
     return _optional_text(name, _CAMPAIGN_NAME, Code.INVALID_CAMPAIGN_NAME, "campaignName")
@@ -115,13 +163,18 @@ def check_unicode_flag(value: object) -> str:
 
 def check_flash_flag(value: object) -> bool:
     """True for 1 / '1' / true, False for 0 / '0' / false or absent. A flag, so JSON booleans are fine."""
+    return _zero_one(value, Code.INVALID_FLASH_FLAG, "flash")
+
+
+def _zero_one(value: object, code: Code, field: str) -> bool:
+    """A seed-000 0/1 flag: 1, '1' or true; 0, '0', false or absent. Anything else is ``code``."""
     if value is None:
         return False
     if isinstance(value, bool):
         return value
     if value in (0, 1, "0", "1") and (_is_int(value) or isinstance(value, str)):
         return value in (1, "1")
-    raise ValidationError(Code.INVALID_FLASH_FLAG, "flash must be 0 or 1", field="flash")
+    raise ValidationError(code, f"{field} must be 0 or 1", field=field)
 
 
 def check_sms_type(value: object) -> str:

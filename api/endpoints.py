@@ -1,0 +1,101 @@
+"""The API's endpoints as data: one table the router and the OpenAPI document are both built from.
+
+Each operation names its request body (a component of :data:`api.models.REQUESTS`), its answer model and status,
+its query parameters, and the queue job it runs (``job``: the task name of :mod:`worker.contract`); reads without
+a job are answered by :mod:`api.reads`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from api import models
+
+__all__ = ["PREFIX", "OPERATIONS", "Operation", "Param"]
+
+PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query or path parameter, with the JSON Schema it is documented (and checked) with."""
+
+    name: str
+    schema: dict[str, Any]
+    where: str = "query"
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    summary: str
+    tag: str
+    answer: type[BaseModel]
+    status: int = 200
+    request: str | None = None
+    job: str | None = None
+    many: bool = False
+    params: tuple[Param, ...] = field(default_factory=tuple)
+
+    @property
+    def writes(self) -> bool:
+        return self.method == "POST"
+
+
+_MERCHANT_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
+_OFFSET = Param("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0})
+_DATE = {"type": "string", "format": "date"}
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("upsertMerchant", "POST", "/merchants", "Create or update a merchant under the authenticated tenant.",
+              "merchants", models.MerchantView, request="V1MerchantUpsertRequest", job="hexavox.merchant.upsert.v1"),
+    Operation("listMerchants", "GET", "/merchants", "List merchants with limits, credits, and current usage.",
+              "merchants", models.MerchantView, many=True, params=(_LIMIT, _OFFSET)),
+    Operation("getMerchant", "GET", "/merchants/{merchantId}", "Fetch one merchant by external merchant identifier.",
+              "merchants", models.MerchantView,
+              params=(Param("merchantId", _MERCHANT_ID, where="path", required=True),)),
+    Operation("upsertConsent", "POST", "/consents", "Upsert recipient consent for SMS, voice, or email.",
+              "consents", models.ConsentView, request="V1MerchantConsentRequest", job="hexavox.consent.upsert.v1"),
+    Operation("bulkUpsertConsents", "POST", "/consents/bulk", "Upsert many consents of one merchant; each row "
+              "answered on its own.", "consents", models.ConsentBulkView, request="V1MerchantConsentBulkRequest",
+              job="hexavox.consent.bulk_upsert.v1"),
+    Operation("listConsents", "GET", "/consents", "List consent records, optionally filtered by merchant and channel.",
+              "consents", models.ConsentView, many=True,
+              params=(Param("merchantId", _MERCHANT_ID), Param("channel", {"enum": ["SMS", "VOICE", "EMAIL"]}),
+                      _LIMIT, _OFFSET)),
+    Operation("sendSms", "POST", "/messages/sms", "Queue and dispatch an outbound merchant SMS.", "messages",
+              models.DispatchResponse, status=202, request="V1OmniSmsSendRequest", job="hexavox.sms.send.v1"),
+    Operation("sendVoice", "POST", "/messages/voice", "Start an outbound text-to-speech merchant voice call.",
+              "messages", models.DispatchResponse, status=202, request="V1OmniVoiceSendRequest",
+              job="hexavox.voice.send.v1"),
+    Operation("sendEmail", "POST", "/messages/email", "Dispatch an outbound merchant email.", "messages",
+              models.DispatchResponse, status=202, request="V1OmniEmailSendRequest", job="hexavox.email.send.v1"),
+    Operation("sendEmailSimple", "POST", "/email/send", "Simple direct email send endpoint.", "messages",
+              models.V1MessageResponse, status=202, request="V1EmailSendRequest", job="hexavox.email.send.v1"),
+    Operation("getMessage", "GET", "/messages/{messageId}", "A message's state, freshness, units and history.",
+              "messages", models.MessageView,
+              params=(Param("messageId", {"type": "string", "minLength": 1, "maxLength": 36}, where="path",
+                            required=True),)),
+    Operation("requestUpgrade", "POST", "/billing/upgrade", "Request additional SMS, voice, or email units for a "
+              "merchant (credited once the payment is confirmed; idempotent by referenceId).", "billing",
+              models.MerchantUpgradeView, request="V1MerchantUpgradeRequest", job="hexavox.billing.upgrade.v1"),
+    Operation("listAlerts", "GET", "/alerts", "List merchant usage and provider alerts for the tenant.", "reports",
+              models.AlertView, many=True, job="hexavox.alerts.list.v1",
+              params=(Param("merchantId", _MERCHANT_ID), _LIMIT)),
+    Operation("usageReport", "GET", "/reports/usage", "Read summarized usage, cost, markup, and freshness state.",
+              "reports", models.V1UsageReportResponse, job="hexavox.report.usage.v1",
+              params=(Param("from", _DATE, required=True), Param("to", _DATE, required=True),
+                      Param("merchantId", _MERCHANT_ID))),
+    Operation("createList", "POST", "/lists", "Create a contact list (listId) of a merchant, optionally with members.",
+              "lists", models.ListView, request="V1ListCreateRequest", job="hexavox.list.create.v1"),
+    Operation("importList", "POST", "/lists/import", "Fill a contact list from a CSV upload (base64, at most 1 MB).",
+              "lists", models.ListView, request="V1ListImportRequest", job="hexavox.list.import_csv.v1"),
+)

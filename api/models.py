@@ -1,0 +1,220 @@
+"""The HTTP API's response shapes (seed 003's views), as pydantic models the OpenAPI document is generated from.
+
+Request bodies are the queue contract's own models (:mod:`worker.contract`), published under seed 003's names
+without the fields a door fills in (:data:`REQUESTS`). Responses allow extra fields: a field added to a view later
+does not contradict a client generated from an older document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.contract import (
+    BillingUpgradeJob,
+    ConsentBulkJob,
+    ConsentUpsertJob,
+    EmailJob,
+    ListCreateJob,
+    ListImportJob,
+    MerchantUpsertJob,
+    SmsJob,
+    VoiceJob,
+)
+
+__all__ = ["REQUESTS", "RESPONSES", "ErrorBody"]
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(_View):
+    """A catalogue refusal: its code, name, detail, and the field it is about."""
+
+    code: str = Field(pattern=r"^E[0-9]{3}$", examples=["E801"])
+    name: str = ""
+    detail: str = ""
+    field: str | None = None
+
+
+class MessageRow(_View):
+    """One recipient of a send: its message id and QUEUED / SCHEDULED, or REFUSED with the catalogue error."""
+
+    messageId: str
+    to: str
+    channel: Literal["SMS", "VOICE", "EMAIL"]
+    status: str = Field(examples=["QUEUED"])
+    units: int | None = None
+    error: ErrorDetail | None = None
+
+
+class ErrorBody(_View):
+    """Every refusal: the catalogue code, name, detail and field; a refused send also lists its messages."""
+
+    code: str = Field(pattern=r"^E[0-9]{3}$", examples=["E801"])
+    name: str
+    detail: str
+    field: str | None = None
+    requestId: str
+    messages: list[MessageRow] | None = None
+
+
+class DispatchResponse(_View):
+    """A send accepted (committed): the first message's id and status, and every message of the request."""
+
+    requestId: str
+    merchantId: str
+    channel: Literal["SMS", "VOICE", "EMAIL"]
+    messageId: str
+    status: str = Field(examples=["QUEUED"])
+    messages: list[MessageRow]
+    warnings: list[str] = []
+
+
+class V1MessageResponse(_View):
+    """The simple email endpoint's answer."""
+
+    requestId: str
+    messageId: str
+    status: str = Field(examples=["QUEUED"])
+
+
+class Limits(_View):
+    smsLimit: int
+    voiceMinutesLimit: int
+    emailLimit: int
+
+
+class Credits(_View):
+    smsCredits: int
+    voiceMinutesCredits: int
+    emailCredits: int
+
+
+class Usage(_View):
+    smsUsed: int
+    voiceUsed: int
+    emailUsed: int
+    periodStart: str | None
+
+
+class MerchantView(_View):
+    """A merchant with its limits, purchased credits and usage this period (the signing secret on upsert only)."""
+
+    merchantId: str
+    displayName: str
+    active: bool
+    limits: Limits
+    credits: Credits
+    usage: Usage
+    webhookSecret: str | None = None
+
+
+class ConsentView(_View):
+    merchantId: str
+    channel: Literal["SMS", "VOICE", "EMAIL"]
+    contact: str
+    status: Literal["OPT_IN", "OPT_OUT"]
+    source: str
+    updatedAt: str | None = None
+
+
+class ConsentBulkResult(_View):
+    index: int
+    outcome: Literal["OK", "REFUSED"]
+    error: dict[str, Any] | None = None
+
+
+class ConsentBulkView(_View):
+    merchantId: str
+    results: list[ConsentBulkResult]
+
+
+class MerchantUpgradeView(_View):
+    merchantId: str
+    channel: Literal["SMS", "VOICE", "EMAIL"]
+    unitsRequested: int
+    amountCents: int
+    currency: str
+    paymentId: str
+    paymentStatus: str = Field(examples=["PENDING"])
+    fulfilled: bool
+    referenceId: str
+    remainingCredits: int
+
+
+class AlertView(_View):
+    id: int
+    kind: str
+    merchantId: str | None
+    detail: dict[str, Any]
+    createdAt: str
+
+
+class V1UsageReportResponse(_View):
+    """Counts, cost, markup and final charges, with freshnessState PROVISIONAL (and why) until all is FINAL."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    date_from: str = Field(alias="from")
+    date_to: str = Field(alias="to")
+    merchantId: str | None = None
+    totalSmsCount: int
+    totalVoiceCount: int
+    totalEmailCount: int
+    providerCost: str = Field(examples=["0.01"])
+    markup: str
+    finalCharges: str
+    awsCost: str = Field(description="seed 003's name for providerCost")
+    hqMarkup: str = Field(description="seed 003's name for markup")
+    freshnessState: Literal["PROVISIONAL", "FINAL"]
+    freshnessReason: str | None
+
+
+class HistoryEntry(_View):
+    to: str
+    at: str | None
+    from_state: str | None = Field(default=None, alias="from")
+
+
+class MessageView(_View):
+    """One message: state, freshness (FINAL is billing-safe), units charged, and every transition so far."""
+
+    messageId: str
+    requestId: str
+    merchantId: str
+    channel: Literal["SMS", "VOICE", "EMAIL"]
+    type: str
+    to: str
+    status: str
+    freshnessState: Literal["PROVISIONAL", "FINAL"]
+    units: int
+    errorCode: str | None
+    scheduledAt: str | None
+    createdAt: str | None
+    updatedAt: str | None
+    finalAt: str | None
+    history: list[HistoryEntry]
+
+
+class ListView(_View):
+    listId: str
+    added: int
+    rejected: list[dict[str, Any]]
+
+
+#: Request bodies: seed 003's name -> the contract model it is (fields a door fills in are left out).
+REQUESTS: dict[str, type[BaseModel]] = {
+    "V1MerchantUpsertRequest": MerchantUpsertJob, "V1MerchantConsentRequest": ConsentUpsertJob,
+    "V1MerchantConsentBulkRequest": ConsentBulkJob, "V1OmniSmsSendRequest": SmsJob,
+    "V1OmniVoiceSendRequest": VoiceJob, "V1OmniEmailSendRequest": EmailJob, "V1EmailSendRequest": EmailJob,
+    "V1MerchantUpgradeRequest": BillingUpgradeJob, "V1ListCreateRequest": ListCreateJob,
+    "V1ListImportRequest": ListImportJob,
+}
+
+RESPONSES: tuple[type[BaseModel], ...] = (
+    ErrorBody, DispatchResponse, V1MessageResponse, MerchantView, ConsentView, ConsentBulkView, MerchantUpgradeView,
+    AlertView, V1UsageReportResponse, MessageView, ListView,
+)

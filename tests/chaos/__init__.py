@@ -1,0 +1,1 @@
+"""The fault suite run by `make chaos` (see run.py)."""
