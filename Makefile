@@ -30,6 +30,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
+	$(BIN)/python tests/bench/campaign.py
 	$(BIN)/python tests/bench/http_api.py
 
 # Mutation testing of the money and rule modules, each against its own fast tests (docs/mutation.md).

@@ -54,6 +54,29 @@ _LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "defa
 _OFFSET = Param("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0})
 _DATE = {"type": "string", "format": "date"}
 
+_CAMPAIGN_ID = Param("campaignId", {"type": "string", "minLength": 1, "maxLength": 36}, where="path", required=True)
+_CAMPAIGN_MERCHANT = Param("merchantId", _MERCHANT_ID, required=True)
+
+
+def _campaign_operations() -> tuple[Operation, ...]:
+    """Campaigns (README, Campaigns): create one, read its state and counts, pause, resume or cancel it."""
+    acts = tuple(Operation(f"{verb}Campaign", "POST", f"/campaigns/{{campaignId}}/{verb}", summary, "campaigns",
+                           models.CampaignView, job=f"hexavox.campaign.{verb}.v1",
+                           params=(_CAMPAIGN_ID, _CAMPAIGN_MERCHANT))
+                 for verb, summary in (("pause", "Stop starting chunks; recipients not yet expanded stay unsent."),
+                                       ("resume", "Continue a paused campaign where it stopped."),
+                                       ("cancel", "Refuse (free, E882) every recipient not yet handed to a provider.")))
+    return (
+        Operation("createCampaign", "POST", "/campaigns", "A campaign to a list or to recipients, now or at `time`: "
+                  "answered at once with its id and planned count.", "campaigns", models.CampaignCreated,
+                  status=202, request="V1CampaignCreateRequest", job="hexavox.campaign.create.v1"),
+        Operation("getCampaign", "GET", "/campaigns/{campaignId}", "A campaign's state and counts (planned, pending, "
+                  "per message state, refused by code).", "campaigns", models.CampaignView,
+                  job="hexavox.campaign.get.v1", params=(_CAMPAIGN_ID, _CAMPAIGN_MERCHANT)),
+        *acts,
+    )
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("upsertMerchant", "POST", "/merchants", "Create or update a merchant under the authenticated tenant.",
               "merchants", models.MerchantView, request="V1MerchantUpsertRequest", job="hexavox.merchant.upsert.v1"),
@@ -96,6 +119,7 @@ OPERATIONS: tuple[Operation, ...] = (
                       Param("merchantId", _MERCHANT_ID))),
     Operation("createList", "POST", "/lists", "Create a contact list (listId) of a merchant, optionally with members.",
               "lists", models.ListView, request="V1ListCreateRequest", job="hexavox.list.create.v1"),
+    *_campaign_operations(),
     Operation("importList", "POST", "/lists/import", "Fill a contact list from a CSV upload (base64, at most 1 MB).",
               "lists", models.ListView, request="V1ListImportRequest", job="hexavox.list.import_csv.v1"),
 )

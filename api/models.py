@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.contract import (
     BillingUpgradeJob,
+    CampaignCreateJob,
     ConsentBulkJob,
     ConsentUpsertJob,
     EmailJob,
@@ -210,16 +211,40 @@ class ListView(_View):
     rejected: list[dict[str, Any]]
 
 
+class CampaignCreated(_View):
+    """The answer to a campaign create: its id (a request id), state, planned recipients and time."""
+
+    campaignId: str
+    state: str = Field(examples=["RUNNING"])
+    planned: int
+    scheduledAt: str
+
+
+class CampaignView(_View):
+    """A campaign's state and counts, read at any time."""
+
+    campaignId: str
+    merchantId: str
+    name: str
+    channel: str
+    type: str
+    state: str = Field(examples=["RUNNING"])
+    scheduledAt: str | None
+    startedAt: str | None
+    finishedAt: str | None
+    counts: dict[str, Any]
+
+
 #: Request bodies: seed 003's name -> the contract model it is (fields a door fills in are left out).
 REQUESTS: dict[str, type[BaseModel]] = {
     "V1MerchantUpsertRequest": MerchantUpsertJob, "V1MerchantConsentRequest": ConsentUpsertJob,
     "V1MerchantConsentBulkRequest": ConsentBulkJob, "V1OmniSmsSendRequest": SmsJob,
     "V1OmniVoiceSendRequest": VoiceJob, "V1OmniEmailSendRequest": EmailJob, "V1EmailSendRequest": EmailJob,
     "V1MerchantUpgradeRequest": BillingUpgradeJob, "V1ListCreateRequest": ListCreateJob,
-    "V1ListImportRequest": ListImportJob,
+    "V1ListImportRequest": ListImportJob, "V1CampaignCreateRequest": CampaignCreateJob,
 }
 
 RESPONSES: tuple[type[BaseModel], ...] = (
     ErrorBody, DispatchResponse, V1MessageResponse, MerchantView, ConsentView, ConsentBulkView, MerchantUpgradeView,
-    AlertView, V1UsageReportResponse, MessageView, ListView,
+    AlertView, V1UsageReportResponse, MessageView, ListView, CampaignCreated, CampaignView,
 )

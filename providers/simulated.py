@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -234,6 +234,49 @@ class SimulatedProvider:
         parts = int(message.options.get("segments") or 1) if message.channel == Channel.SMS else 1
         return dataclasses.replace(result, cost_micros=self.config.price_micros * parts)
 
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        """The bulk call (seed 000 takes many numbers in one request): one ledger read, one committed ledger write and
+        one latency wait for all, each message decided exactly as :meth:`send` decides it alone."""
+        if not messages:
+            return []
+        try:
+            history = _histories(_ledger_engine(self.config.ledger_url), self.name, [m.message_id for m in messages])
+        except SQLAlchemyError as err:
+            log.warning("simulator %s: ledger unreadable: %s", self.name, err)
+            return [SendResult.unavailable(self.name, f"simulated provider store unavailable: {err}")] * len(messages)
+        rows = [self._bulk_row(m, *history.get(m.message_id, (0, False))) for m in messages]
+        try:
+            _record_many(self.config.ledger_url, rows)
+        except SQLAlchemyError as err:  # the commit may have happened: only reconcile can tell
+            return [SendResult.unavailable(self.name, "simulated: connection refused") if row["outcome"] == UNAVAILABLE
+                    else SendResult.ambiguous(self.name, f"simulated provider store failed mid-call: {err}")
+                    for row in rows]
+        timed_out = bool(self.config.timeout_ms and self.config.latency_ms > self.config.timeout_ms)
+        time.sleep((self.config.timeout_ms if timed_out else self.config.latency_ms) / 1000)
+        return [self._bulk_answer(row, timed_out) for row in rows]
+
+    def _bulk_row(self, message: OutboundMessage, calls: int, accepted_before: bool) -> dict[str, Any]:
+        attempt = calls + 1
+        if self._draw("unavailable", message.message_id, attempt) < self.config.unavailable_rate:
+            row = self._base_row(message, attempt) | {"outcome": UNAVAILABLE}
+        elif self._draw("lost", message.message_id, attempt) < self.config.lost_rate:
+            row = self._base_row(message, attempt) | {"outcome": LOST}
+        else:
+            row = self._decide(message, attempt, replay=accepted_before)
+        return {column.name: None for column in LEDGER.columns if column.name != "id"} | {"replay": False} | row
+
+    def _bulk_answer(self, row: dict[str, Any], timed_out: bool) -> SendResult:
+        if row["outcome"] == UNAVAILABLE:
+            return SendResult.unavailable(self.name, "simulated: connection refused", raw=_public(row))
+        if row["outcome"] == LOST:
+            return SendResult.ambiguous(self.name, "simulated: request lost on the way, no answer", raw=_public(row))
+        if timed_out:
+            return SendResult.ambiguous(self.name, f"simulated: no answer within {self.config.timeout_ms:.0f} ms, "
+                                        "the request arrived", raw=_public(row))
+        if self._draw("ambiguous", row["message_id"], row["attempt"]) < self.config.ambiguous_rate:
+            return SendResult.ambiguous(self.name, "simulated: request received, answer lost", raw=_public(row))
+        return self._answer(row)
+
     def _refuse_connection(self, message: OutboundMessage, attempt: int) -> SendResult:
         """Connection refused: nothing reached the provider, and the caller knows it."""
         row = self._not_received(message, attempt, UNAVAILABLE)
@@ -427,6 +470,20 @@ def _history(eng: Engine, provider: str, message_id: str) -> tuple[int, bool]:
     with eng.connect() as conn:
         calls, accepted = conn.execute(stmt).one()
     return int(calls), bool(accepted)
+
+
+def _histories(eng: Engine, provider: str, message_ids: list[str]) -> dict[str, tuple[int, bool]]:
+    """:func:`_history` of many messages in one query (those with no call yet are left out)."""
+    stmt = (select(LEDGER.c.message_id, func.count(), func.count(case((LEDGER.c.outcome == ACCEPTED, 1))))
+            .where(LEDGER.c.provider == provider, LEDGER.c.message_id.in_(message_ids)).group_by(LEDGER.c.message_id))
+    with eng.connect() as conn:
+        return {str(mid): (int(calls), bool(accepted)) for mid, calls, accepted in conn.execute(stmt)}
+
+
+def _record_many(url: str, rows: list[dict[str, Any]]) -> None:
+    """Write the calls of one bulk request in one transaction, committed when this returns."""
+    with _ledger_engine(url).begin() as conn:
+        conn.execute(insert(LEDGER), rows)
 
 
 def _record(url: str, row: dict[str, Any]) -> None:

@@ -240,25 +240,46 @@ class ContactListMember(Base):
 
 
 class Campaign(Base):
-    """A list send kept for later; beat claims due rows with SKIP LOCKED so exactly one beat fires it."""
+    """A list, scheduled or multi-recipient marketing send, kept as one row and fanned out later in chunks.
+
+    Its id for callers is ``request_id`` (the request that holds its messages). Beat claims due rows with a
+    conditional UPDATE, so exactly one beat fires it; each chunk advances ``cursor`` conditionally in the
+    transaction that writes its messages, so a chunk redone after a crash writes nothing twice.
+    """
 
     __tablename__ = "campaigns"
     __table_args__ = (
         CheckConstraint(_in("state", CampaignState), name="state"),
+        CheckConstraint("processed >= 0 AND processed <= total AND refused <= processed", name="progress"),
         Index("ix_campaigns_due", "state", "scheduled_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
     request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), unique=True)
-    list_id: Mapped[int] = mapped_column(ForeignKey("contact_lists.id"))
+    #: The contact list sent to, or None when the recipients are inline (``payload["recipients"]``).
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("contact_lists.id"))
     name: Mapped[str] = mapped_column(String(32), default="")
+    channel: Mapped[str] = mapped_column(String(8), default="SMS", server_default="SMS")
+    message_type: Mapped[str] = mapped_column(String(16), default="MKT", server_default="MKT")
     state: Mapped[str] = mapped_column(String(10), default=CampaignState.SCHEDULED.value)
     scheduled_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    #: The validated message template (body, sender, options, units) and inline recipients.
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Recipients planned (fixed at intake: list members up to ``last_member_id``, or the inline ones).
     total: Mapped[int] = mapped_column(Integer, default=0)
+    #: Messages written QUEUED so far.
     queued: Mapped[int] = mapped_column(Integer, default=0)
-    #: Last list member id fanned out; resuming continues after it.
+    #: Recipients expanded so far (queued + refused): ``total - processed`` are still waiting.
+    processed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Last list member id fanned out (list) or recipients done (inline); resuming continues after it.
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The list's newest member id at intake: members added later are not part of this campaign.
+    last_member_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    #: When a chunk last moved the cursor: a RUNNING campaign quiet for long had its chunk task lost.
+    progressed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
 
 

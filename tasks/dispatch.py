@@ -10,10 +10,12 @@ from celery import Task
 
 from worker.celery_app import app, redelivered
 from worker.policy.dispatch import DispatchStep, dispatch_message, give_up_unavailable
+from worker.policy.dispatch_batch import dispatch_batch as run_batch
+from worker.queues import queue_for_message
 from worker.sealing import internal_task
-from worker.sending import provider_sender
+from worker.sending import provider_bulk_sender, provider_sender
 from worker.settings import get_settings
-from worker.task_names import DISPATCH
+from worker.task_names import DISPATCH, DISPATCH_BATCH
 from worker.transient import is_transient
 
 log = logging.getLogger(__name__)
@@ -53,3 +55,19 @@ def dispatch(self: Task, message_id: str, waiting_since: float | None = None) ->
 def _delay(retries: int) -> float:
     """Seconds before the next try: doubling up to MAX_RETRY_DELAY, with jitter so retries do not march together."""
     return min(MAX_RETRY_DELAY, 2.0 ** min(retries, 8)) * (0.5 + random.random() / 2)
+
+
+@internal_task(app, DISPATCH_BATCH, bind=True)
+def dispatch_batch(self: Task, message_ids: list[str]) -> dict[str, int]:
+    """A batch of campaign messages: one claim, concurrent provider calls, one commit for every outcome.
+
+    Messages that found every provider unavailable or throttled go back to QUEUED and are handed to the single
+    dispatch task, which waits and gives up exactly as it does for any message.
+    """
+    settings = get_settings()
+    outcome = run_batch(message_ids, settings, provider_sender(settings), redelivered=redelivered(self),
+                        threads=settings.dispatch_batch_threads, bulk=provider_bulk_sender(settings))
+    for message_id, channel, message_type in outcome.retry:
+        dispatch.apply_async(args=[message_id], countdown=1.0 + random.random(),
+                             queue=queue_for_message(channel, message_type))
+    return dict(outcome.steps)

@@ -94,6 +94,10 @@ class Code(StrEnum):
     RATE_LIMITED = "E843"
     UNSUPPORTED_MEDIA_TYPE = "E844"
     MESSAGE_NOT_FOUND = "E845"
+    CAMPAIGN_NOT_FOUND = "E880"
+    CAMPAIGN_STATE_CONFLICT = "E881"
+    CAMPAIGN_CANCELLED = "E882"
+    CAMPAIGN_CHANNEL_UNSUPPORTED = "E883"
     ENVELOPE_EXPIRED = "E875"
     UNDECODABLE_JOB = "E876"
 
@@ -188,6 +192,10 @@ _ROWS: tuple[Entry, ...] = (
           retryable=True),
     Entry(Code.UNSUPPORTED_MEDIA_TYPE, "The HTTP API accepts only JSON bodies (Content-Type: application/json)"),
     Entry(Code.MESSAGE_NOT_FOUND, "No such message for this tenant"),
+    Entry(Code.CAMPAIGN_NOT_FOUND, "No such campaign for this merchant"),
+    Entry(Code.CAMPAIGN_STATE_CONFLICT, "The campaign's state does not allow this (e.g. resuming a completed one)"),
+    Entry(Code.CAMPAIGN_CANCELLED, "The campaign was cancelled before this recipient was sent; nothing charged"),
+    Entry(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "Campaigns send SMS only for now"),
     Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)",
           retryable=True),
     Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),

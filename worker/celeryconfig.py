@@ -99,6 +99,7 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
     """Beat is only a clock: each periodic task claims its rows in the database, so two beats are harmless."""
     return {
         "release-due-scheduled": {"task": "hexavox.internal.release_due", "schedule": 10.0},
+        "campaign-tick": {"task": "hexavox.internal.campaign_tick", "schedule": 5.0},
         "relay-outbox": {"task": "hexavox.internal.relay_outbox", "schedule": 15.0},
         "reconcile-sweep": {"task": "hexavox.internal.reconcile_sweep", "schedule": 30.0},
         "deliver-callbacks": {"task": "hexavox.internal.deliver_callbacks", "schedule": 10.0},

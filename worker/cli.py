@@ -19,6 +19,7 @@
                                       dlrUrl signing secrets (job answers only carry a fingerprint)
     hexavox billing confirm PAYMENT_ID --amount-cents N [--currency USD] | billing fail PAYMENT_ID
                                       settle a billing upgrade's payment (tenant keys cannot)
+    hexavox campaign list|show|pause|resume|cancel|watch [ID]   campaigns: counts, actions, a live progress bar
     hexavox web [--host H] [--port P]  the delivery-report receiver for provider webhooks (default 127.0.0.1:8080)
     hexavox merchant create ID [--sms N --voice N --email N --name N --timezone TZ --countries US,GB --inactive]
     hexavox merchant show ID [--webhook-secret] | list | set-limits ID [--sms N] [--voice N] [--email N]
@@ -37,6 +38,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from worker.campaign_cli import add_campaign_parser, run_campaign_command
 from worker.cli_merchant import add_merchant_parser, run_merchant
 from worker.keys_cli import add_tenant_parser, run_tenant_command
 
@@ -227,6 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("catalogue").add_argument("--markdown", action="store_true")
     sub.add_parser("contract").add_argument("--write", metavar="DIR")
     _report_parser(sub)
+    add_campaign_parser(sub)
     web = sub.add_parser("web")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
@@ -256,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "web": lambda: _web(args.host, args.port), "merchant": lambda: run_merchant(args, _read_as_tenant),
         "billing": lambda: _billing(args),
         "api": lambda: _api(args.host, args.port),
+        "campaign": lambda: run_campaign_command(args),
     }
     return _guarded(args.command, handlers[args.command])
 

@@ -22,7 +22,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
            "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "JOBS",
-           "UsageReportJob", "AlertsListJob", "MerchantFields"]
+           "UsageReportJob", "AlertsListJob", "MerchantFields", "CampaignCreateJob", "CampaignActionJob",
+           "CampaignPauseJob", "CampaignResumeJob", "CampaignCancelJob", "CampaignGetJob"]
 
 
 class _Job(BaseModel):
@@ -299,6 +300,52 @@ class AlertsListJob(_AuthenticatedJob):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
+class CampaignCreateJob(_AuthenticatedJob):
+    """hexavox.campaign.create.v1 — one campaign to a list or to recipients, now or at ``time``; answered at once.
+
+    Recipients are expanded later, in chunks; the answer carries the campaign id and the planned count.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_required("sender", "body", any_of=("to", "listId")))
+
+    merchant_id: str = Field(alias="merchantId", max_length=64)
+    channel: _Channel = "SMS"
+    to: _Recipients = None
+    list_id: str | None = Field(default=None, alias="listId", max_length=64)
+    body: _OptionalText = None
+    sender: _Sender = None
+    type: Annotated[JsonValue, _published({"enum": ["TXN", "MKT"]}, nullable=False)] = "MKT"
+    time: _SendTime = None
+    name: _CampaignName = None
+    dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
+    unicode: _UnicodeFlag = "AUTO"
+    flash: _FlashFlag = 0
+    ref: _Ref = None
+
+
+class CampaignActionJob(_AuthenticatedJob):
+    """hexavox.campaign.pause|resume|cancel|get.v1 — act on (or read) one campaign of a merchant by its id."""
+
+    merchant_id: str = Field(alias="merchantId", max_length=64)
+    campaign_id: str = Field(alias="campaignId", min_length=1, max_length=36)
+
+
+class CampaignPauseJob(CampaignActionJob):
+    """hexavox.campaign.pause.v1 — stop starting chunks; recipients not yet expanded stay unsent."""
+
+
+class CampaignResumeJob(CampaignActionJob):
+    """hexavox.campaign.resume.v1 — continue a paused campaign exactly where it stopped."""
+
+
+class CampaignCancelJob(CampaignActionJob):
+    """hexavox.campaign.cancel.v1 — refuse (free, E882) every recipient not yet handed to a provider."""
+
+
+class CampaignGetJob(CampaignActionJob):
+    """hexavox.campaign.get.v1 — the campaign's state and counts (planned, queued, sent, delivered, refused...)."""
+
+
 #: Task name -> payload model. The version suffix changes only with an incompatible payload change.
 JOBS: dict[str, type[_AuthenticatedJob]] = {
     "hexavox.sms.send.v1": SmsJob,
@@ -312,6 +359,11 @@ JOBS: dict[str, type[_AuthenticatedJob]] = {
     "hexavox.billing.upgrade.v1": BillingUpgradeJob,
     "hexavox.report.usage.v1": UsageReportJob,
     "hexavox.alerts.list.v1": AlertsListJob,
+    "hexavox.campaign.create.v1": CampaignCreateJob,
+    "hexavox.campaign.pause.v1": CampaignPauseJob,
+    "hexavox.campaign.resume.v1": CampaignResumeJob,
+    "hexavox.campaign.cancel.v1": CampaignCancelJob,
+    "hexavox.campaign.get.v1": CampaignGetJob,
 }
 
 

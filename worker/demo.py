@@ -104,12 +104,33 @@ def _admin_jobs() -> list[tuple[str, dict[str, Any]]]:
 def _describe(answer: dict[str, Any]) -> list[str]:
     if "error" in answer and not answer.get("messages"):
         return [f"    refused {answer['error']['code']} {answer['error']['name']}"]
+    if "campaign" in answer:
+        campaign = answer["campaign"]
+        return [f"    campaign {campaign['campaignId'][:8]} {campaign['state']}, "
+                f"{campaign['planned']} recipients planned"]
     lines = []
     for row in answer.get("messages", []):
         error = row.get("error")
         what = f"refused {error['code']} {error['name']}" if error else f"{row['status']} units={row.get('units')}"
         lines.append(f"    {row['channel']:5} {_mask(row['to']):18} {what}")
     return lines
+
+
+def _campaign_line(campaign_id: str) -> str:
+    """A campaign's state and counts once settled: its refusals (consent at send time) show here, by code."""
+    from sqlalchemy import select
+
+    from schema.models import Campaign, Merchant
+    from worker.db import session_scope
+    from worker.policy.campaigns import campaign_view
+
+    with session_scope() as session:
+        campaign, merchant = session.execute(select(Campaign, Merchant.external_id).join(
+            Merchant, Merchant.id == Campaign.merchant_id).where(Campaign.request_id == campaign_id)).one()
+        view = campaign_view(session, campaign, merchant)
+    counts = view["counts"]
+    return (f"  campaign {campaign_id[:8]} {view['state']}: delivered {counts['delivered']}, "
+            f"refused {counts['refusedByCode']}")
 
 
 def _mask(value: str) -> str:
@@ -166,18 +187,22 @@ def run_demo(data_dir: Path | None = None) -> int:
         for task_name, payload in _admin_jobs():
             answer = client.result(client.submit(task_name, payload))
             print(f"  {task_name}: {answer['status']}")
-        request_ids = []
+        campaigns, request_ids = [], []
         for title, task_name, payload in _jobs():
             request_id = client.submit(task_name, payload)
             request_ids.append(request_id)
             answer = client.result(request_id)
             print(f"  {title} -> request {request_id} {answer['status']}")
             print("\n".join(_describe(answer)))
+            if "campaign" in answer:
+                campaigns.append(answer["campaign"]["campaignId"])
         from api.demo import http_door
 
         print("\n".join(http_door(key_id, secret, MERCHANT, OTHER_PHONE)))
         final = _settle()
     client.close()
+    for campaign_id in campaigns:
+        print(_campaign_line(campaign_id))
     print(f"final message states: {final}")
     print(_lookup_hint(request_ids[0]))
     return 0 if not {"QUEUED", "DISPATCHING", "SENT", "AMBIGUOUS"} & set(final) else 1

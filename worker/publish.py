@@ -12,9 +12,11 @@ import time
 from collections.abc import Iterable
 
 from worker.queues import queue_for_message
+from worker.task_names import CAMPAIGN_CHUNK, DISPATCH_BATCH
 from worker.task_names import DISPATCH as DISPATCH_TASK
 
-__all__ = ["publish_dispatch", "broker_epoch", "DISPATCH_TASK", "BROKER_EPOCH_KEY"]
+__all__ = ["publish_dispatch", "publish_dispatch_batches", "publish_campaign_chunks",
+           "broker_epoch", "DISPATCH_TASK", "BROKER_EPOCH_KEY"]
 
 log = logging.getLogger(__name__)
 #: A key the relay keeps in a Redis broker's own database: when it is gone, so is everything queued with it.
@@ -41,6 +43,41 @@ def publish_dispatch(items: Iterable[tuple[str, str, str]]) -> int:
                 published += 1
     except Exception:  # broker down: the relay covers it
         log.exception("publishing dispatch failed after %d; the outbox relay will re-publish", published)
+    return published
+
+
+def publish_dispatch_batches(items: list[tuple[str, str, str]], size: int) -> int:
+    """Enqueue batch dispatch for (message id, channel, type) items of one campaign, ``size`` ids a task."""
+    from worker.celery_app import app
+
+    published = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for first in range(0, len(items), size):
+                batch = items[first:first + size]
+                app.send_task(DISPATCH_BATCH, args=[[mid for mid, _, _ in batch]],
+                              queue=queue_for_message(batch[0][1], batch[0][2]), producer=producer)
+                published += len(batch)
+    except Exception:  # broker down: the relay covers it
+        log.exception("publishing batch dispatch failed after %d; the outbox relay will re-publish", published)
+    return published
+
+
+def publish_campaign_chunks(items: Iterable[tuple[int, int]]) -> int:
+    """Enqueue campaign chunk tasks for (campaign id, cursor) items: ids only, never recipients (Flower shows args).
+
+    A failed publish is logged: beat starts a RUNNING campaign whose cursor stays still again.
+    """
+    from worker.celery_app import app
+
+    published = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for campaign_id, cursor in items:
+                app.send_task(CAMPAIGN_CHUNK, args=[campaign_id, cursor], producer=producer)
+                published += 1
+    except Exception:
+        log.exception("publishing a campaign chunk failed; beat restarts stalled campaigns")
     return published
 
 

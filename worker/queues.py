@@ -77,6 +77,9 @@ INTERNAL_QUEUES = {
     "hexavox.internal.check_backlog": RECONCILE,
     "hexavox.internal.deliver_callbacks": CALLBACKS,
     "hexavox.internal.apply_reports": CALLBACKS,
+    "hexavox.internal.campaign_tick": RECONCILE,
+    # Chunks are bulk work: they share the bulk dispatch queue's workers, never OTP's.
+    "hexavox.internal.campaign_chunk": DISPATCH_PREFIX + BULK,
 }
 
 

@@ -13,10 +13,10 @@ from providers.routing import dispatch_with_failover
 from providers.throttle import Throttle, throttle_for
 from schema.models import Alert
 from worker.db import session_scope, upsert_insert
-from worker.policy.dispatch import Sender
+from worker.policy.dispatch import BulkSender, Sender
 from worker.settings import Settings
 
-__all__ = ["provider_sender", "alert_circuit_open"]
+__all__ = ["provider_sender", "provider_bulk_sender", "alert_circuit_open"]
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -53,3 +53,26 @@ def provider_sender(settings: Settings) -> Sender:
         return result
 
     return send
+
+
+def provider_bulk_sender(settings: Settings) -> BulkSender:
+    """A :data:`BulkSender`: the first provider's many-numbers call, when it has one, serves the channel, has no
+    throughput limit of ours (those go one by one through the throttle) and its breaker lets calls through.
+
+    Answers None when the bulk call cannot be used; the caller then sends one by one with failover.
+    """
+    breaker, _throttle = _guards(settings)
+
+    def send_many(messages: list[OutboundMessage], names: list[str]) -> list[SendResult] | None:
+        provider = get_provider(names[0], settings) if names else None
+        bulk = getattr(provider, "send_many", None)
+        if provider is None or bulk is None or provider.max_rps or not messages:
+            return None
+        if any(m.channel not in provider.channels for m in messages) or not breaker.allow(provider.name):
+            return None
+        results: list[SendResult] = bulk(messages)
+        for result in results:
+            breaker.record(provider.name, result.outcome)
+        return results
+
+    return send_many

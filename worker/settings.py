@@ -114,7 +114,8 @@ class Settings:
     #: broker lost with its queues is published again at once, whatever its age (see worker.publish).
     outbox_stale: int = 600
     #: HEXAVOX_CRASH_POINT: test-only fault injection; the worker process exits at this named point
-    #: (before_provider_call, after_provider_call, after_record, during_intake). Refused in production.
+    #: (before_provider_call, after_provider_call, after_record, during_intake,
+    #: campaign_chunk_before_commit, campaign_chunk_after_commit). Refused in production.
     crash_point: str = ""
     #: HEXAVOX_DB_POOL_SIZE / HEXAVOX_DB_MAX_OVERFLOW: connections kept / extra allowed per process.
     db_pool_size: int = 10
@@ -147,6 +148,15 @@ class Settings:
     #: HEXAVOX_ENVELOPE_MAX_AGE: seconds a signed job stays acceptable after it was signed (the replay window). A
     #: replay inside the window is answered from the request already recorded under its id.
     envelope_max_age: int = 86400
+    #: HEXAVOX_CAMPAIGN_CHUNK_SIZE: recipients one campaign chunk task expands, checks and writes in one transaction.
+    campaign_chunk_size: int = 1000
+    #: HEXAVOX_CAMPAIGN_STALL_SECONDS: a RUNNING campaign whose cursor did not move for this long had its chunk
+    #: task lost (a broker that lost its queue); the next beat tick starts it again where it stopped.
+    campaign_stall_seconds: int = 120
+    #: HEXAVOX_DISPATCH_BATCH_SIZE: campaign messages one batch dispatch task claims and records together.
+    dispatch_batch_size: int = 100
+    #: HEXAVOX_DISPATCH_BATCH_THREADS: provider calls a worker process keeps in flight for batch dispatch.
+    dispatch_batch_threads: int = 32
     #: HEXAVOX_LOG_FORMAT: 'text' (one human-readable line per record) or 'json' (JSON lines for a log shipper).
     log_format: str = "text"
     #: HEXAVOX_METRICS_PORT: port of the Prometheus endpoint a worker or beat process serves; 0 switches it off.
@@ -235,6 +245,10 @@ def load_settings() -> Settings:
         markup_percent=_env_int("HEXAVOX_MARKUP_PERCENT", 30),
         service_key=_env("HEXAVOX_SERVICE_KEY", ""),
         envelope_max_age=_env_int("HEXAVOX_ENVELOPE_MAX_AGE", 86400),
+        campaign_chunk_size=max(1, _env_int("HEXAVOX_CAMPAIGN_CHUNK_SIZE", 1000)),
+        campaign_stall_seconds=_env_int("HEXAVOX_CAMPAIGN_STALL_SECONDS", 120),
+        dispatch_batch_size=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_SIZE", 100)),
+        dispatch_batch_threads=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_THREADS", 32)),
         log_format=_env("HEXAVOX_LOG_FORMAT", "text").strip().lower(),
         metrics_port=_env_int("HEXAVOX_METRICS_PORT", 0),
         metrics_max_merchants=_env_int("HEXAVOX_METRICS_MAX_MERCHANTS", 20),

@@ -7,7 +7,8 @@ they are sealed with its key (:mod:`worker.sealing`) and run only from internal 
 
 from __future__ import annotations
 
-__all__ = ["APPLY_REPORTS", "CHECK_BACKLOG", "DELIVER_CALLBACKS", "DISPATCH", "INTERNAL_TASKS", "RECONCILE_SWEEP",
+__all__ = ["APPLY_REPORTS", "CAMPAIGN_CHUNK", "CAMPAIGN_TICK",
+           "CHECK_BACKLOG", "DELIVER_CALLBACKS", "DISPATCH", "DISPATCH_BATCH", "INTERNAL_TASKS", "RECONCILE_SWEEP",
            "RELAY_OUTBOX", "RELEASE_DUE", "is_internal"]
 
 DISPATCH = "hexavox.internal.dispatch"
@@ -17,9 +18,15 @@ RELEASE_DUE = "hexavox.internal.release_due"
 RELAY_OUTBOX = "hexavox.internal.relay_outbox"
 RECONCILE_SWEEP = "hexavox.internal.reconcile_sweep"
 CHECK_BACKLOG = "hexavox.internal.check_backlog"
+#: Beat's clock for campaigns (claims due ones), and one chunk of one campaign (args: campaign id, cursor).
+CAMPAIGN_TICK = "hexavox.internal.campaign_tick"
+CAMPAIGN_CHUNK = "hexavox.internal.campaign_chunk"
+#: Dispatch of a batch of campaign messages (args: message ids), on the message's dispatch queue.
+DISPATCH_BATCH = "hexavox.internal.dispatch_batch"
 
 INTERNAL_TASKS: frozenset[str] = frozenset({DISPATCH, APPLY_REPORTS, DELIVER_CALLBACKS, RELEASE_DUE, RELAY_OUTBOX,
-                                            RECONCILE_SWEEP, CHECK_BACKLOG})
+                                            RECONCILE_SWEEP, CHECK_BACKLOG, CAMPAIGN_TICK, CAMPAIGN_CHUNK,
+                                            DISPATCH_BATCH})
 _INTERNAL_PREFIX = "hexavox.internal."
 
 

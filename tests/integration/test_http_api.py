@@ -275,6 +275,9 @@ REFUSALS: list[tuple[str, int, str, str, Any, dict[str, str]]] = [
     ("E400", 422, "POST", _SMS_PATH, _sms(15, to=None, listId="members"), {}),
     ("E614", 422, "POST", _SMS_PATH, _sms(16, to=None, listId="members", type="OTP"), {}),
     ("E813", 404, "POST", _SMS_PATH, _sms(17, to=None, listId="none", type="MKT"), {}),
+    ("E880", 404, "GET", "/api/v1/campaigns/no-such-campaign", {"merchantId": "gym-a"}, {}),
+    ("E883", 422, "POST", "/api/v1/campaigns", {"merchantId": "gym-a", "channel": "VOICE", "to": ["+18135551001",
+                                                "+18135551002"], "body": "Sale", "sender": "GYMA"}, {}),
     ("E600", 422, "POST", _SMS_PATH, _sms(18, to=None), {}),
     ("E601", 422, "POST", _SMS_PATH, _sms(19, message=" "), {}),
     ("E602", 422, "POST", _SMS_PATH, _sms(20, sender=None), {}),
@@ -338,7 +341,8 @@ REFUSALS: list[tuple[str, int, str, str, Any, dict[str, str]]] = [
 #: GET /messages/{id}), E875/E876 (the broker's envelope and body checks), E826/E827 (the payment and provider
 #: webhooks of `hexavox web`, tested in test_billing_trust and test_webhook_trust).
 NOT_IN_TABLE = {"E809", "E840", "E841", "E843", "E100", "E101", "E103", "E409", "E815", "E816", "E817", "E818",
-                "E875", "E876", "E826", "E827"}
+                "E875", "E876", "E826", "E827",
+                "E881", "E882"}  # campaign state conflicts and cancelled recipients: test_http_api_campaigns
 
 
 def test_the_refusal_table_covers_every_catalogue_code() -> None:

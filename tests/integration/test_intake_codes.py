@@ -44,6 +44,7 @@ NOT_RAISED_AT_INTAKE = frozenset({
     Code.PROVIDER_UNAVAILABLE,
     Code.DELIVERY_EXPIRED,
     Code.ATTEMPTS_EXHAUSTED,
+    Code.CAMPAIGN_CANCELLED,  # E882 marks recipients a cancel refused; tested in test_campaigns
     Code.ENVELOPE_EXPIRED,  # E875 and E876 are the broker door's, answered before the payload: test_trust_boundary
     Code.UNDECODABLE_JOB,
     Code.PAYMENT_NOT_FOUND,  # E826 and E827 answer the payment and provider webhooks (test_billing_trust,
@@ -133,6 +134,21 @@ def send_first(task: str, payload: Callable[[Tenant], Any]) -> Callable[[Tenant]
         answer = run_job(task, payload(tenant))
         assert answer["status"] == "ACCEPTED", answer
     return step
+
+
+_CAMPAIGNS: dict[str, str] = {}
+
+
+def cancelled_campaign(tenant: Tenant) -> None:
+    """A set-up step: a campaign of gym-a, created and cancelled; its id is kept for the case's payload."""
+    created = run_job("hexavox.campaign.create.v1", admin(tenant, to=[NUMBER, OTHER_NUMBER], body="Sale",
+                                                          sender="GYMA"))
+    _CAMPAIGNS[tenant.key_id] = created["result"]["campaignId"]
+    assert run_job("hexavox.campaign.cancel.v1", campaign_action(tenant))["status"] == "ACCEPTED"
+
+
+def campaign_action(tenant: Tenant) -> dict[str, Any]:
+    return admin(tenant, campaignId=_CAMPAIGNS.get(tenant.key_id, str(uuid.uuid4())))
 
 
 # --- the table ---------------------------------------------------------------------------------------------------
@@ -324,6 +340,12 @@ CASES = (
     case(Code.BILLING_AMOUNT_MISMATCH, "a-million-units-for-nothing", UPGRADE,
          lambda t: upgrade(t, units=1_000_000, amountCents=0)),
     case(Code.BILLING_AMOUNT_MISMATCH, "price-in-another-currency", UPGRADE, lambda t: upgrade(t, currency="EUR")),
+    # Campaigns (SPEC 5)
+    case(Code.CAMPAIGN_NOT_FOUND, "unknown-campaign", "hexavox.campaign.get.v1", campaign_action),
+    case(Code.CAMPAIGN_STATE_CONFLICT, "resume-a-cancelled-campaign", "hexavox.campaign.resume.v1", campaign_action,
+         before=cancelled_campaign),
+    case(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "voice-campaign", "hexavox.campaign.create.v1",
+         lambda t: admin(t, channel="VOICE", to=[NUMBER, OTHER_NUMBER], body="Sale", sender="GYMA")),
 )
 
 

@@ -258,7 +258,7 @@ def test_ten_percent_ambiguity_over_thousands_of_messages_settles_every_one_exac
     from worker.settings import reset_settings
 
     reset_settings()
-    worker = start_worker({**hexavox_env, **sim}, tmp_path / "amb.log", queues="transactional", pool="threads",
+    worker = start_worker({**hexavox_env, **sim}, tmp_path / "amb.log", queues="dispatch.transactional", pool="threads",
                           concurrency=16)
     try:
         ids = _accept(tenant, 2000)

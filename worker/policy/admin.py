@@ -18,6 +18,11 @@ from worker.catalogue import Code
 from worker.contract import (
     AlertsListJob,
     BillingUpgradeJob,
+    CampaignCancelJob,
+    CampaignCreateJob,
+    CampaignGetJob,
+    CampaignPauseJob,
+    CampaignResumeJob,
     ConsentBulkJob,
     ConsentUpsertJob,
     ListCreateJob,
@@ -30,6 +35,7 @@ from worker.errors import Refusal, ValidationError
 from worker.policy.alerts import run_alerts_job
 from worker.policy.auth import Principal
 from worker.policy.billing import check_price, credits_of, upgrade_view
+from worker.policy.campaigns import run_campaign_job
 from worker.policy.consent import consent_view, set_consent
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, merchant_view, upsert_merchant
@@ -157,6 +163,8 @@ _HANDLERS: dict[type[BaseModel], Any] = {
     MerchantUpsertJob: _merchant_upsert, ConsentUpsertJob: _consent_upsert, ConsentBulkJob: _consent_bulk,
     ListCreateJob: _list_create, ListImportJob: _list_import, BillingUpgradeJob: _billing_upgrade,
     UsageReportJob: run_usage_job, AlertsListJob: run_alerts_job,
+    CampaignCreateJob: run_campaign_job, CampaignPauseJob: run_campaign_job, CampaignResumeJob: run_campaign_job,
+    CampaignCancelJob: run_campaign_job, CampaignGetJob: run_campaign_job,
 }
 
 

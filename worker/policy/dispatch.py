@@ -32,10 +32,12 @@ from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
 from worker.settings import Settings
 from worker.transient import retry_transient
 
-__all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "crash_if"]
+__all__ = ["DispatchStep", "dispatch_message", "give_up_unavailable", "Sender", "BulkSender", "crash_if"]
 
 #: Sends one message through an ordered list of provider names (failover, throttle and breaker inside).
 Sender = Callable[[OutboundMessage, list[str]], SendResult]
+#: Sends many messages of one route in one provider request; None when the route's first provider cannot.
+BulkSender = Callable[[list[OutboundMessage], list[str]], "list[SendResult] | None"]
 #: Tries to record a provider's answer through a dropped connection or a database restart (about 30 s in all):
 #: once the provider has answered, losing that answer would leave the message DISPATCHING until the stale takeover.
 RECORD_ATTEMPTS = 12
@@ -129,28 +131,33 @@ def _claim(message_id: str, default_provider: str, max_attempts: int) -> _Claim 
 
 
 def _record(claim: _Claim, result: SendResult) -> DispatchStep:
-    mid, sending, raw = claim.message.message_id, [MessageState.DISPATCHING], storable_raw(result.raw)
     with session_scope() as session:
-        if result.outcome == SendOutcome.ACCEPTED:
-            settled = MessageState.DELIVERED if result.final else MessageState.SENT
-            transition(session, mid, sending, settled, provider=result.provider, provider_ref=result.provider_ref,
-                       detail={"providerCode": result.provider_code, "final": result.final, "raw": raw},
-                       **provider_cost_fields(result.cost_micros))
-            return DispatchStep.SENT
-        if result.outcome == SendOutcome.REJECTED:
-            _fail(session, mid, claim.merchant_id, claim.message.channel.value, claim.units,
-                  result.error_code or Code.PROVIDER_REJECTED, sending, provider=result.provider,
-                  detail=f"{result.provider_code}: {result.detail}", raw=raw)
-            return DispatchStep.FAILED
-        if result.outcome == SendOutcome.AMBIGUOUS:
-            transition(session, mid, sending, MessageState.AMBIGUOUS, provider=result.provider,
-                       detail={"why": result.detail[:300], "raw": raw})
-            return DispatchStep.AMBIGUOUS
-        # Nothing left our side and this delivery ended cleanly: it is not one of the crashed deliveries the
-        # attempt cap counts, so a throttled burst or a provider outage never parks a message as poison (E818).
-        transition(session, mid, sending, MessageState.QUEUED, detail={"why": result.detail[:300]},
-                   dispatch_attempts=MESSAGE_COLUMNS.dispatch_attempts - 1)
-        return DispatchStep.THROTTLED if result.throttled else DispatchStep.RETRY
+        return _record_in(session, claim, result)
+
+
+def _record_in(session: Session, claim: _Claim, result: SendResult) -> DispatchStep:
+    """One message's outcome, in the caller's transaction (one per message, or one per batch)."""
+    mid, sending, raw = claim.message.message_id, [MessageState.DISPATCHING], storable_raw(result.raw)
+    if result.outcome == SendOutcome.ACCEPTED:
+        settled = MessageState.DELIVERED if result.final else MessageState.SENT
+        transition(session, mid, sending, settled, provider=result.provider, provider_ref=result.provider_ref,
+                   detail={"providerCode": result.provider_code, "final": result.final, "raw": raw},
+                   **provider_cost_fields(result.cost_micros))
+        return DispatchStep.SENT
+    if result.outcome == SendOutcome.REJECTED:
+        _fail(session, mid, claim.merchant_id, claim.message.channel.value, claim.units,
+              result.error_code or Code.PROVIDER_REJECTED, sending, provider=result.provider,
+              detail=f"{result.provider_code}: {result.detail}", raw=raw)
+        return DispatchStep.FAILED
+    if result.outcome == SendOutcome.AMBIGUOUS:
+        transition(session, mid, sending, MessageState.AMBIGUOUS, provider=result.provider,
+                   detail={"why": result.detail[:300], "raw": raw})
+        return DispatchStep.AMBIGUOUS
+    # Nothing left our side and this delivery ended cleanly: it is not one of the crashed deliveries the
+    # attempt cap counts, so a throttled burst or a provider outage never parks a message as poison (E818).
+    transition(session, mid, sending, MessageState.QUEUED, detail={"why": result.detail[:300]},
+               dispatch_attempts=MESSAGE_COLUMNS.dispatch_attempts - 1)
+    return DispatchStep.THROTTLED if result.throttled else DispatchStep.RETRY
 
 
 def _fail(session: Session, message_id: str, merchant_id: int | None, channel: str, units: int, code: Code,

@@ -27,6 +27,7 @@ from worker.catalogue import Code
 from worker.contract import EmailJob, SmsJob, VoiceJob
 from worker.errors import AuthenticationError, Refusal
 from worker.policy.auth import Authenticator, Principal, by_secret
+from worker.policy.campaigns import campaign_answer, create_campaign, is_campaign_send, sms_plan
 from worker.policy.consent import require_consent
 from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
 from worker.policy.duplicates import claim_window, content_digest, waive_rule_applies
@@ -88,14 +89,32 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     earlier = begin_request(session, request_id, tenant_id=principal.tenant_id, merchant_id=merchant.id,
                             kind=task_name, idempotency_key=job.idempotency_key, digest=payload_digest(payload))
     if earlier is not None:
-        return IntakeOutcome(earlier, _still_queued(session, request_id) if earlier.get("requestId") == request_id
-                             else [])
+        # A campaign's messages are its chunks' to publish (they republish after a crash), not the intake's.
+        mine = earlier.get("requestId") == request_id and "campaign" not in earlier
+        return IntakeOutcome(earlier, _still_queued(session, request_id) if mine else [])
     _require_active(merchant)
+    if isinstance(job, SmsJob) and is_campaign_send(job):
+        return _accept_campaign(session, job, merchant, request_id, now)
     drafts = _drafts(session, job, merchant, now)
     _apply_duplicate_waiver(drafts, principal.allowed_jobs)
     outcome = _admit_all(session, request_id, merchant, drafts, window_seconds, now)
     finish_request(session, request_id, RequestStatus(outcome.result["status"]), outcome.result)
     return outcome
+
+
+def _accept_campaign(session: Session, job: SmsJob, merchant: Merchant, request_id: str,
+                     now: dt.datetime) -> IntakeOutcome:
+    """A list, scheduled or multi-recipient MKT send: one campaign row, answered at once with its planned count.
+
+    The route is checked here (a disabled route refuses the whole send, as it would every message); consent,
+    duplicates and quota are checked per recipient when each chunk runs, with what is true then.
+    """
+    plan = sms_plan(session, job, merchant, now)
+    require_route(session, merchant.id, "SMS", plan.message_type)
+    campaign = create_campaign(session, merchant, request_id, plan, now)
+    result = campaign_answer(request_id, merchant, campaign, plan.warnings)
+    finish_request(session, request_id, RequestStatus.ACCEPTED, result)
+    return IntakeOutcome(result)
 
 
 def check_payload_size(payload: Any) -> None:

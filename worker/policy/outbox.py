@@ -9,12 +9,18 @@ so an extra copy in the queue sends nothing twice.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from schema.models import Message
+from schema.models import Merchant, Message
 from schema.states import MessageState
+from worker.catalogue import Code
 from worker.db import session_scope
+from worker.errors import Refusal
+from worker.policy.consent import require_consent
+from worker.policy.quota import release_units
 from worker.policy.transitions import transition, utcnow
 
 __all__ = ["stale_queued", "release_due"]
@@ -39,12 +45,35 @@ def stale_queued(cutoff: dt.datetime, limit: int = 1000) -> list[tuple[str, str,
 
 
 def release_due(limit: int = 1000) -> list[tuple[str, str, str]]:
-    """Scheduled messages whose time has come, moved to QUEUED (each exactly once) for dispatch."""
+    """Scheduled messages whose time has come, moved to QUEUED (each exactly once) for dispatch.
+
+    What may have changed since intake is checked again first: the merchant is still active and the recipient's
+    consent now allows it (an OPT_OUT after scheduling wins). A message refused here is FINAL and free.
+    """
+    c = Message
     with session_scope() as session:
-        rows = session.execute(select(Message.id, Message.channel, Message.message_type)
-                               .where(Message.status == MessageState.SCHEDULED.value,
-                                      Message.scheduled_at <= utcnow())
-                               .order_by(Message.scheduled_at).limit(limit)).all()
-        due = [(r[0], r[1], r[2]) for r in rows
-               if transition(session, r[0], [MessageState.SCHEDULED], MessageState.QUEUED)]
+        rows = session.execute(select(c.id, c.channel, c.message_type, c.merchant_id, c.recipient, c.units)
+                               .where(c.status == MessageState.SCHEDULED.value, c.scheduled_at <= utcnow())
+                               .order_by(c.scheduled_at).limit(limit)).all()
+        due = []
+        for row in rows:
+            refusal = _refusal_at_release(session, row)
+            if refusal is None:
+                if transition(session, row.id, [MessageState.SCHEDULED], MessageState.QUEUED):
+                    due.append((row.id, row.channel, row.message_type))
+            elif transition(session, row.id, [MessageState.SCHEDULED], MessageState.REFUSED, units=0,
+                            error_code=refusal.code.value, error_detail=refusal.detail[:500],
+                            detail={"code": refusal.code.value, "why": "checked again at its send time"}):
+                release_units(session, row.merchant_id, row.channel, row.units, message_id=row.id)
     return due
+
+
+def _refusal_at_release(session: Session, row: Any) -> Refusal | None:
+    merchant = session.get(Merchant, row.merchant_id)
+    if merchant is None or not merchant.active:
+        return Refusal(Code.MERCHANT_INACTIVE, "merchant is not active", field="merchantId")
+    try:
+        require_consent(session, row.merchant_id, row.channel, row.recipient, row.message_type)
+    except Refusal as refusal:
+        return refusal
+    return None

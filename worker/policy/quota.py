@@ -23,7 +23,8 @@ from worker.db import upsert_insert
 from worker.errors import Refusal
 from worker.policy.periods import credits_drawn, current_period, roll_balance
 
-__all__ = ["reserve_units", "release_units", "add_credits", "billed_minutes", "settle_voice_minutes", "THRESHOLDS"]
+__all__ = ["reserve_units", "reserve_prefix", "release_units", "add_credits", "billed_minutes", "settle_voice_minutes",
+           "THRESHOLDS"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,38 @@ def reserve_units(session: Session, merchant: Merchant, channel: str, units: int
     used, limit, period = row
     _alert_on_threshold(session, merchant, channel, used - units, used, limit, period.isoformat())
     return dt.date.fromisoformat(str(period))
+
+
+def reserve_prefix(session: Session, merchant: Merchant, channel: str, units: list[int],
+                   now: dt.datetime | None = None) -> tuple[int, dt.date | None]:
+    """Reserve the longest leading run of ``units`` the balance covers: (how many messages it covers, the period).
+
+    One conditional UPDATE for the whole run (a campaign chunk) through :func:`reserve_units`, which rolls the period
+    over when due; re-tried with a shorter run when a concurrent send took units between reading the balance and
+    reserving, so it can never overspend.
+    """
+    wanted = units
+    for _attempt in range(5):
+        count, total = _fitting(units, sum(wanted))
+        if count == 0:
+            return 0, None
+        try:
+            return count, reserve_units(session, merchant, channel, total, now)
+        except Refusal:
+            left = session.execute(select(Balance.unit_limit + Balance.credits - Balance.used).where(
+                Balance.merchant_id == merchant.id, Balance.channel == channel)).scalar()
+            wanted = [max(0, int(left or 0))]
+    return 0, None
+
+
+def _fitting(units: list[int], left: int) -> tuple[int, int]:
+    """How many leading ``units`` fit in ``left``, and their sum."""
+    count = total = 0
+    for n in units:
+        if total + n > left:
+            break
+        count, total = count + 1, total + n
+    return count, total
 
 
 def _charge(session: Session, merchant_id: int, channel: str, units: int, start: dt.date) -> Any:

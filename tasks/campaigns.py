@@ -1,0 +1,68 @@
+"""Campaign tasks: beat's tick (a clock that claims due campaigns in the database) and the chunk task.
+
+Both are internal: sealed by the service, run from internal queues only. A chunk task carries the campaign id and
+its cursor, never recipients, so Flower and the broker show no phone numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task
+
+from worker.celery_app import app, redelivered
+from worker.db import session_scope
+from worker.policy.campaign_chunks import ChunkResult, run_chunk
+from worker.policy.campaigns import claim_due, stalled
+from worker.policy.dispatch import crash_if
+from worker.policy.transitions import utcnow
+from worker.publish import publish_campaign_chunks, publish_dispatch_batches
+from worker.sealing import internal_task
+from worker.settings import get_settings
+from worker.task_names import CAMPAIGN_CHUNK, CAMPAIGN_TICK
+
+log = logging.getLogger(__name__)
+
+
+@internal_task(app, CAMPAIGN_TICK)
+def campaign_tick() -> int:
+    """Start a chunk for every campaign that became due (or whose chunk task was lost); returns how many."""
+    settings = get_settings()
+    now = utcnow()
+    with session_scope() as session:
+        starts = claim_due(session, now) + stalled(session, now, settings.campaign_stall_seconds)
+    if starts:
+        log.info("campaign tick: starting %d chunk(s)", len(starts))
+    return publish_campaign_chunks(starts)
+
+
+@internal_task(app, CAMPAIGN_CHUNK, bind=True)
+def campaign_chunk(self: Task, campaign_id: int, cursor: int) -> int:
+    """Expand one chunk, then publish its dispatch and the next chunk (both after the commit).
+
+    The test-only crash points fire on a first delivery only, so the copy the broker gives back shows the redo.
+    """
+    again = redelivered(self)
+    result = run_campaign_chunk(campaign_id, cursor, crash=not again, redelivered=again)
+    return len(result.to_dispatch)
+
+
+def run_campaign_chunk(campaign_id: int, cursor: int, *, crash: bool = False, redelivered: bool = True
+                       ) -> ChunkResult:
+    """One chunk end to end in this process (the task's body; tests and the benchmark call it directly too)."""
+    settings = get_settings()
+
+    def before_commit() -> None:
+        if crash:
+            crash_if(settings, "campaign_chunk_before_commit")
+
+    with session_scope() as session:
+        result = run_chunk(session, campaign_id, cursor, chunk_size=settings.campaign_chunk_size,
+                           window_seconds=settings.duplicate_window_seconds, redelivered=redelivered,
+                           before_commit=before_commit)
+    if crash and result.fresh:
+        crash_if(settings, "campaign_chunk_after_commit")
+    publish_dispatch_batches(result.to_dispatch, settings.dispatch_batch_size)
+    if result.next_cursor is not None:
+        publish_campaign_chunks([(campaign_id, result.next_cursor)])
+    return result
