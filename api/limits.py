@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 _PREFIX = "hexavox:api-rate:"
 
 
-@lru_cache(maxsize=256)
-def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _parse_networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """The key's networks; an entry that is not a CIDR matches nothing (the key then refuses rather than opens)."""
     found = []
     for cidr in cidrs:
@@ -40,6 +39,12 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress
         except ValueError:
             continue
     return tuple(found)
+
+
+#: Each distinct allowlist parsed once per process. The cache wraps a plain function rather than decorating it:
+#: mutation testing (docs/mutation.md) leaves decorated functions out, and this parsing is the allowlist's rule.
+#: :func:`reset_limiters` empties it too: a cache filled by the original function would hide a mutant of it.
+_networks = lru_cache(maxsize=256)(_parse_networks)
 
 
 def require_address(who: Principal, client_ip: str | None) -> None:
@@ -86,6 +91,7 @@ def require_rate(who: Principal, settings: Settings) -> None:
 
 
 def reset_limiters() -> None:
-    """Forget the process's limiters (tests point HEXAVOX_REDIS_URL elsewhere between cases)."""
+    """Forget the process's limiters and parsed allowlists (tests point HEXAVOX_REDIS_URL elsewhere between cases)."""
     with _lock:
         _limiters.clear()
+    _networks.cache_clear()

@@ -29,8 +29,8 @@ WORK = ROOT / ".mutation"
 EQUIVALENTS = ROOT / "docs" / "mutation.md"
 TARGET = 90.0
 #: What the scratch directory needs besides the packages: the test tree and the migration config.
-_LINKS = ("worker", "schema", "tasks", "providers", "tests", "alembic.ini")
-_PACKAGES = ("worker", "schema", "tasks", "providers")
+_LINKS = ("worker", "schema", "tasks", "providers", "api", "tests", "alembic.ini")
+_PACKAGES = ("worker", "schema", "tasks", "providers", "api")
 
 #: Module -> the fast tests that exercise it directly (no worker processes, no race tests).
 MODULES: dict[str, tuple[str, ...]] = {
@@ -42,8 +42,10 @@ MODULES: dict[str, tuple[str, ...]] = {
     "worker/validation/sms_text.py": ("tests/unit/test_validation_sms_text.py",),
     "worker/validation/phone.py": ("tests/unit/test_validation_phone.py",),
     "worker/validation/schedule.py": ("tests/unit/test_validation_schedule.py",),
+    "api/access.py": ("tests/unit/test_api_rules.py", "tests/integration/policy/test_api_access.py"),
+    "api/limits.py": ("tests/unit/test_api_rules.py", "tests/unit/test_api_limits.py"),
 }
-_NEEDS_DATABASE = {"quota", "duplicates", "idempotency", "consent", "transitions"}
+_NEEDS_DATABASE = {"quota", "duplicates", "idempotency", "consent", "transitions", "access"}
 
 #: mutmut's exit codes that mean the tests noticed the mutant (killed, pytest error, timeout, crash).
 _DETECTED = {1, 3, 36, 37, -24, 24, 152, 255, -11, -9}
