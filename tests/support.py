@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sentry_sdk.envelope import Envelope
+from sentry_sdk.transport import Transport
+
 PG_ADMIN_URL = os.environ.get("HEXAVOX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_HOST = os.environ.get("HEXAVOX_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("HEXAVOX_TEST_REDIS_PORT", "6379"))
@@ -188,3 +191,20 @@ def publish_raw(broker_url: str, task_name: str, payload: Any, *, queue: str, re
                                content_type=content_type, content_encoding="utf-8" if isinstance(body, str)
                                else "binary")
     return request_id
+
+
+class RecordingTransport(Transport):
+    """A Sentry transport that keeps every envelope in memory instead of sending it (tests read what would leave)."""
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.envelopes: list[Envelope] = []
+
+    def capture_envelope(self, envelope: Envelope) -> None:
+        self.envelopes.append(envelope)
+
+    def flush(self, timeout: float, callback: Any = None) -> None:
+        return None
+
+    def kill(self) -> None:
+        return None

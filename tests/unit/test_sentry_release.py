@@ -3,49 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import sentry_sdk
-from sentry_sdk.envelope import Envelope
-from sentry_sdk.transport import Transport
 
 from worker.observability import init_sentry
 from worker.settings import load_settings
 
+from support import RecordingTransport
+
 PHONE = "+18135551234"
 
-
-class _Recording(Transport):
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self.envelopes: list[Envelope] = []
-
-    def capture_envelope(self, envelope: Envelope) -> None:
-        self.envelopes.append(envelope)
-
-    def flush(self, timeout: float, callback: Any = None) -> None:
-        return None
-
-    def kill(self) -> None:
-        return None
-
-
 @pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Recording]:
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingTransport]:
     monkeypatch.delenv("SENTRY_DSN", raising=False)
     monkeypatch.setenv("HEXAVOX_SENTRY_DSN", "http://public@127.0.0.1:9/1")
     monkeypatch.setenv("HEXAVOX_ENVIRONMENT", "staging")
     monkeypatch.setenv("HEXAVOX_RELEASE", "hexavox-worker@1.2.3")
     monkeypatch.setenv("HEXAVOX_SENTRY_TRACES_SAMPLE_RATE", "1.0")
-    transport = _Recording()
+    transport = RecordingTransport()
     assert init_sentry(load_settings(), transport=transport)
     yield transport
     sentry_sdk.get_client().close()
     sentry_sdk.get_global_scope().set_client(None)
 
 
-def test_events_and_transactions_carry_release_and_environment_scrubbed(recorder: _Recording) -> None:
+def test_events_and_transactions_carry_release_and_environment_scrubbed(recorder: RecordingTransport) -> None:
     client = sentry_sdk.get_client()
     assert "celery" in client.integrations
     with sentry_sdk.start_transaction(name="hexavox.sms.send.v1", op="queue.task.celery"):

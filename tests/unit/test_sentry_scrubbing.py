@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import sentry_sdk
 from sentry_sdk.envelope import Envelope
-from sentry_sdk.transport import Transport
 
 from worker.observability import CELERY_LOGGERS, PiiFilter, configure_logging, init_sentry, scrub_event
+
+from support import RecordingTransport
 
 PHONE = "+18135551234"
 EMAIL = "member@example.com"
@@ -32,24 +33,6 @@ DSN = "http://public@127.0.0.1:9/1"
 class _Settings:
     sentry_dsn: str
     environment: str = "test"
-
-
-class RecordingTransport(Transport):
-    """Keeps every envelope in memory instead of sending it."""
-
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self.envelopes: list[Envelope] = []
-
-    def capture_envelope(self, envelope: Envelope) -> None:
-        self.envelopes.append(envelope)
-
-    def flush(self, timeout: float, callback: Any = None) -> None:
-        return None
-
-    def kill(self) -> None:
-        return None
-
 
 def _close_sentry() -> None:
     sentry_sdk.get_client().close()
