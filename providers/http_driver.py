@@ -29,7 +29,15 @@ from typing import Any, Protocol
 
 import httpx
 
-from providers.base import DeliveryEvent, DeliveryStatus, OutboundMessage, ProviderRef, SendResult, StatusResult
+from providers.base import (
+    DeliveryEvent,
+    DeliveryStatus,
+    OutboundMessage,
+    ProviderRef,
+    SendOutcome,
+    SendResult,
+    StatusResult,
+)
 from providers.http_common import (
     HttpCall,
     outcome_for_error,
@@ -237,6 +245,10 @@ class BulkHttpProvider(HttpProvider):
         raw = raw_response(response)
         reply = self._shape.read_bulk(raw["body"])
         if not reply.per_ref:  # nothing per number: the request's answer stands for every message in it
+            if response.is_success and reply.code not in self._shape.bulk_codes:  # taken, but which numbers?
+                unread = SendResult(SendOutcome.AMBIGUOUS, self.name, provider_code=reply.code, raw=raw,
+                                    detail=f"answer {reply.code or ''} without a result per number")
+                return [unread] * len(messages)
             whole = SendReply(None, reply.code, reply.detail)
             return [self._result(whole, response, raw, self._shape.bulk_codes)] * len(messages)
         results = []
