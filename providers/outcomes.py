@@ -167,9 +167,7 @@ def classify(evidence: Evidence) -> Verdict:
     if isinstance(evidence, ProviderCode):
         row = evidence.table.get(evidence.code)
         return _verdict(*row) if row is not None else Verdict(SendOutcome.AMBIGUOUS, known=False)
-    if isinstance(evidence, HttpStatus):
-        if 200 <= evidence.status < 300:
-            return Verdict(SendOutcome.AMBIGUOUS, known=False)  # a success we cannot read is not a success
+    if isinstance(evidence, HttpStatus):  # no 2xx is listed: a success we cannot read is not a success
         outcome = HTTP_STATUS_OUTCOMES.get(evidence.status)
         return _verdict(outcome, None) if outcome is not None else Verdict(SendOutcome.AMBIGUOUS, known=False)
     if isinstance(evidence, SmtpReply):
@@ -194,7 +192,7 @@ def _smtp(reply: SmtpReply) -> Verdict:
     if 400 <= reply.code < 500:
         return Verdict(SendOutcome.UNAVAILABLE)
     if 500 <= reply.code < 600:
-        return _verdict(SendOutcome.REJECTED, Code.PROVIDER_REJECTED)
+        return Verdict(SendOutcome.REJECTED, Code.PROVIDER_REJECTED)
     return Verdict(SendOutcome.AMBIGUOUS if reply.content_started else SendOutcome.UNAVAILABLE, known=False)
 
 

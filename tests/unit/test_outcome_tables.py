@@ -127,9 +127,11 @@ def test_the_smtp_table_has_exactly_the_pinned_codes() -> None:
 def test_every_provider_code_row_classifies_as_pinned(name: str, code: str) -> None:
     table, expected = TABLES[name]
     assert classify(ProviderCode(code, table)) == expected[code]
-    result = result_for("p", ProviderCode(code, table), detail="", raw=None)
+    raw = {"code": code}
+    result = result_for("p", ProviderCode(code, table), detail="refused", raw=raw)
     assert (result.outcome, result.error_code, result.provider_code) == (expected[code].outcome,
                                                                         expected[code].error_code, code)
+    assert (result.provider, result.detail, result.raw) == ("p", "refused", raw)
 
 
 @pytest.mark.parametrize("code", sorted(SMTP))
@@ -148,15 +150,31 @@ def test_smtp_replies_outside_the_table_follow_their_class(content_started: bool
     def reply(code: int) -> Verdict:
         return classify(SmtpReply(code, "CONTENT", content_started, SMTP_REPLY_CODES))
 
-    assert reply(454).outcome is SendOutcome.UNAVAILABLE
-    assert reply(556) == Verdict(SendOutcome.REJECTED, Code.PROVIDER_REJECTED)
-    odd = SendOutcome.AMBIGUOUS if content_started else SendOutcome.UNAVAILABLE
-    assert reply(354).outcome is odd and reply(250).outcome is odd
+    for transient in (400, 454, 499):
+        assert reply(transient) == Verdict(SendOutcome.UNAVAILABLE), transient
+    for permanent in (500, 556, 599):
+        assert reply(permanent) == Verdict(SendOutcome.REJECTED, Code.PROVIDER_REJECTED), permanent
+    odd = Verdict(SendOutcome.AMBIGUOUS if content_started else SendOutcome.UNAVAILABLE, known=False)
+    for code in (250, 354, 399, 600):
+        assert reply(code) == odd, code
+
+
+def test_a_result_keeps_what_the_driver_knows_and_never_invents_an_acceptance() -> None:
+    raw = {"smtp_code": 550}
+    smtp = result_for("mail", SmtpReply(550, "RCPT", False, SMTP_REPLY_CODES), detail="RCPT answered 550", raw=raw)
+    assert (smtp.provider, smtp.provider_code, smtp.detail, smtp.raw) == ("mail", "550", "RCPT answered 550", raw)
+    http = result_for("sms", HttpStatus(503), detail="HTTP 503", raw=raw, provider_code="X1")
+    assert (http.provider, http.provider_code, http.detail, http.raw, http.error_code) == (
+        "sms", "X1", "HTTP 503", raw, None)
+    with pytest.raises(ValueError, match="^an accepted result needs a provider reference; build it with SendResult"
+                                         r"\.accepted$"):
+        result_for("sms", ProviderCode("OK", {"OK": (SendOutcome.ACCEPTED, None)}), detail="", raw=None)
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_a_code_no_table_knows_is_ambiguous_and_says_so(name: str) -> None:
     table, _ = TABLES[name]
+    assert classify(ProviderCode("E999-not-a-code", table)) == Verdict(SendOutcome.AMBIGUOUS, known=False)
     result = result_for("p", ProviderCode("E999-not-a-code", table), detail="odd", raw=None)
     assert result.outcome is SendOutcome.AMBIGUOUS and result.error_code is None
     assert result.detail.startswith("unmapped provider code E999-not-a-code")
@@ -165,7 +183,7 @@ def test_a_code_no_table_knows_is_ambiguous_and_says_so(name: str) -> None:
 def test_every_http_status_classifies_as_pinned() -> None:
     for status in range(100, 600):
         expected = HTTP.get(status, Verdict(SendOutcome.AMBIGUOUS, known=False))
-        assert classify(HttpStatus(status)).outcome is expected.outcome, status
+        assert classify(HttpStatus(status)) == expected, status
         assert outcome_for_http_status(status) is expected.outcome, status
 
 
