@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from providers.base import OutboundMessage, Provider, SendResult
 from providers.breaker import Breaker
-from providers.outcomes import may_fail_over
+from providers.outcomes import TransportFailure, may_fail_over, result_for
 from providers.throttle import Throttle
 
 __all__ = ["dispatch_with_failover"]
@@ -87,4 +87,5 @@ def _send(message: OutboundMessage, provider: Provider) -> SendResult:
         return provider.send(message)
     except Exception as err:
         log.exception("provider %s raised on send of message %s", provider.name, message.message_id)
-        return SendResult.ambiguous(provider.name, f"driver raised {type(err).__name__}: {err}")
+        return result_for(provider.name, TransportFailure(err, request_written=True),
+                          detail=f"driver raised {type(err).__name__}: {err}", raw=None)
