@@ -14,6 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+
+from schema.models import Message
+from worker.db import session_scope
+
+from factories import make_merchant, make_tenant
+from http_api_support import client, running_api
 from tendlc_support import (
     BRAND,
     CAMPAIGN,
@@ -25,12 +31,6 @@ from tendlc_support import (
     settle,
     view,
 )
-
-from schema.models import Message
-from worker.db import session_scope
-
-from factories import make_merchant, make_tenant
-from http_api_support import client, running_api
 
 MESSAGING = "/api/v1/merchants/gym-a/messaging"
 WEBHOOK_SECRET = "registrar-webhook-secret"

@@ -1,0 +1,90 @@
+"""Voice provisioning over HTTP: SIP credentials with a secret shown once, presence, browser-calling tokens.
+
+Secrets must never rest where someone with read access finds them: not in a log line, not in a stored answer
+(``requests.result``, which the result backend and Flower show too), not in an answer after the creating one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+
+from schema.models import Request, SipCredential
+from worker.db import session_scope
+
+from factories import make_merchant, make_tenant
+from http_api_support import client, running_api
+
+PROVISIONING = "/api/v1/voice/provisioning"
+
+
+def test_sip_credentials_presence_and_browser_tokens_without_leaking_secrets(
+        hexavox_env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    from worker.policy.sip import verify_browser_token, verify_secret
+    from worker.runner import run_admin_job_by_name
+
+    caplog.set_level(logging.DEBUG)
+    tenant = make_tenant()
+    merchant_pk = make_merchant(tenant, "gym-a")
+    with running_api() as base, client(base, tenant) as http:
+        # When an agent's credentials are created, the answer shows the generated secret
+        body = {"merchantId": "gym-a", "username": "ann.front-desk", "transport": "TLS"}
+        created = http.post(f"{PROVISIONING}/sip-credentials", json=body, headers={"Idempotency-Key": "sip-1"})
+        assert created.status_code == 201, created.text
+        secret = created.json()["secret"]
+        assert len(secret) >= 24 and created.json()["presence"] == "OFFLINE"
+        # Then a retry of the same request is answered without it, and so is every later read
+        again = http.post(f"{PROVISIONING}/sip-credentials", json=body, headers={"Idempotency-Key": "sip-1"})
+        assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+        assert "secret" not in again.json()
+        taken = http.post(f"{PROVISIONING}/sip-credentials", json=body)
+        assert (taken.status_code, taken.json()["code"]) == (409, "E897")
+        # When the agent posts presence, the provisioning read shows it and a voice send may ring the agent
+        assert available_agent_of(merchant_pk) is None
+        presence = http.post(f"{PROVISIONING}/presence", json={"merchantId": "gym-a", "username": "ann.front-desk",
+                                                                 "state": "AVAILABLE"})
+        assert (presence.status_code, presence.json()["presence"]) == (200, "AVAILABLE"), presence.text
+        unknown = http.post(f"{PROVISIONING}/presence", json={"merchantId": "gym-a", "username": "nobody",
+                                                                "state": "BUSY"})
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "E896")
+        shown = http.get(PROVISIONING, params={"merchantId": "gym-a"})
+        assert shown.status_code == 200, shown.text
+        assert [(a["username"], a["presence"]) for a in shown.json()["agents"]] == [("ann.front-desk", "AVAILABLE")]
+        assert available_agent_of(merchant_pk) == "sip:ann.front-desk@sip.hexavox.local"
+        # And a browser token is short-lived and signed: tampering or expiry makes it worthless
+        minted = http.get(f"{PROVISIONING}/browser-token", params={"merchantId": "gym-a",
+                                                                   "username": "ann.front-desk"})
+        assert minted.status_code == 200, minted.text
+        token = minted.json()["token"]
+        claims = verify_browser_token(token)
+        assert claims is not None and claims["sub"] == "ann.front-desk@sip.hexavox.local"
+        assert verify_browser_token(token[:-2] + ("AA" if not token.endswith("AA") else "BB")) is None
+        assert verify_browser_token(token, now=claims["exp"] + 1) is None
+        answers = [created.text, again.text, presence.text, shown.text]
+    # The queue door's answer never carries the secret
+    queued = run_admin_job_by_name("hexavox.provisioning.sip.create.v1", {
+        "auth": tenant.auth, "merchantId": "gym-a", "username": "bob.backoffice"}, str(uuid.uuid4()))
+    assert queued["status"] == "ACCEPTED" and "secret" not in queued["result"]
+    with session_scope() as session:
+        assert verify_secret(session, "ann.front-desk", secret)
+        assert not verify_secret(session, "ann.front-desk", secret[:-1] + "x")
+        stored = json.dumps([row for row in session.scalars(select(Request.result))])
+        credential = session.scalars(select(SipCredential).where(SipCredential.username == "ann.front-desk")).one()
+        row_text = json.dumps([credential.secret_salt, credential.secret_sha256])
+        dump = session.execute(text("SELECT string_agg(t::text, ' ') FROM sip_credentials t")).scalar_one()
+    for place, content in (("logs", caplog.text), ("stored answers", stored), ("credential row", row_text),
+                           ("table", dump), ("later answers", " ".join(answers[1:]))):
+        assert secret not in content, place
+        assert token not in content, place
+    assert "ann.front-desk" in stored  # the scan did read the stored answers
+
+
+def available_agent_of(merchant_pk: int) -> str | None:
+    from worker.policy.sip import available_agent
+
+    with session_scope() as session:
+        return available_agent(session, merchant_pk)
