@@ -169,6 +169,9 @@ class VoiceJob(_AuthenticatedJob):
     record: _Record = False
     timeout_seconds: _RingSeconds = Field(default=30, alias="timeoutSeconds")
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
+    #: REMINDER and TXN calls: connect the callee to an AVAILABLE agent of the merchant (SIP presence), where the
+    #: provider can (ignored otherwise).
+    ring_agent: bool = Field(default=False, alias="ringAgent")
 
 
 class EmailJob(_AuthenticatedJob):

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from schema.models import Request, SipCredential
 from worker.db import session_scope
 
-from factories import make_merchant, make_tenant
+from factories import make_merchant, make_tenant, opt
 from http_api_support import client, running_api
 
 PROVISIONING = "/api/v1/voice/provisioning"
@@ -88,3 +88,45 @@ def available_agent_of(merchant_pk: int) -> str | None:
 
     with session_scope() as session:
         return available_agent(session, merchant_pk)
+
+
+def test_a_reminder_call_asking_for_an_agent_rings_one_available_now(hexavox_env: dict[str, str]) -> None:
+    from providers.base import OutboundMessage, SendResult
+    from worker.policy.dispatch import dispatch_message
+    from worker.runner import run_admin_job_by_name, run_send_job
+    from worker.sending import provider_sender
+    from worker.settings import get_settings
+
+    tenant = make_tenant()
+    make_merchant(tenant, "gym-a")
+    opt(tenant, "gym-a", "VOICE", "+18135550002")  # marketing calls need the callee's OPT_IN
+    settings, seen = get_settings(), []
+    real = provider_sender(settings)
+
+    def recording(message: OutboundMessage, providers: list[str]) -> SendResult:
+        seen.append(dict(message.options))
+        return real(message, providers)
+
+    def call(n: int, kind: str = "REMINDER") -> str:
+        answer = run_send_job("hexavox.voice.send.v1", {
+            "auth": tenant.auth, "merchantId": "gym-a", "to": f"+1813555{n:04d}", "text": "Class at 10",
+            "type": kind, "ringAgent": True}, str(uuid.uuid4())).result
+        assert answer["status"] == "ACCEPTED", answer
+        return str(answer["messages"][0]["messageId"])
+
+    def presence(state: str) -> None:
+        answer = run_admin_job_by_name("hexavox.provisioning.presence.v1", {
+            "auth": tenant.auth, "merchantId": "gym-a", "username": "ann", "state": state}, str(uuid.uuid4()))
+        assert answer["status"] == "ACCEPTED", answer
+
+    assert run_admin_job_by_name("hexavox.provisioning.sip.create.v1", {
+        "auth": tenant.auth, "merchantId": "gym-a", "username": "ann"}, str(uuid.uuid4()))["status"] == "ACCEPTED"
+    # Given the agent is AVAILABLE, a REMINDER call asking for an agent is connected to it (the simulator can)
+    presence("AVAILABLE")
+    for message_id in (call(1), call(2, "MKT")):
+        assert dispatch_message(message_id, settings, recording).value == "SENT"
+    # And once the agent is BUSY, no agent is named
+    presence("BUSY")
+    assert dispatch_message(call(3), settings, recording).value == "SENT"
+    assert [options.get("agentSip") for options in seen] == ["sip:ann@sip.hexavox.local", None, None]
+    assert "ringAgent" not in seen[1]  # MKT calls are never connected to an agent

@@ -10,30 +10,33 @@ never stored. Neither is ever logged.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
 import json
 import secrets
 import time
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from providers.base import OutboundMessage
 from schema.messaging_states import SipPresence, SipTransport
 from schema.models import Merchant, SipCredential
 from worker.catalogue import Code
 from worker.contract import SipCredentialJob, SipPresenceJob, VoiceProvisioningJob
+from worker.db import session_scope
 from worker.errors import Refusal
 from worker.policy.auth import Principal
 from worker.policy.merchants import load_merchant
 from worker.policy.transitions import utcnow
 from worker.settings import Settings, get_settings
 
-__all__ = ["available_agent", "browser_token", "reveal_secret", "run_provisioning_job", "verify_browser_token",
-           "verify_secret"]
+__all__ = ["AGENT_TYPES", "available_agent", "browser_token", "reveal_secret", "run_provisioning_job",
+           "verify_browser_token", "verify_secret", "with_available_agent"]
 
 _TOKEN_AUDIENCE = "hexavox-voice-browser"
 
@@ -161,6 +164,40 @@ def verify_browser_token(token: str, now: float | None = None) -> dict[str, Any]
     if decoded.get("aud") != _TOKEN_AUDIENCE or int(decoded["exp"]) <= int(now if now is not None else time.time()):
         return None
     return decoded
+
+
+#: Voice types a call may be connected to an agent for.
+AGENT_TYPES = frozenset({"REMINDER", "TXN"})
+C = TypeVar("C", bound="_Claimed")
+
+
+class _Claimed(Protocol):
+    """A claimed message as dispatch holds it (worker.policy.dispatch._Claim)."""
+
+    @property
+    def message(self) -> OutboundMessage: ...
+    @property
+    def merchant_id(self) -> int: ...
+    @property
+    def providers(self) -> list[str]: ...
+
+
+def with_available_agent(claim: C, settings: Settings) -> C:
+    """A voice call that asked for an agent, with the SIP address of one AVAILABLE now (``options["agentSip"]``),
+    when the route's first provider can connect calls to agents (its ``rings_agents`` flag); else unchanged."""
+    message = claim.message
+    if not message.options.get("ringAgent") or message.message_type not in AGENT_TYPES or not claim.providers:
+        return claim
+    from providers.registry import get_provider
+
+    if not getattr(get_provider(claim.providers[0], settings), "rings_agents", False):
+        return claim
+    with session_scope() as session:
+        agent = available_agent(session, claim.merchant_id)
+    if agent is None:
+        return claim
+    options = {**message.options, "agentSip": agent}
+    return dataclasses.replace(claim, message=dataclasses.replace(message, options=options))  # type: ignore[type-var]
 
 
 def available_agent(session: Session, merchant_id: int) -> str | None:
