@@ -175,3 +175,31 @@ def test_a_registrar_that_decides_later_leaves_the_brand_pending(hexavox_env: di
     first, second = poll(), poll()
     assert (first.submitted, first.pending, second.submitted, second.pending) == (1, 1, 0, 1)
     assert view("hexavox.messaging.status.v1", tenant)["brand"]["status"] == "PENDING"
+
+
+def test_the_registrar_webhook_is_served_by_the_receiver_and_queued(hexavox_env: dict[str, str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import redis
+
+    from providers.registrars.simulated import sign_webhook
+    from worker.settings import get_settings, reset_settings
+    from worker.web import create_app
+
+    monkeypatch.setenv("HEXAVOX_REGISTRAR_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    reset_settings()
+    app = create_app(get_settings())
+    body = json.dumps({"updates": [{"kind": "CAMPAIGN", "id": "c-1", "status": "SUSPENDED"}]}).encode()
+    stamp = int(time.time())
+
+    async def post(signature: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://receiver") as http:
+            return await http.post("/registrar/webhook", content=body, headers={
+                "X-Registrar-Timestamp": str(stamp), "X-Registrar-Signature": signature})
+
+    forged = asyncio.run(post(sign_webhook("not-the-secret", stamp, body)))
+    signed = asyncio.run(post(sign_webhook(WEBHOOK_SECRET, stamp, body)))
+    assert (forged.status_code, forged.json()["code"]) == (401, "E827")
+    assert (signed.status_code, signed.json()) == (202, {"accepted": 1})
+    assert redis.Redis.from_url(hexavox_env["HEXAVOX_BROKER_URL"]).llen("callbacks") == 1

@@ -231,7 +231,7 @@ def apply_update(session: Session, update: Update) -> bool:
     else:
         row.status = update.status
     row.reasons = list(update.reasons)
-    log.info("10DLC %s %s is now %s", update.kind.value.lower(), update.our_id, update.status)
+    log.info("10DLC %s (row %d) is now %s", update.kind.value.lower(), row.id, update.status)  # ids name numbers
     return True
 
 
