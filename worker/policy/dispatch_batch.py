@@ -62,9 +62,9 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     for mid in message_ids:
         if mid not in claimed:
             outcome.steps[_not_claimed(mid, settings.max_delivery_attempts, redelivered).value] += 1
-    refused = refuse_unregistered_10dlc(claims)  # a campaign suspended while the messages waited
-    outcome.steps[DispatchStep.FAILED.value] += len(refused)
-    claims = [claim for claim in claims if claim.message.message_id not in refused]
+    if refused := refuse_unregistered_10dlc(claims):  # a 10DLC campaign suspended while the messages waited
+        outcome.steps[DispatchStep.FAILED.value] += len(refused)
+        claims = [claim for claim in claims if claim.message.message_id not in refused]
     if not claims:
         return outcome
     crash_if(settings, "before_provider_call")
