@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from api import reads
+from api import provisioning, reads
 from api.access import Caller, admit
 from api.answers import admin_answer, send_answer
 from api.endpoints import OPERATIONS, PREFIX, Operation
@@ -120,6 +120,8 @@ class _Api:
                 return JSONResponse(_READS[op.operation_id](session, who, params), status_code=op.status)
         if op.job in _SEND_JOBS:
             return self._send(op, op.job, caller, body or {}, idempotency_key, request_id)
+        if body is not None:  # a path's merchantId (/merchants/{merchantId}/messaging/*) wins over the body's
+            body = {**body, **{p.name: params[p.name] for p in op.params if p.where == "path"}}
         payload = with_idempotency_key(body, idempotency_key) if body is not None else {
             name: value for name, value in params.items() if value is not None}
         return self._admin(op, op.job, caller, who, payload, request_id)
@@ -142,6 +144,8 @@ class _Api:
             return _replayed(answer, result, request_id)
         if op.operation_id == "listAlerts":
             return JSONResponse(answer.get("alerts", []), status_code=op.status)
+        if op.operation_id == "createSipCredential":  # the secret, to this request only (never stored)
+            answer = provisioning.with_secret_once(who, answer, result, request_id)
         if op.operation_id == "upsertConsent":  # seed 003's ConsentView: the contact, and when it changed
             with session_scope() as session:
                 answer = reads.consent_view(session, who, answer, payload.get("contact"))
@@ -167,6 +171,7 @@ _READS: dict[str, Callable[[Session, Principal, dict[str, Any]], Any]] = {
     "listConsents": lambda session, who, p: reads.consent_rows(session, who, p.get("merchantId"), p.get("channel"),
                                                                p["limit"], p["offset"]),
     "getMessage": lambda session, who, p: reads.message_view(session, who, p["messageId"]),
+    "getVoiceBrowserToken": provisioning.browser_token_read,
 }
 
 

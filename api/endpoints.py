@@ -77,6 +77,56 @@ def _campaign_operations() -> tuple[Operation, ...]:
     )
 
 
+_PATH_MERCHANT = Param("merchantId", _MERCHANT_ID, where="path", required=True)
+_USERNAME = Param("username", {"type": "string", "minLength": 3, "maxLength": 64}, required=True)
+
+
+def _messaging_operations() -> tuple[Operation, ...]:
+    """10DLC (README, 10DLC messaging): brand, campaigns, numbers, assignment, and the compliance view."""
+    base = "/merchants/{merchantId}/messaging"
+    return (
+        Operation("registerMessagingBrand", "POST", f"{base}/brand", "Register the merchant's 10DLC brand (again "
+                  "after UNVERIFIED/FAILED); PENDING until the registrar decides.", "messaging",
+                  models.V1MerchantMessagingBrandView, status=202, request="V1MerchantMessagingBrandRequest",
+                  job="hexavox.messaging.brand.register.v1", params=(_PATH_MERCHANT,)),
+        Operation("createMessagingCampaign", "POST", f"{base}/campaigns", "A 10DLC campaign of the VERIFIED brand "
+                  "(use case, samples, opt-in/opt-out/help wording); PENDING until the registrar decides.",
+                  "messaging", models.V1MerchantMessagingCampaignView, status=202,
+                  request="V1MerchantMessagingCampaignRequest", job="hexavox.messaging.campaign.create.v1",
+                  params=(_PATH_MERCHANT,)),
+        Operation("addMessagingNumber", "POST", f"{base}/numbers", "Add a long code the merchant buys or brings.",
+                  "messaging", models.V1MerchantMessagingNumberView, request="V1MerchantMessagingNumberRequest",
+                  job="hexavox.messaging.number.add.v1", params=(_PATH_MERCHANT,)),
+        Operation("assignMessagingNumber", "POST", f"{base}/assignments", "Assign a messaging number to an ACTIVE "
+                  "campaign; PENDING until the registrar says ASSIGNED or FAILED.", "messaging",
+                  models.V1MerchantMessagingNumberView, status=202, request="V1MerchantMessagingAssignmentRequest",
+                  job="hexavox.messaging.number.assign.v1", params=(_PATH_MERCHANT,)),
+        Operation("getMessagingStatus", "GET", f"{base}/status", "The 10DLC compliance view: brand, campaigns, "
+                  "numbers and the SMS types each number may send to the US now.", "messaging",
+                  models.V1MerchantMessagingStatusResponse, job="hexavox.messaging.status.v1",
+                  params=(_PATH_MERCHANT,)),
+    )
+
+
+def _voice_provisioning_operations() -> tuple[Operation, ...]:
+    """Voice provisioning (README, Voice provisioning): SIP credentials, presence, browser-calling tokens."""
+    merchant = Param("merchantId", _MERCHANT_ID, required=True)
+    return (
+        Operation("getVoiceProvisioning", "GET", "/voice/provisioning", "Read SIP/browser voice provisioning details "
+                  "(domain, transports, agents and their presence).", "voice",
+                  models.V1VoiceProvisioningResponse, job="hexavox.provisioning.get.v1", params=(merchant,)),
+        Operation("createSipCredential", "POST", "/voice/provisioning/sip-credentials", "SIP credentials for one "
+                  "agent; the generated secret is in this answer only.", "voice", models.V1VoiceSipCredentialCreated,
+                  status=201, request="V1VoiceSipCredentialRequest", job="hexavox.provisioning.sip.create.v1"),
+        Operation("postSipPresence", "POST", "/voice/provisioning/presence", "Post an agent's SIP presence state "
+                  "(AVAILABLE, BUSY, OFFLINE).", "voice", models.V1VoiceSipPresenceView,
+                  request="V1VoiceSipPresenceRequest", job="hexavox.provisioning.presence.v1"),
+        Operation("getVoiceBrowserToken", "GET", "/voice/provisioning/browser-token", "A short-lived signed token "
+                  "for browser calling as one agent (never stored).", "voice", models.V1VoiceBrowserTokenResponse,
+                  params=(merchant, _USERNAME)),
+    )
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("upsertMerchant", "POST", "/merchants", "Create or update a merchant under the authenticated tenant.",
               "merchants", models.MerchantView, request="V1MerchantUpsertRequest", job="hexavox.merchant.upsert.v1"),
@@ -122,4 +172,6 @@ OPERATIONS: tuple[Operation, ...] = (
     *_campaign_operations(),
     Operation("importList", "POST", "/lists/import", "Fill a contact list from a CSV upload (base64, at most 1 MB).",
               "lists", models.ListView, request="V1ListImportRequest", job="hexavox.list.import_csv.v1"),
+    *_messaging_operations(),
+    *_voice_provisioning_operations(),
 )

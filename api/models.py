@@ -20,11 +20,17 @@ from worker.contract import (
     ListCreateJob,
     ListImportJob,
     MerchantUpsertJob,
+    MessagingAssignmentJob,
+    MessagingBrandJob,
+    MessagingCampaignJob,
+    MessagingNumberJob,
+    SipCredentialJob,
+    SipPresenceJob,
     SmsJob,
     VoiceJob,
 )
 
-__all__ = ["REQUESTS", "RESPONSES", "ErrorBody"]
+__all__ = ["PATH_FIELDS", "REQUESTS", "RESPONSES", "ErrorBody"]
 
 
 class _View(BaseModel):
@@ -235,6 +241,101 @@ class CampaignView(_View):
     counts: dict[str, Any]
 
 
+class V1MerchantMessagingBrandView(_View):
+    """A merchant's 10DLC brand: PENDING until the registrar says VERIFIED, or UNVERIFIED/FAILED with reasons."""
+
+    merchantId: str
+    brandId: str
+    legalName: str
+    taxId: str = Field(description="masked: the last 4 characters only")
+    country: str
+    vertical: str
+    status: Literal["PENDING", "VERIFIED", "UNVERIFIED", "FAILED"]
+    reasons: list[str]
+    registrar: str
+    updatedAt: str | None
+
+
+class V1MerchantMessagingCampaignView(_View):
+    """A 10DLC campaign: PENDING, ACTIVE, REJECTED (reasons) or SUSPENDED; ``covers`` are the SMS types it may carry."""
+
+    merchantId: str
+    campaignId: str
+    brandId: str
+    useCase: str
+    covers: list[Literal["OTP", "TXN", "MKT"]]
+    status: Literal["PENDING", "ACTIVE", "REJECTED", "SUSPENDED"]
+    reasons: list[str]
+    updatedAt: str | None
+
+
+class V1MerchantMessagingNumberView(_View):
+    """A messaging number and its assignment (None until assigned; PENDING, ASSIGNED or FAILED)."""
+
+    merchantId: str
+    number: str
+    source: Literal["BUY", "BYO"]
+    campaignId: str | None
+    assignment: Literal["PENDING", "ASSIGNED", "FAILED"] | None
+    reasons: list[str]
+    updatedAt: str | None
+    canSend: list[Literal["OTP", "TXN", "MKT"]] | None = Field(
+        default=None, description="status view only: the SMS types this number may send to the US now")
+
+
+class V1MerchantMessagingStatusResponse(_View):
+    """The merchant's 10DLC compliance view."""
+
+    merchantId: str
+    brand: V1MerchantMessagingBrandView | None
+    campaigns: list[V1MerchantMessagingCampaignView]
+    numbers: list[V1MerchantMessagingNumberView]
+
+
+class V1VoiceSipAgent(_View):
+    username: str
+    domain: str
+    transport: Literal["UDP", "TCP", "TLS", "WSS"]
+    presence: Literal["AVAILABLE", "BUSY", "OFFLINE"]
+    presenceAt: str | None
+
+
+class V1VoiceSipCredentialCreated(V1VoiceSipAgent):
+    """New SIP credentials. ``secret`` is shown in this answer only: it is stored as a digest and never shown again
+    (not to an Idempotency-Key retry, not in the job's stored answer)."""
+
+    merchantId: str
+    secret: str | None = Field(default=None, description="the SIP password, shown once")
+
+
+class V1VoiceSipPresenceView(V1VoiceSipAgent):
+    merchantId: str
+
+
+class BrowserCalling(_View):
+    tokenPath: str
+    ttlSeconds: int
+
+
+class V1VoiceProvisioningResponse(_View):
+    """SIP and browser voice provisioning of a merchant: domain, transports, agents with presence."""
+
+    merchantId: str
+    sipDomain: str
+    transports: list[str]
+    agents: list[V1VoiceSipAgent]
+    browserCalling: BrowserCalling
+
+
+class V1VoiceBrowserTokenResponse(_View):
+    """A short-lived signed token a browser softphone logs in with (never stored, never logged)."""
+
+    merchantId: str
+    username: str
+    token: str
+    expiresAt: str
+
+
 #: Request bodies: seed 003's name -> the contract model it is (fields a door fills in are left out).
 REQUESTS: dict[str, type[BaseModel]] = {
     "V1MerchantUpsertRequest": MerchantUpsertJob, "V1MerchantConsentRequest": ConsentUpsertJob,
@@ -242,9 +343,19 @@ REQUESTS: dict[str, type[BaseModel]] = {
     "V1OmniVoiceSendRequest": VoiceJob, "V1OmniEmailSendRequest": EmailJob, "V1EmailSendRequest": EmailJob,
     "V1MerchantUpgradeRequest": BillingUpgradeJob, "V1ListCreateRequest": ListCreateJob,
     "V1ListImportRequest": ListImportJob, "V1CampaignCreateRequest": CampaignCreateJob,
+    "V1MerchantMessagingBrandRequest": MessagingBrandJob, "V1MerchantMessagingCampaignRequest": MessagingCampaignJob,
+    "V1MerchantMessagingNumberRequest": MessagingNumberJob,
+    "V1MerchantMessagingAssignmentRequest": MessagingAssignmentJob,
+    "V1VoiceSipCredentialRequest": SipCredentialJob, "V1VoiceSipPresenceRequest": SipPresenceJob,
 }
+#: Request fields the door fills in from the path (``/merchants/{merchantId}/messaging/*``), not from the body.
+PATH_FIELDS: dict[str, tuple[str, ...]] = {name: ("merchantId",) for name in REQUESTS
+                                           if name.startswith("V1MerchantMessaging")}
 
 RESPONSES: tuple[type[BaseModel], ...] = (
     ErrorBody, DispatchResponse, V1MessageResponse, MerchantView, ConsentView, ConsentBulkView, MerchantUpgradeView,
     AlertView, V1UsageReportResponse, MessageView, ListView, CampaignCreated, CampaignView,
+    V1MerchantMessagingBrandView, V1MerchantMessagingCampaignView, V1MerchantMessagingNumberView,
+    V1MerchantMessagingStatusResponse, V1VoiceProvisioningResponse, V1VoiceSipCredentialCreated,
+    V1VoiceSipPresenceView, V1VoiceBrowserTokenResponse,
 )

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api.endpoints import OPERATIONS, PREFIX, Operation
-from api.models import REQUESTS, RESPONSES
+from api.models import PATH_FIELDS, REQUESTS, RESPONSES
 from api.status import ERROR_STATUSES
 
 __all__ = ["openapi_document", "write_openapi"]
@@ -39,10 +39,11 @@ def _request_schema(name: str, model: type[BaseModel], components: dict[str, Any
     for def_name, definition in schema.pop("$defs", {}).items():
         if def_name != "Credentials":
             components.setdefault(def_name, definition)
-    for door_field in _DOOR_FIELDS:
+    door_fields = (*_DOOR_FIELDS, *PATH_FIELDS.get(name, ()))
+    for door_field in door_fields:
         schema.get("properties", {}).pop(door_field, None)
     if "required" in schema:
-        schema["required"] = [r for r in schema["required"] if r not in _DOOR_FIELDS]
+        schema["required"] = [r for r in schema["required"] if r not in door_fields]
     if name == "V1OmniSmsSendRequest":
         message = copy.deepcopy(schema["properties"]["body"])
         message["description"] = "The message text (seed 003's name for body; send one of the two)."

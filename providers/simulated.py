@@ -95,6 +95,8 @@ class SimulatedProvider:
     """A provider for every channel whose outcomes come from :class:`SimulatorConfig`; see the module docstring."""
 
     channels: frozenset[Channel] = frozenset(Channel)
+    #: Voice calls may be connected to an agent (``options["agentSip"]``, set by dispatch when one is AVAILABLE).
+    rings_agents: bool = True
 
     def __init__(self, name: str, config: SimulatorConfig) -> None:
         self.name = name

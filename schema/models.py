@@ -34,6 +34,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from schema.messaging_states import (
+    AssignmentStatus,
+    BrandStatus,
+    NumberSource,
+    RegistrationStatus,
+    SipPresence,
+    SipTransport,
+    UseCase,
+)
 from schema.states import (
     TERMINAL_STATES,
     BillingPeriod,
@@ -473,4 +482,105 @@ class BillingUpgrade(Base):
     fulfilled: Mapped[bool] = mapped_column(Boolean, default=False)
     note: Mapped[str] = mapped_column(String(500), default="")
     payload_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+
+
+# 10DLC messaging registration and SIP voice provisioning (worker/policy/tendlc.py, worker/policy/sip.py).
+__all__ += ["MessagingBrand", "MessagingCampaign", "MessagingNumber", "SipCredential"]
+
+
+class MessagingBrand(Base):
+    """A merchant's 10DLC brand (one per merchant: the registry knows a business by its tax id).
+
+    ``registrar_ref`` is the registrar's id once submitted; until then the poll submits it (reconcile-first: a
+    submission whose answer was lost is looked up by our ``brand_id`` before anything is sent again).
+    """
+
+    __tablename__ = "messaging_brands"
+    __table_args__ = (CheckConstraint(_in("status", BrandStatus), name="status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), unique=True)
+    brand_id: Mapped[str] = mapped_column(String(36), unique=True)
+    legal_name: Mapped[str] = mapped_column(String(200))
+    tax_id: Mapped[str] = mapped_column(String(40))
+    country: Mapped[str] = mapped_column(String(2))
+    vertical: Mapped[str] = mapped_column(String(40))
+    #: Street, city, state, postal code; and the contact (name, email, phone). Never logged.
+    address: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    contact: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(12), default=BrandStatus.PENDING.value)
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    registrar: Mapped[str] = mapped_column(String(40))
+    registrar_ref: Mapped[str | None] = mapped_column(String(100))
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now(), onupdate=func.now())
+
+
+class MessagingCampaign(Base):
+    """A 10DLC campaign of a brand: its use case fixes which SMS types its numbers may send."""
+
+    __tablename__ = "messaging_campaigns"
+    __table_args__ = (CheckConstraint(_in("status", RegistrationStatus), name="status"),
+                      CheckConstraint(_in("use_case", UseCase), name="use_case"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    brand_pk: Mapped[int] = mapped_column(ForeignKey("messaging_brands.id", ondelete="CASCADE"))
+    campaign_id: Mapped[str] = mapped_column(String(36), unique=True)
+    use_case: Mapped[str] = mapped_column(String(30))
+    description: Mapped[str] = mapped_column(String(1000))
+    sample_messages: Mapped[list[Any]] = mapped_column(default=list)
+    opt_in: Mapped[str] = mapped_column(String(1000))
+    opt_out: Mapped[str] = mapped_column(String(1000))
+    help_text: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(12), default=RegistrationStatus.PENDING.value)
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    registrar_ref: Mapped[str | None] = mapped_column(String(100))
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now(), onupdate=func.now())
+
+
+class MessagingNumber(Base):
+    """A long code a merchant sends from, bought or brought, and its assignment to a campaign.
+
+    A number belongs to one merchant (unique); ``assignment`` is None until it is assigned to a campaign.
+    """
+
+    __tablename__ = "messaging_numbers"
+    __table_args__ = (CheckConstraint(_in("source", NumberSource), name="source"),
+                      CheckConstraint(f"assignment IS NULL OR {_in('assignment', AssignmentStatus)}",
+                                      name="assignment"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    source: Mapped[str] = mapped_column(String(4))
+    campaign_pk: Mapped[int | None] = mapped_column(ForeignKey("messaging_campaigns.id", ondelete="SET NULL"))
+    assignment: Mapped[str | None] = mapped_column(String(10))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    registrar_ref: Mapped[str | None] = mapped_column(String(100))
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now(), onupdate=func.now())
+
+
+class SipCredential(Base):
+    """An agent's SIP login for a merchant, and the agent's presence.
+
+    The secret is never stored: only a random salt (the secret is derived from it with the service key, so the
+    HTTP door can show it once, on creation) and its SHA-256 digest, which a SIP registrar checks against.
+    """
+
+    __tablename__ = "sip_credentials"
+    __table_args__ = (CheckConstraint(_in("presence", SipPresence), name="presence"),
+                      CheckConstraint(_in("transport", SipTransport), name="transport"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    domain: Mapped[str] = mapped_column(String(200))
+    transport: Mapped[str] = mapped_column(String(4))
+    secret_salt: Mapped[str] = mapped_column(String(64))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    presence: Mapped[str] = mapped_column(String(10), default=SipPresence.OFFLINE.value)
+    presence_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, server_default=func.now())

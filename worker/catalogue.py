@@ -100,6 +100,15 @@ class Code(StrEnum):
     CAMPAIGN_CHANNEL_UNSUPPORTED = "E883"
     ENVELOPE_EXPIRED = "E875"
     UNDECODABLE_JOB = "E876"
+    # 10DLC messaging registration and voice provisioning: E890-E899.
+    MESSAGING_NOT_FOUND = "E890"
+    MESSAGING_STATE_CONFLICT = "E891"
+    TENDLC_NOT_REGISTERED = "E892"
+    TENDLC_USE_CASE_MISMATCH = "E893"
+    INVALID_MESSAGING_NUMBER = "E894"
+    MESSAGING_NUMBER_TAKEN = "E895"
+    SIP_CREDENTIAL_NOT_FOUND = "E896"
+    SIP_USERNAME_TAKEN = "E897"
 
 
 @dataclass(frozen=True)
@@ -199,6 +208,16 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)",
           retryable=True),
     Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),
+    Entry(Code.MESSAGING_NOT_FOUND, "No such 10DLC brand, campaign or messaging number for this merchant"),
+    Entry(Code.MESSAGING_STATE_CONFLICT, "The 10DLC registration's status does not allow this (a campaign before the "
+          "brand is VERIFIED, a number assigned to a campaign that is not ACTIVE)"),
+    Entry(Code.TENDLC_NOT_REGISTERED, "A US SMS from a 10DLC number needs the number ASSIGNED to an ACTIVE campaign"),
+    Entry(Code.TENDLC_USE_CASE_MISMATCH, "The sending number's 10DLC campaign use case does not cover this SMS type"),
+    Entry(Code.INVALID_MESSAGING_NUMBER, "A messaging number must be a US or Canadian long code (not toll-free, not a "
+          "short code)"),
+    Entry(Code.MESSAGING_NUMBER_TAKEN, "This number is already a messaging number of another merchant"),
+    Entry(Code.SIP_CREDENTIAL_NOT_FOUND, "No such SIP username for this merchant"),
+    Entry(Code.SIP_USERNAME_TAKEN, "This SIP username is taken"),
 )
 
 CATALOGUE: dict[Code, Entry] = {row.code: row for row in _ROWS}

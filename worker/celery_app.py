@@ -13,7 +13,7 @@ from worker.settings import get_settings
 from worker.undeliverable import AnswerUndeliverableJobs
 
 TASK_MODULES = ["tasks.intake", "tasks.admin", "tasks.dispatch", "tasks.maintenance", "tasks.delivery_reports",
-                "tasks.callbacks", "tasks.campaigns"]
+                "tasks.callbacks", "tasks.campaigns", "tasks.tendlc"]
 
 log = logging.getLogger(__name__)
 app = Celery("hexavox", include=TASK_MODULES)

@@ -104,5 +104,6 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
         "reconcile-sweep": {"task": "hexavox.internal.reconcile_sweep", "schedule": 30.0},
         "deliver-callbacks": {"task": "hexavox.internal.deliver_callbacks", "schedule": 10.0},
         "check-reconcile-backlog": {"task": "hexavox.internal.check_backlog", "schedule": 300.0},
+        "tendlc-poll": {"task": "hexavox.internal.tendlc_poll", "schedule": 60.0},
     }
 

@@ -23,7 +23,9 @@ from pydantic.json_schema import SkipJsonSchema
 __all__ = ["Credentials", "SmsNode", "SmsJob", "VoiceJob", "EmailJob", "MerchantUpsertJob", "ConsentUpsertJob",
            "ConsentBulkJob", "ListCreateJob", "ListImportJob", "BillingUpgradeJob", "JOBS",
            "UsageReportJob", "AlertsListJob", "MerchantFields", "CampaignCreateJob", "CampaignActionJob",
-           "CampaignPauseJob", "CampaignResumeJob", "CampaignCancelJob", "CampaignGetJob"]
+           "CampaignPauseJob", "CampaignResumeJob", "CampaignCancelJob", "CampaignGetJob", "MessagingBrandJob",
+           "MessagingCampaignJob", "MessagingNumberJob", "MessagingAssignmentJob", "MessagingStatusJob",
+           "SipCredentialJob", "VoiceProvisioningJob", "SipPresenceJob"]
 
 
 class _Job(BaseModel):
@@ -167,6 +169,9 @@ class VoiceJob(_AuthenticatedJob):
     record: _Record = False
     timeout_seconds: _RingSeconds = Field(default=30, alias="timeoutSeconds")
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
+    #: REMINDER and TXN calls: connect the callee to an AVAILABLE agent of the merchant (SIP presence), where the
+    #: provider can (ignored otherwise).
+    ring_agent: bool = Field(default=False, alias="ringAgent")
 
 
 class EmailJob(_AuthenticatedJob):
@@ -346,6 +351,95 @@ class CampaignGetJob(CampaignActionJob):
     """hexavox.campaign.get.v1 — the campaign's state and counts (planned, queued, sent, delivered, refused...)."""
 
 
+class _MerchantJob(_AuthenticatedJob):
+    merchant_id: str = Field(alias="merchantId", max_length=64)
+
+
+_LongCode = Annotated[str, Field(min_length=3, max_length=20, description="E.164 US/CA long code, e.g. +18135550100")]
+_Wording = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class BrandAddress(_Job):
+    street: str = Field(min_length=1, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    state: str = Field(min_length=2, max_length=50)
+    postal_code: str = Field(alias="postalCode", min_length=1, max_length=20)
+    country: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+
+
+class BrandContact(_Job):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=320)
+    phone: str = Field(min_length=3, max_length=20)
+
+
+class MessagingBrandJob(_MerchantJob):
+    """hexavox.messaging.brand.register.v1 — register (or, after UNVERIFIED/FAILED, register again) the merchant's
+    10DLC brand; answered PENDING at once, decided by the registrar later (webhook or poll)."""
+
+    legal_name: str = Field(alias="legalName", min_length=1, max_length=200)
+    tax_id: str = Field(alias="taxId", min_length=2, max_length=40, pattern=r"^[A-Za-z0-9-]+$",
+                        description="EIN (US) or the business number of the brand's country")
+    address: BrandAddress
+    vertical: str = Field(min_length=1, max_length=40, pattern=r"^[A-Z_]+$", examples=["HEALTHCARE"])
+    contact: BrandContact
+
+
+class MessagingCampaignJob(_MerchantJob):
+    """hexavox.messaging.campaign.create.v1 — a 10DLC campaign of the merchant's VERIFIED brand: its use case
+    decides which SMS types its numbers may send (2FA: OTP; *_NOTIFICATION, CUSTOMER_CARE: TXN; MARKETING: MKT;
+    MIXED: all three)."""
+
+    use_case: Literal["2FA", "ACCOUNT_NOTIFICATION", "CUSTOMER_CARE", "DELIVERY_NOTIFICATION", "MARKETING",
+                      "MIXED"] = Field(alias="useCase")
+    description: str = Field(min_length=1, max_length=1000)
+    sample_messages: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        alias="sampleMessages", min_length=1, max_length=5)
+    opt_in: _Wording = Field(alias="optIn", description="how recipients opt in")
+    opt_out: _Wording = Field(alias="optOut", description="the opt-out wording (e.g. Reply STOP to opt out)")
+    help: _Wording = Field(description="the HELP answer")
+
+
+class MessagingNumberJob(_MerchantJob):
+    """hexavox.messaging.number.add.v1 — a long code the merchant buys (BUY) or brings (BYO) to send 10DLC SMS."""
+
+    number: _LongCode
+    source: Literal["BUY", "BYO"] = "BYO"
+
+
+class MessagingAssignmentJob(_MerchantJob):
+    """hexavox.messaging.number.assign.v1 — assign a messaging number to an ACTIVE campaign (PENDING until the
+    registrar says ASSIGNED or FAILED); assigning it again moves it to another campaign."""
+
+    number: _LongCode
+    campaign_id: str = Field(alias="campaignId", min_length=1, max_length=36)
+
+
+class MessagingStatusJob(_MerchantJob):
+    """hexavox.messaging.status.v1 — the merchant's 10DLC compliance view: brand, campaigns, numbers, statuses."""
+
+
+class SipCredentialJob(_MerchantJob):
+    """hexavox.provisioning.sip.create.v1 — SIP credentials for one agent. The secret is shown
+    once, in the HTTP answer to the request that created them; it is never stored (only its digest), kept in an
+    answer, or shown again (the queue door's answer never carries it)."""
+
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    transport: Literal["UDP", "TCP", "TLS", "WSS"] = "TLS"
+
+
+class VoiceProvisioningJob(_MerchantJob):
+    """hexavox.provisioning.get.v1 — the merchant's SIP domain, agents (username, transport, presence)."""
+
+
+class SipPresenceJob(_MerchantJob):
+    """hexavox.provisioning.presence.v1 — an agent's SIP presence (AVAILABLE agents may be rung by voice
+    sends of type REMINDER or TXN where the provider supports it)."""
+
+    username: str = Field(min_length=3, max_length=64)
+    state: Literal["AVAILABLE", "BUSY", "OFFLINE"]
+
+
 #: Task name -> payload model. The version suffix changes only with an incompatible payload change.
 JOBS: dict[str, type[_AuthenticatedJob]] = {
     "hexavox.sms.send.v1": SmsJob,
@@ -364,6 +458,14 @@ JOBS: dict[str, type[_AuthenticatedJob]] = {
     "hexavox.campaign.resume.v1": CampaignResumeJob,
     "hexavox.campaign.cancel.v1": CampaignCancelJob,
     "hexavox.campaign.get.v1": CampaignGetJob,
+    "hexavox.messaging.brand.register.v1": MessagingBrandJob,
+    "hexavox.messaging.campaign.create.v1": MessagingCampaignJob,
+    "hexavox.messaging.number.add.v1": MessagingNumberJob,
+    "hexavox.messaging.number.assign.v1": MessagingAssignmentJob,
+    "hexavox.messaging.status.v1": MessagingStatusJob,
+    "hexavox.provisioning.sip.create.v1": SipCredentialJob,
+    "hexavox.provisioning.get.v1": VoiceProvisioningJob,
+    "hexavox.provisioning.presence.v1": SipPresenceJob,
 }
 
 

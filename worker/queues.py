@@ -78,6 +78,8 @@ INTERNAL_QUEUES = {
     "hexavox.internal.deliver_callbacks": CALLBACKS,
     "hexavox.internal.apply_reports": CALLBACKS,
     "hexavox.internal.campaign_tick": RECONCILE,
+    "hexavox.internal.tendlc_poll": RECONCILE,
+    "hexavox.internal.tendlc_updates": CALLBACKS,
     # Chunks are bulk work: they share the bulk dispatch queue's workers, never OTP's.
     "hexavox.internal.campaign_chunk": DISPATCH_PREFIX + BULK,
 }

@@ -192,6 +192,19 @@ class Settings:
     #: HEXAVOX_NEW_MERCHANT_LIMITS: JSON object, the per-period limits of a merchant created without them
     #: ({"SMS": 100, "VOICE": 10, "EMAIL": 100}); channels left out keep their default. An update never uses them.
     new_merchant_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_NEW_MERCHANT_LIMITS))
+    #: HEXAVOX_REGISTRAR: the 10DLC registrar driver brands, campaigns and number assignments go through
+    #: (providers/registrars/). Only "simulated" ships so far: it decides as HEXAVOX_REGISTRAR_OPTIONS says.
+    registrar: str = "simulated"
+    #: HEXAVOX_REGISTRAR_OPTIONS: JSON object, the registrar driver's options (the simulated registrar's decisions
+    #: and delay: {"BRAND": "VERIFIED", "CAMPAIGN": "ACTIVE", "ASSIGNMENT": "ASSIGNED", "delaySeconds": 0}).
+    registrar_options: dict[str, object] = field(default_factory=dict)
+    #: HEXAVOX_REGISTRAR_WEBHOOK_SECRET: the secret the registrar signs its status webhooks with. Empty: webhook off,
+    #: decisions arrive by the beat-driven poll only.
+    registrar_webhook_secret: str = ""
+    #: HEXAVOX_SIP_DOMAIN: the SIP domain agents register to (voice provisioning).
+    sip_domain: str = "sip.hexavox.local"
+    #: HEXAVOX_VOICE_TOKEN_TTL: seconds a browser-calling token stays valid (60-3600).
+    voice_token_ttl: int = 300
 
     @property
     def embedded(self) -> bool:
@@ -262,6 +275,11 @@ def load_settings() -> Settings:
         runtime_role=_env("HEXAVOX_RUNTIME_ROLE", ""),
         max_recipients=_env_int("HEXAVOX_MAX_RECIPIENTS", 1000),
         max_payload_bytes=_env_int("HEXAVOX_MAX_PAYLOAD_BYTES", 640 * 1024),
+        registrar=_env("HEXAVOX_REGISTRAR", "simulated"),
+        registrar_options=_env_json_object("HEXAVOX_REGISTRAR_OPTIONS"),
+        registrar_webhook_secret=_env("HEXAVOX_REGISTRAR_WEBHOOK_SECRET", ""),
+        sip_domain=_env("HEXAVOX_SIP_DOMAIN", "sip.hexavox.local"),
+        voice_token_ttl=min(3600, max(60, _env_int("HEXAVOX_VOICE_TOKEN_TTL", 300))),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )
@@ -277,6 +295,17 @@ def _env_providers() -> dict[str, dict[str, object]]:
         raise ConfigurationError(f"HEXAVOX_PROVIDERS must be a JSON object: {err}") from err
     if not isinstance(parsed, dict) or not all(isinstance(v, dict) and "driver" in v for v in parsed.values()):
         raise ConfigurationError('HEXAVOX_PROVIDERS must look like {"name": {"driver": "simulated", ...}}')
+    return parsed
+
+
+def _env_json_object(name: str) -> dict[str, object]:
+    raw = _env(name, "{}")
+    try:
+        parsed = json.loads(raw)
+    except ValueError as err:
+        raise ConfigurationError(f"{name} must be a JSON object: {err}") from err
+    if not isinstance(parsed, dict):
+        raise ConfigurationError(f"{name} must be a JSON object")
     return parsed
 
 

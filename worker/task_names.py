@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = ["APPLY_REPORTS", "CAMPAIGN_CHUNK", "CAMPAIGN_TICK",
            "CHECK_BACKLOG", "DELIVER_CALLBACKS", "DISPATCH", "DISPATCH_BATCH", "INTERNAL_TASKS", "RECONCILE_SWEEP",
-           "RELAY_OUTBOX", "RELEASE_DUE", "is_internal"]
+           "RELAY_OUTBOX", "RELEASE_DUE", "TENDLC_POLL", "TENDLC_UPDATES", "is_internal"]
 
 DISPATCH = "hexavox.internal.dispatch"
 APPLY_REPORTS = "hexavox.internal.apply_reports"
@@ -23,10 +23,13 @@ CAMPAIGN_TICK = "hexavox.internal.campaign_tick"
 CAMPAIGN_CHUNK = "hexavox.internal.campaign_chunk"
 #: Dispatch of a batch of campaign messages (args: message ids), on the message's dispatch queue.
 DISPATCH_BATCH = "hexavox.internal.dispatch_batch"
+#: Beat's 10DLC registration poll (submit, ask, apply), and the registrar webhook's decisions (args: updates).
+TENDLC_POLL = "hexavox.internal.tendlc_poll"
+TENDLC_UPDATES = "hexavox.internal.tendlc_updates"
 
 INTERNAL_TASKS: frozenset[str] = frozenset({DISPATCH, APPLY_REPORTS, DELIVER_CALLBACKS, RELEASE_DUE, RELAY_OUTBOX,
                                             RECONCILE_SWEEP, CHECK_BACKLOG, CAMPAIGN_TICK, CAMPAIGN_CHUNK,
-                                            DISPATCH_BATCH})
+                                            DISPATCH_BATCH, TENDLC_POLL, TENDLC_UPDATES})
 _INTERNAL_PREFIX = "hexavox.internal."
 
 

@@ -36,6 +36,7 @@ from worker.errors import AuthenticationError, Refusal
 from worker.payments import MAX_PAYMENT_BODY_BYTES, handle_payment_webhook
 from worker.policy.delivery_reports import events_to_json
 from worker.queues import CALLBACKS
+from worker.registrar_webhook import registrar_routes
 from worker.settings import Settings, get_settings
 from worker.task_names import APPLY_REPORTS
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, enqueue: Enqueue | None = None) -> Starlet
     app = Starlette(routes=[
         Route("/webhooks/{provider}", receiver.webhook, methods=["POST"]),
         Route("/payments/webhook", receiver.payment, methods=["POST"]),
+        *registrar_routes(settings),
         Route("/healthz", _healthz, methods=["GET"]),
     ])
     mount_metrics(app, "web")  # GET /metrics and request counters by route

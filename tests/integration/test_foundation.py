@@ -22,7 +22,8 @@ from support import REPO, WorkerProcess, start_worker
 EXPECTED_TABLES = {"tenants", "api_keys", "merchants", "balances", "routes", "consents", "contact_lists",
                    "task_redeliveries", "contact_list_members", "campaigns", "requests", "messages", "message_events",
                    "duplicate_guard", "outbound_callbacks", "alerts", "billing_upgrades", "inbound_events",
-                   "usage_periods"}
+                   "usage_periods", "messaging_brands", "messaging_campaigns", "messaging_numbers",
+                   "sip_credentials"}
 
 
 def _alembic(url: str, *args: str) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from worker.catalogue import Code
 from worker.contract import JOBS
 
+import tendlc_support as tendlc
 from factories import Tenant, make_merchant, make_tenant, opt, sms
 
 SMS = "hexavox.sms.send.v1"
@@ -149,6 +150,11 @@ def cancelled_campaign(tenant: Tenant) -> None:
 
 def campaign_action(tenant: Tenant) -> dict[str, Any]:
     return admin(tenant, campaignId=_CAMPAIGNS.get(tenant.key_id, str(uuid.uuid4())))
+
+
+def _number_of_gym_b(tenant: Tenant) -> None:
+    make_merchant(tenant, "gym-b")
+    tendlc.view("hexavox.messaging.number.add.v1", tenant, merchant_id="gym-b", number=tendlc.SENDER)
 
 
 # --- the table ---------------------------------------------------------------------------------------------------
@@ -346,6 +352,24 @@ CASES = (
          before=cancelled_campaign),
     case(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "voice-campaign", "hexavox.campaign.create.v1",
          lambda t: admin(t, channel="VOICE", to=[NUMBER, OTHER_NUMBER], body="Sale", sender="GYMA")),
+    # 10DLC registration and its send rule; voice provisioning
+    case(Code.MESSAGING_NOT_FOUND, "assign-an-unknown-number", "hexavox.messaging.number.assign.v1",
+         lambda t: admin(t, number=tendlc.SENDER, campaignId=str(uuid.uuid4()))),
+    case(Code.MESSAGING_STATE_CONFLICT, "campaign-before-a-verified-brand", "hexavox.messaging.campaign.create.v1",
+         lambda t: admin(t, useCase="2FA", **tendlc.CAMPAIGN)),
+    case(Code.TENDLC_NOT_REGISTERED, "us-sms-from-an-unassigned-10dlc-number", SMS,
+         lambda t: sms(t, sender=tendlc.SENDER), before=tendlc.registered_unassigned_number),
+    case(Code.TENDLC_USE_CASE_MISMATCH, "txn-from-a-2fa-campaign-number", SMS,
+         lambda t: sms(t, sender=tendlc.SENDER), before=tendlc.assigned_number),
+    case(Code.INVALID_MESSAGING_NUMBER, "toll-free-number", "hexavox.messaging.number.add.v1",
+         lambda t: admin(t, number="+18005550100")),
+    case(Code.MESSAGING_NUMBER_TAKEN, "another-merchants-number", "hexavox.messaging.number.add.v1",
+         lambda t: admin(t, number=tendlc.SENDER), before=_number_of_gym_b),
+    case(Code.SIP_CREDENTIAL_NOT_FOUND, "presence-of-an-unknown-agent", "hexavox.provisioning.presence.v1",
+         lambda t: admin(t, username="nobody", state="AVAILABLE")),
+    case(Code.SIP_USERNAME_TAKEN, "same-username-twice", "hexavox.provisioning.sip.create.v1",
+         lambda t: admin(t, username="ann"), before=send_first("hexavox.provisioning.sip.create.v1",
+                                                               lambda t: admin(t, username="ann"))),
 )
 
 

@@ -28,7 +28,15 @@ from worker.contract import (
     ListCreateJob,
     ListImportJob,
     MerchantUpsertJob,
+    MessagingAssignmentJob,
+    MessagingBrandJob,
+    MessagingCampaignJob,
+    MessagingNumberJob,
+    MessagingStatusJob,
+    SipCredentialJob,
+    SipPresenceJob,
     UsageReportJob,
+    VoiceProvisioningJob,
 )
 from worker.db import upsert_insert
 from worker.errors import Refusal, ValidationError
@@ -39,6 +47,8 @@ from worker.policy.campaigns import run_campaign_job
 from worker.policy.consent import consent_view, set_consent
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, merchant_view, upsert_merchant
+from worker.policy.sip import run_provisioning_job
+from worker.policy.tendlc import run_tendlc_job
 from worker.policy.usage import run_usage_job
 from worker.settings import get_settings
 from worker.validation import check_channel, normalize_email, normalize_phone, parse_contact_csv
@@ -165,6 +175,10 @@ _HANDLERS: dict[type[BaseModel], Any] = {
     UsageReportJob: run_usage_job, AlertsListJob: run_alerts_job,
     CampaignCreateJob: run_campaign_job, CampaignPauseJob: run_campaign_job, CampaignResumeJob: run_campaign_job,
     CampaignCancelJob: run_campaign_job, CampaignGetJob: run_campaign_job,
+    MessagingBrandJob: run_tendlc_job, MessagingCampaignJob: run_tendlc_job, MessagingNumberJob: run_tendlc_job,
+    MessagingAssignmentJob: run_tendlc_job, MessagingStatusJob: run_tendlc_job,
+    SipCredentialJob: run_provisioning_job, SipPresenceJob: run_provisioning_job,
+    VoiceProvisioningJob: run_provisioning_job,
 }
 
 

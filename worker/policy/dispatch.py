@@ -29,6 +29,8 @@ from worker.pii import storable_raw
 from worker.policy.merchants import provider_order
 from worker.policy.pricing import provider_cost_fields
 from worker.policy.quota import release_units
+from worker.policy.sip import with_available_agent
+from worker.policy.tendlc_send import refuse_unregistered_10dlc
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
 from worker.settings import Settings
 from worker.transient import retry_transient
@@ -80,6 +82,9 @@ def dispatch_message(message_id: str, settings: Settings, sender: Sender, *, red
     claim = _claim(message_id, settings.default_provider, settings.max_delivery_attempts)
     if claim is None:
         return _not_claimed(message_id, settings.max_delivery_attempts, redelivered)
+    if refuse_unregistered_10dlc([claim]):  # a campaign suspended while the message waited
+        return DispatchStep.FAILED
+    claim = with_available_agent(claim, settings)  # a voice call asking for an agent: one AVAILABLE now
     crash_if(settings, "before_provider_call")
     result = sender(claim.message, claim.providers)
     crash_if(settings, "after_provider_call")

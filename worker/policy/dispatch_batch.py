@@ -25,6 +25,7 @@ from worker.db import session_scope
 from worker.pii import storable_raw
 from worker.policy.dispatch import BulkSender, DispatchStep, Sender, _Claim, _not_claimed, _record_in, crash_if
 from worker.policy.merchants import provider_order
+from worker.policy.tendlc_send import refuse_unregistered_10dlc
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, utcnow
 from worker.settings import Settings
 
@@ -62,6 +63,9 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     for mid in message_ids:
         if mid not in claimed:
             outcome.steps[_not_claimed(mid, settings.max_delivery_attempts, redelivered).value] += 1
+    if refused := refuse_unregistered_10dlc(claims):  # a 10DLC campaign suspended while the messages waited
+        outcome.steps[DispatchStep.FAILED.value] += len(refused)
+        claims = [claim for claim in claims if claim.message.message_id not in refused]
     if not claims:
         return outcome
     crash_if(settings, "before_provider_call")

@@ -21,6 +21,7 @@ from worker.callbacks.egress import check_literal
 from worker.catalogue import Code
 from worker.contract import EmailJob, SmsJob, VoiceJob
 from worker.errors import Refusal, ValidationError
+from worker.policy.sip import AGENT_TYPES
 from worker.settings import get_settings
 from worker.validation import (
     check_campaign_id,
@@ -232,6 +233,8 @@ def voice_drafts(job: VoiceJob, merchant: Merchant) -> Drafts:
         raise ValidationError(Code.TO_REQUIRED, "to has to be one phone number", field="to")
     minutes = max(1, math.ceil(len(call.text) / TTS_CHARS_PER_MINUTE))
     options = {"record": call.record, "timeoutSeconds": call.timeout_seconds, "dlrUrl": _dlr_url(job.dlr_url)}
+    if job.ring_agent and job.type in AGENT_TYPES:
+        options["ringAgent"] = True
     draft = _phone_draft(job.to, merchant, Channel.VOICE, message_type=job.type, body=call.text,
                          units=minutes, options=options)
     return Drafts([draft])

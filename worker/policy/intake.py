@@ -36,6 +36,7 @@ from worker.policy.jobs import parse_job
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.pricing import table_cost
 from worker.policy.quota import reserve_units
+from worker.policy.tendlc_send import require_10dlc
 from worker.policy.transitions import queue_final_callback, utcnow
 from worker.settings import get_settings
 from worker.validation.masking import mask_contact
@@ -215,6 +216,7 @@ def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int,
     channel = draft.channel.value
     if channel == "SMS":
         require_route(session, merchant.id, channel, draft.message_type)
+        require_10dlc(session, merchant.id, draft.sender, draft.recipient, draft.message_type)
     require_consent(session, merchant.id, channel, draft.recipient, draft.message_type)
     digest = content_digest(merchant.id, channel, draft.recipient, draft.subject, draft.body)
     claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")))
