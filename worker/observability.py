@@ -213,7 +213,7 @@ def _before_send(event: Event, hint: Hint) -> Event | None:
 
 
 def _before_breadcrumb(crumb: Breadcrumb, hint: BreadcrumbHint) -> Breadcrumb | None:
-    return cast("Breadcrumb", _scrub_breadcrumb(crumb))
+    return _scrub_breadcrumb(crumb)
 
 
 class SentrySettings(Protocol):

@@ -91,7 +91,7 @@ class StateCollector(Collector):
         return [gauge]
 
     def _queues(self) -> list[Metric]:
-        from kombu import Connection
+        from kombu.connection import Connection
 
         gauge = GaugeMetricFamily("hexavox_queue_depth", "Tasks waiting in each broker queue.", labels=["queue"])
         with Connection(self.settings.broker_url, connect_timeout=3,
