@@ -300,7 +300,7 @@ def events_to_json(events: Sequence[DeliveryEvent]) -> list[dict[str, Any]]:
     } for e in events]
 
 
-def events_from_json(data: Iterable[Mapping[str, Any]], provider: str | None = None) -> list[DeliveryEvent]:
+def events_from_json(data: Iterable[object], provider: str | None = None) -> list[DeliveryEvent]:
     """The events back; ``provider`` (the webhook's provider) wins over what each item claims. Values of the wrong
     type become None and an unknown status UNKNOWN, so a damaged item is ignored rather than misapplied."""
     return [DeliveryEvent(
