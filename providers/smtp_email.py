@@ -7,7 +7,7 @@ have queued it before the reply was lost). Explicit replies follow RFC 5321's cl
 (UNAVAILABLE), 5yz permanent (REJECTED), mapped to catalogue codes through :data:`SMTP_REPLY_CODES`.
 
 Headers are never built by concatenation: values go through ``EmailMessage`` (which refuses CR/LF) and are checked
-first, including encoded words that would decode to a line break (RELIABILITY B4).
+first, including encoded words that would decode to a line break (docs/reliability.md B4).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Logging and Sentry set up so that no recipient, message text, code or secret leaves the process.
 
-Where personal data would otherwise leak (RELIABILITY.md S5) and what closes each hole:
+Where personal data would otherwise leak (docs/reliability.md S5) and what closes each hole:
 
 * **Log records.** :class:`PiiFilter` formats every record (``msg % args``), runs the result
   through :func:`worker.pii.scrub_text` and stores it back with no args; tracebacks and stack

@@ -1,6 +1,6 @@
 """`make bench`: dispatch throughput against a Celery no-op baseline measured in the same run.
 
-Scenarios (see shared PERFORMANCE.md for the method):
+Scenarios (docs/performance.md describes the method):
   B0   Celery no-op task, same pool and concurrency, one Redis INCR each
   P1   full dispatch path (claim, simulated provider with ledger, record) at 0 ms provider latency
   P2   the same at 200 ms provider latency: the worker must keep enough sends in flight

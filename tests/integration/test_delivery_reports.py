@@ -1,4 +1,4 @@
-"""Inbound delivery reports (RELIABILITY.md R12): duplicated, late and out-of-order reports never move a terminal
+"""Inbound delivery reports (docs/reliability.md R12): duplicated, late and out-of-order reports never move a terminal
 state, FAILED gives units back exactly once, voice settles on real minutes, and a STOP reply opts the number out.
 
 Messages are created through the real intake and taken to their starting state by the real dispatch (simulated

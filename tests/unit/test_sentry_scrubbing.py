@@ -1,4 +1,4 @@
-"""Sentry and logs end to end (RELIABILITY.md S5): our own events are captured by a recording transport.
+"""Sentry and logs end to end (docs/reliability.md S5): our own events are captured by a recording transport.
 
 A function and a Celery task hold a phone number, an email address and an OTP in their locals
 and in the exception message; a log call carries them too. Every captured envelope is

@@ -1,6 +1,6 @@
 """Inbound delivery reports and replies: apply one provider event to the database, whatever order it comes in.
 
-Providers send reports duplicated, late and out of order (RELIABILITY.md R12), so every change here is a
+Providers send reports duplicated, late and out of order (docs/reliability.md R12), so every change here is a
 conditional :func:`~worker.policy.transitions.transition`: a report only moves a message out of the states it may
 leave, and a terminal state (DELIVERED, FAILED, EXPIRED, REFUSED) is never left. A late ACCEPTED after DELIVERED,
 or the fifth copy of a FAILED, finds the message elsewhere and changes nothing, so units are given back once.

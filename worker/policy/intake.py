@@ -1,8 +1,8 @@
-"""Intake of send jobs: SPEC section 3, atomically per message, in the order the README's Policy section states.
+"""Intake of send jobs (docs/contract.md section 3), atomically per message, in the order of the README's Policy.
 
 Request-level steps come first (shape, credentials, merchant, idempotency, activity, fields,
 schedule, recipient counts), then each message's own (recipient, body, route, consent,
-duplicate window, quota); see the README for why that differs from the SPEC's numbering.
+duplicate window, quota); see the README for why that differs from the numbering of docs/contract.md.
 
 The request row (idempotency) and every message are written in one transaction; each
 message's policy steps (route, consent, duplicate window, quota, insert) run inside a
