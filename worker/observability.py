@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO, cast
 
 from worker.pii import scrub, scrub_text
 
@@ -129,6 +129,10 @@ def _log_format() -> str:
     return get_settings().log_format
 
 
+class _ServiceHandler(logging.StreamHandler[TextIO]):
+    """The stderr handler :func:`configure_logging` made, told apart from handlers others installed."""
+
+
 def configure_logging(level: str = "INFO", fmt: str | None = None) -> None:
     """Give the root logger a handler (if it has none) and the level; install :class:`PiiFilter` everywhere.
 
@@ -139,10 +143,9 @@ def configure_logging(level: str = "INFO", fmt: str | None = None) -> None:
     from celery import signals
 
     root = logging.getLogger()
-    ours: list[logging.Handler] = [h for h in root.handlers if getattr(h, "hexavox", False)]
+    ours: list[logging.Handler] = [h for h in root.handlers if isinstance(h, _ServiceHandler)]
     if not root.handlers:
-        handler: logging.Handler = logging.StreamHandler()
-        handler.hexavox = True  # type: ignore[attr-defined]
+        handler: logging.Handler = _ServiceHandler()
         root.addHandler(handler)
         ours = [handler]
     for handler in ours:
