@@ -33,6 +33,7 @@ from enum import StrEnum
 import redis
 
 from providers.base import SendOutcome
+from providers.outcomes import counts_against_provider
 from worker.settings import Settings
 
 __all__ = ["BreakerState", "BreakerPolicy", "Breaker", "RedisBreaker", "LocalBreaker", "breaker_for",
@@ -77,7 +78,7 @@ class Breaker(ABC):
 
     def record(self, provider: str, outcome: SendOutcome) -> None:
         """Feed one send outcome of ``provider`` into its breaker."""
-        if outcome in (SendOutcome.UNAVAILABLE, SendOutcome.AMBIGUOUS):
+        if counts_against_provider(outcome):
             if self._failure(provider, counts=True):
                 self._opened(provider)
         else:

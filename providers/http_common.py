@@ -3,8 +3,8 @@
 Sending an SMS or starting a call is not idempotent (docs/reliability.md R4), so the client never retries on its own:
 ``retries=0``, no redirects, and every phase of the call has its own timeout. When a call fails, the only question
 that matters is whether the request may have reached the provider. :func:`outcome_for_error` answers it once for
-every driver: errors that prove nothing was written are UNAVAILABLE (safe to retry or fail over), everything after
-the request may have been written is AMBIGUOUS (reconcile, never resend).
+every driver through :mod:`providers.outcomes`: errors that prove nothing was written are UNAVAILABLE (safe to
+retry or fail over), everything after the request may have been written is AMBIGUOUS (reconcile, never resend).
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ from urllib.parse import parse_qsl
 import httpx
 
 from providers.base import SendOutcome, SendResult
+from providers.outcomes import (
+    HTTP_STATUS_OUTCOMES,
+    CodeTable,
+    HttpStatus,
+    ProviderCode,
+    TransportFailure,
+    classify,
+    result_for,
+)
 from worker.catalogue import Code
 from worker.errors import ConfigurationError, ValidationError
 from worker.settings import get_settings
@@ -38,7 +47,7 @@ __all__ = [
     "outcome_for_error",
     "outcome_for_http_status",
     "result_from_code",
-    "result_from_outcome",
+    "result_from_status",
     "raw_response",
     "raw_error",
     "header",
@@ -56,33 +65,6 @@ __all__ = [
 
 #: Seconds a TCP connect may take at most: a refused or silent connect is safe to fail over, so fail it fast.
 CONNECT_TIMEOUT_CAP = 5.0
-
-#: A provider code -> (what dispatch may do next, the catalogue code for a REJECTED message).
-CodeTable = Mapping[str, tuple[SendOutcome, Code | None]]
-
-#: HTTP statuses that settle a send when the body carries no provider code we know. A status that is not listed
-#: (any other 4xx, every 5xx including gateway 502/503/504) is AMBIGUOUS: neither API documents that such an
-#: answer means "not processed", and resending a message the provider did take delivers it twice.
-HTTP_STATUS_OUTCOMES: Mapping[int, SendOutcome] = {
-    400: SendOutcome.REJECTED,  # the provider read the request and refused it
-    413: SendOutcome.REJECTED,
-    422: SendOutcome.REJECTED,
-    401: SendOutcome.UNAVAILABLE,  # our credentials: the message is fine, another provider may take it
-    403: SendOutcome.UNAVAILABLE,
-    404: SendOutcome.UNAVAILABLE,  # wrong base URL: the request reached no endpoint that sends
-    405: SendOutcome.UNAVAILABLE,
-    408: SendOutcome.UNAVAILABLE,  # the server gave up reading our request before processing it
-    429: SendOutcome.UNAVAILABLE,  # throttled: refused before processing
-}
-
-#: Transport errors raised before a byte of the request could have reached the provider.
-_NOT_SENT: tuple[type[httpx.HTTPError], ...] = (
-    httpx.ConnectError,  # refused, unreachable, DNS failure, TLS handshake failure
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-)
-
 
 @dataclass(frozen=True)
 class HttpCall:
@@ -117,37 +99,24 @@ def perform(client: httpx.Client, call: HttpCall) -> httpx.Response:
 
 def outcome_for_error(provider: str, err: httpx.HTTPError) -> SendResult:
     """UNAVAILABLE when ``err`` proves the request never left, else AMBIGUOUS (it may have been processed)."""
-    raw = raw_error(err)
-    if isinstance(err, _NOT_SENT):
-        return SendResult.unavailable(provider, f"request not sent: {type(err).__name__}", raw=raw)
-    return SendResult.ambiguous(provider, f"request may have been received: {type(err).__name__}", raw=raw)
+    verdict = classify(TransportFailure(err))
+    phrase = "request not sent" if verdict.outcome is SendOutcome.UNAVAILABLE else "request may have been received"
+    return result_for(provider, TransportFailure(err), detail=f"{phrase}: {type(err).__name__}", raw=raw_error(err))
 
 
 def outcome_for_http_status(status: int) -> SendOutcome:
     """What an HTTP status alone says, for answers without a provider code we know."""
-    if 200 <= status < 300:
-        return SendOutcome.AMBIGUOUS  # a success we cannot read is not a success
-    return HTTP_STATUS_OUTCOMES.get(status, SendOutcome.AMBIGUOUS)
+    return classify(HttpStatus(status)).outcome
 
 
 def result_from_code(provider: str, code: str, table: CodeTable, *, detail: str, raw: Any) -> SendResult:
     """Translate a provider error code through ``table``; a code the table lacks is AMBIGUOUS, never a success."""
-    outcome, catalogue_code = table.get(code, (SendOutcome.AMBIGUOUS, None))
-    if code not in table:
-        detail = f"unmapped provider code {code}: {detail}"
-    return result_from_outcome(provider, outcome, detail=detail, raw=raw, provider_code=code, error_code=catalogue_code)
+    return result_for(provider, ProviderCode(code, table), detail=detail, raw=raw)
 
 
-def result_from_outcome(provider: str, outcome: SendOutcome, *, detail: str, raw: Any,
-                        provider_code: str | None = None, error_code: Code | None = None) -> SendResult:
-    """A non-accepted result; REJECTED always carries a catalogue code, the others keep only the provider's."""
-    if outcome is SendOutcome.ACCEPTED:
-        raise ValueError("an accepted result needs a provider reference; build it with SendResult.accepted")
-    if outcome is SendOutcome.REJECTED:
-        error_code = error_code or Code.PROVIDER_REJECTED
-    else:
-        error_code = None
-    return SendResult(outcome, provider, provider_code=provider_code, error_code=error_code, detail=detail, raw=raw)
+def result_from_status(provider: str, status: int, *, detail: str, raw: Any) -> SendResult:
+    """The result of an HTTP answer that carries no provider code we know."""
+    return result_for(provider, HttpStatus(status), detail=detail, raw=raw)
 
 
 def raw_response(response: httpx.Response) -> dict[str, Any]:

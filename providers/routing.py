@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from providers.base import OutboundMessage, Provider, SendOutcome, SendResult
+from providers.base import OutboundMessage, Provider, SendResult
 from providers.breaker import Breaker
+from providers.outcomes import TransportFailure, may_fail_over, result_for
 from providers.throttle import Throttle
 
 __all__ = ["dispatch_with_failover"]
@@ -34,7 +35,7 @@ def dispatch_with_failover(message: OutboundMessage, providers: Sequence[Provide
     for provider in providers:
         result = _try(message, provider, breaker, throttle, max_wait)
         attempts.append(result)
-        if result.outcome is not SendOutcome.UNAVAILABLE:
+        if not may_fail_over(result.outcome):
             break
     return attempts[-1], attempts
 
@@ -86,4 +87,5 @@ def _send(message: OutboundMessage, provider: Provider) -> SendResult:
         return provider.send(message)
     except Exception as err:
         log.exception("provider %s raised on send of message %s", provider.name, message.message_id)
-        return SendResult.ambiguous(provider.name, f"driver raised {type(err).__name__}: {err}")
+        return result_for(provider.name, TransportFailure(err, request_written=True),
+                          detail=f"driver raised {type(err).__name__}: {err}", raw=None)

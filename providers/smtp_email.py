@@ -6,29 +6,21 @@ delivered, so a failure is UNAVAILABLE; once it has, a timeout or a dropped conn
 have queued it before the reply was lost). Explicit replies follow RFC 5321's classes: 4yz is transient
 (UNAVAILABLE), 5yz permanent (REJECTED), mapped to catalogue codes through :data:`SMTP_REPLY_CODES`.
 
-Headers are never built by concatenation: values go through ``EmailMessage`` (which refuses CR/LF) and are checked
-first, including encoded words that would decode to a line break (docs/reliability.md B4).
+The message itself (headers, parts, the DATA payload) is built in providers/smtp_message.py; what every reply and
+failure means is decided by :mod:`providers.outcomes`.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import re
 import smtplib
 import socket
 import ssl
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.errors import HeaderParseError
-from email.header import decode_header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.policy import SMTP, default
-from email.utils import formatdate
 from typing import Any, Self
 
 from providers.base import (
@@ -41,19 +33,21 @@ from providers.base import (
     StatusResult,
 )
 from providers.http_common import OptionReader, parse_timestamp, verify_signature
+from providers.outcomes import SmtpReply, SmtpReplyTable, TransportFailure, result_for
+from providers.smtp_message import build_email, dot_stuffed, email_address, html_to_text, message_id_header
 from schema.states import Channel
 from worker.catalogue import Code
 from worker.errors import ConfigurationError, ValidationError
 from worker.settings import Settings
 
-__all__ = ["SmtpEmailProvider", "SMTP_REPLY_CODES", "EMAIL_EVENTS", "build_email", "html_to_text"]
+__all__ = ["SmtpEmailProvider", "SMTP_REPLY_CODES", "EMAIL_EVENTS", "build_email", "html_to_text", "message_id_header"]
 
 log = logging.getLogger(__name__)
 
 _R, _U = SendOutcome.REJECTED, SendOutcome.UNAVAILABLE
 #: Reply codes with a meaning more precise than their class. Any other 4yz is UNAVAILABLE and any other 5yz is
 #: REJECTED (PROVIDER_REJECTED); a reply outside both classes is AMBIGUOUS once the content has gone out.
-SMTP_REPLY_CODES: Mapping[int, tuple[SendOutcome, Code | None]] = {
+SMTP_REPLY_CODES: SmtpReplyTable = {
     421: (_U, None),  # service closing the channel
     450: (_U, None),  # mailbox busy or greylisted
     451: (_U, None),
@@ -73,15 +67,6 @@ EMAIL_EVENTS: Mapping[str, DeliveryStatus] = {
 
 _OPTIONS = frozenset({"host", "port", "username", "password", "starttls", "ssl", "from_address", "timeout",
                       "max_rps", "ca_file", "local_hostname", "webhook_secret"})
-_DROP = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_BREAK = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h[1-6])\b[^>]*>", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]*>")
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_LINE_START_DOT = re.compile(rb"(?m)^\.")
-#: The headers :func:`build_email` writes, lower-cased and sorted; anything else in the output was injected.
-_HEADERS = sorted(["content-type", "date", "from", "message-id", "mime-version", "subject", "to"])
-
-
 @dataclass(frozen=True)
 class _Server:
     host: str
@@ -102,101 +87,11 @@ class _Progress:
     content_started: bool = False
 
 
-def html_to_text(markup: str) -> str:
-    """A readable plain-text part from the HTML body, for clients and spam filters that want one.
-
-    Deliberately simple (drop scripts and styles, turn block ends into line breaks, strip tags): it is the
-    fallback view, not a renderer.
-    """
-    text = _TAG.sub("", _BREAK.sub("\n", _DROP.sub("", markup)))
-    lines = (" ".join(line.split()) for line in html.unescape(text).splitlines())
-    return "\n".join(line for line in lines if line) + "\n"
-
-
-def _decoded(value: str) -> str:
-    """``value`` with its encoded words decoded: on this Python the email package decodes them on assignment
-    and writes a decoded line break out raw, so ``=?UTF-8?Q?=0A?=Bcc:`` would add a header."""
-    parts = decode_header(value)
-    return "".join(part.decode(charset or "utf-8", "replace") if isinstance(part, bytes) else part
-                   for part, charset in parts)
-
-
-def _unsafe(value: str) -> bool:
-    """True when a header value holds a control or line-break character, raw or inside an encoded word."""
-    try:
-        decoded = _decoded(value) if "=?" in value else ""
-    except (HeaderParseError, LookupError):
-        return True
-    return any(unicodedata.category(ch) in {"Cc", "Zl", "Zp"} for ch in value + decoded)
-
-
-def _check_serialised(email: EmailMessage) -> None:
-    """Parse the produced header block back: exactly the headers we set, each once. The last line of defence
-    should the value checks above ever miss a way to smuggle a line break through."""
-    parsed = BytesHeaderParser(policy=default).parsebytes(email.as_bytes(), headersonly=True)
-    if sorted(key.lower() for key in parsed.keys()) != _HEADERS:
-        raise ValidationError(Code.INVALID_EMAIL_CONTENT, "a header value produced extra headers", field="subject")
-
-
-def _address(value: str, code: Code, field: str) -> Address:
-    """An address as a header object, refused with ``code`` when it is not one plain ``local@domain``."""
-    if _unsafe(value):
-        raise ValidationError(code, "line break or control character in an address", field=field)
-    if not value.isascii():  # would need SMTPUTF8; intake stores IDNA domains in their ASCII form
-        raise ValidationError(code, "non-ASCII address", field=field)
-    try:
-        return Address(addr_spec=value)
-    except (ValueError, HeaderParseError, IndexError) as err:
-        raise ValidationError(code, f"not an email address: {err}", field=field) from err
-
-
-def message_id_header(message_id: str, domain: str) -> str:
-    """``<our id@sender domain>``: the id a bounce or a mailbox search finds the message by."""
-    return f"<{_ID_UNSAFE.sub('', message_id)}@{domain}>"
-
-
-def build_email(message: OutboundMessage, sender: Address) -> EmailMessage:
-    """The message as it goes on the wire. Raises ``ValidationError`` for a header that could inject another."""
-    if _unsafe(message.subject):
-        raise ValidationError(Code.INVALID_EMAIL_CONTENT, "line break or control character in the subject",
-                              field="subject")
-    email = EmailMessage(policy=SMTP)
-    email["From"] = sender
-    email["To"] = _address(message.recipient, Code.INVALID_EMAIL, "to")
-    email["Subject"] = message.subject
-    email["Date"] = formatdate(usegmt=True)
-    email["Message-ID"] = message_id_header(message.message_id, sender.domain)
-    email.set_content(html_to_text(message.body))
-    email.add_alternative(message.body, subtype="html")
-    _check_serialised(email)
-    return email
-
-
-def _dot_stuffed(content: bytes) -> bytes:
-    """The DATA payload: lines starting with '.' doubled, then the terminating '.' line (RFC 5321 4.5.2)."""
-    if not content.endswith(b"\r\n"):
-        content += b"\r\n"
-    return _LINE_START_DOT.sub(b"..", content) + b".\r\n"
-
-
 def _reply_result(provider: str, phase: str, code: int, reply: bytes, progress: _Progress) -> SendResult:
     """A refusal reply as an outcome; a reply outside 4yz/5yz is AMBIGUOUS only once the content went out."""
     raw = {"phase": phase, "smtp_code": code, "smtp_reply": reply.decode("utf-8", "replace")}
-    detail = f"{phase} answered {code} {raw['smtp_reply']}"
-    if phase == "MAIL":  # our sender or account, not this message: another provider may take it
-        outcome, catalogue = SendOutcome.UNAVAILABLE, None
-    elif code in SMTP_REPLY_CODES:
-        outcome, catalogue = SMTP_REPLY_CODES[code]
-    elif 400 <= code < 500:
-        outcome, catalogue = SendOutcome.UNAVAILABLE, None
-    elif 500 <= code < 600:
-        outcome, catalogue = SendOutcome.REJECTED, Code.PROVIDER_REJECTED
-    else:
-        outcome = SendOutcome.AMBIGUOUS if progress.content_started else SendOutcome.UNAVAILABLE
-        catalogue = None
-    if outcome is not SendOutcome.REJECTED:
-        catalogue = None
-    return SendResult(outcome, provider, provider_code=str(code), error_code=catalogue, detail=detail, raw=raw)
+    evidence = SmtpReply(code, phase, progress.content_started, SMTP_REPLY_CODES)
+    return result_for(provider, evidence, detail=f"{phase} answered {code} {raw['smtp_reply']}", raw=raw)
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
@@ -238,7 +133,7 @@ class SmtpEmailProvider:
         if server.username and not (server.use_ssl or server.starttls):
             raise ConfigurationError(f"provider {name!r}: refusing to send SMTP credentials without TLS")
         try:
-            sender = _address(read.text("from_address"), Code.INVALID_EMAIL, "from_address")
+            sender = email_address(read.text("from_address"), Code.INVALID_EMAIL, "from_address")
         except ValidationError as err:
             raise ConfigurationError(f"provider {name!r}: from_address: {err.detail}") from err
         return cls(name, server, sender, max_rps=read.number("max_rps", 0.0),
@@ -264,9 +159,10 @@ class SmtpEmailProvider:
 
     def _failed(self, err: Exception, progress: _Progress) -> SendResult:
         raw = {"error": type(err).__name__, "detail": str(err)[:500], "content_started": progress.content_started}
+        evidence = TransportFailure(err, request_written=progress.content_started)
         if progress.content_started:
-            return SendResult.ambiguous(self.name, f"connection lost after the content was sent: {err}", raw=raw)
-        return SendResult.unavailable(self.name, f"nothing sent: {type(err).__name__}: {err}", raw=raw)
+            return result_for(self.name, evidence, detail=f"connection lost after the content was sent: {err}", raw=raw)
+        return result_for(self.name, evidence, detail=f"nothing sent: {type(err).__name__}: {err}", raw=raw)
 
     def _tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self._server.ca_file)
@@ -310,7 +206,7 @@ class SmtpEmailProvider:
         if code != 354:
             return _reply_result(self.name, "DATA", code, reply, progress)
         progress.content_started = True
-        smtp.send(_dot_stuffed(email.as_bytes()))
+        smtp.send(dot_stuffed(email.as_bytes()))
         code, reply = smtp.getreply()
         if code != 250:
             return _reply_result(self.name, "CONTENT", code, reply, progress)

@@ -124,6 +124,9 @@ class FakeApi:
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    #: How a many-numbers (seed 000 JSON) request is answered: "nodes" (a result per sms node), "bare" (E100 and
+    #: nothing per number), or a seed-000 code refusing the whole request.
+    bulk_answer: str = "nodes"
 
     def url(self, api: str) -> str:
         """Base URL of one API style: "hexa", "panel" or "voice"."""
@@ -133,9 +136,9 @@ class FakeApi:
         self.scripts[recipient.lstrip("+")] = script
 
     def sends_to(self, recipient: str) -> list[Recorded]:
-        """Send requests (POSTs) that named ``recipient``, whatever their fate."""
+        """Send requests (POSTs) that named ``recipient``, alone or among many, whatever their fate."""
         wanted = recipient.lstrip("+")
-        return [r for r in self.requests if r.method == "POST" and _recipient_of(r) == wanted]
+        return [r for r in self.requests if r.method == "POST" and wanted in _recipients_of(r)]
 
     def set_status(self, provider_ref: str, status: str, duration: int | None = None) -> None:
         self.stored[provider_ref].status = status
@@ -151,11 +154,29 @@ class FakeApi:
             return f"{prefix}-{next(self.ids):06d}"
 
 
-def _recipient_of(request: Recorded) -> str:
-    if request.path.startswith("/hexa/"):
-        return request.form().get("to", "").lstrip("+")
+def _is_json(request: Recorded) -> bool:
+    return request.headers.get("content-type", "").startswith("application/json")
+
+
+def _recipients_of(request: Recorded) -> list[str]:
+    """The numbers a send request names: one, or one per sms node of seed 000's JSON (many-numbers) form."""
+    if request.path.startswith("/hexa/") and not _is_json(request):
+        return [request.form().get("to", "").lstrip("+")]
     payload = request.json()
-    return str(payload.get("mobiles") or payload.get("to") or "").lstrip("+")
+    if request.path.startswith("/hexa/"):
+        nodes = payload.get("sms") if isinstance(payload, dict) else None
+        return [str(node.get("to", "")).lstrip("+") for node in nodes or [] if isinstance(node, dict)]
+    return [str(payload.get("mobiles") or payload.get("to") or "").lstrip("+")]
+
+
+def _script_for(api: FakeApi, request: Recorded) -> Script:
+    """A single send's script; for many numbers, the first script that answers for the whole request (hang, close,
+    HTTP error), else accept (rejections of single numbers are answered per node)."""
+    scripts = [api.scripts.get(number, accept()) for number in _recipients_of(request)]
+    whole = [script for script in scripts if script.action in {"hang", "close", "http_error"}]
+    if len(scripts) == 1 or whole:
+        return (whole or scripts)[0]
+    return accept()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -195,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         route = routes.get(request.path)
         if route is None:
             return self._answer(404, {"message": "no such endpoint"})
-        script = api.scripts.get(_recipient_of(request), accept())
+        script = _script_for(api, request)
         if script.action in {"hang", "close"}:
             return self._silent(script)
         if script.action == "http_error":
@@ -261,9 +282,11 @@ def _hexa_refusal(form: dict[str, str]) -> str | None:
 
 
 def _hexa_send(api: FakeApi, request: Recorded, script: Script) -> tuple[int, Any]:
-    form = request.form()
     if request.headers.get("api-key") != API_KEY:
         return 401, {"message": "Invalid API key"}
+    if _is_json(request):
+        return _hexa_send_many(api, request.json())
+    form = request.form()
     if code := _hexa_refusal(form):
         return 400, {"code": code, "message": f"refused by the fake API's seed-000 checks ({code})"}
     if script.action == "reject":
@@ -272,6 +295,59 @@ def _hexa_send(api: FakeApi, request: Recorded, script: Script) -> tuple[int, An
     api.stored[ref] = Stored(ref, form["ref"], form["to"], "SUBMITTED")
     return 202, {"code": "E100", "message": "Message Submitted Successfully",
                  "data": {"message_id": ref, "ref": form["ref"], "recipient": form["to"]}}
+
+
+#: Sms nodes per JSON request the fake account allows (E409; the seed leaves the number to configuration).
+HEXA_MAX_NODES = 100
+
+
+def _hexa_bulk_refusal(payload: Any) -> str | None:
+    """The seed-000 code refusing a JSON request as a whole (E407-E412, E400, E404, E405), or None."""
+    nodes = payload.get("sms") if isinstance(payload, dict) else None
+    if not isinstance(nodes, list) or not nodes:
+        return "E407"
+    if not all(isinstance(node, dict) and "to" in node for node in nodes):
+        return "E408"
+    if len(nodes) > HEXA_MAX_NODES:
+        return "E409"
+    if any("," in str(node["to"]) for node in nodes):
+        return "E410"
+    if any(not str(node["to"]) for node in nodes):
+        return "E411"
+    if not payload.get("body"):
+        return "E412"
+    kind = payload.get("type")
+    if kind == "OTP" and len(nodes) > 1:
+        return "E404"
+    if kind == "TXN" and len(nodes) > 100:
+        return "E405"
+    if kind != "MKT" and len(nodes) > 1:
+        return "E400"
+    shared = {key: str(value) for key, value in payload.items() if key != "sms"}
+    return _hexa_refusal(shared | {"to": "0", "ref": "x"})
+
+
+def _hexa_send_many(api: FakeApi, payload: Any) -> tuple[int, Any]:
+    """Seed 000's JSON form: the shared fields once, one sms node (``to``, ``ref``) per number."""
+    if code := _hexa_bulk_refusal(payload):
+        return 400, {"code": code, "message": f"refused by the fake API's seed-000 checks ({code})"}
+    if api.bulk_answer not in {"nodes", "bare"}:
+        return 400, {"code": api.bulk_answer, "message": "refused as a whole"}
+    results = []
+    for node in payload["sms"]:
+        number, ref = str(node["to"]), str(node.get("ref", ""))
+        script = api.scripts.get(number.lstrip("+"), accept())
+        if script.action == "reject" or not number.lstrip("+").isdigit():
+            code = script.code if script.action == "reject" else "E406"
+            results.append({"ref": ref, "recipient": number, "code": code, "message": f"refused with {code}"})
+            continue
+        provider_ref = api.new_ref("hx")
+        api.stored[provider_ref] = Stored(provider_ref, ref, number, "SUBMITTED")
+        results.append({"message_id": provider_ref, "ref": ref, "recipient": number})
+    answer: dict[str, Any] = {"code": "E100", "message": "Message Submitted Successfully"}
+    if api.bulk_answer == "nodes":
+        answer["data"] = results
+    return 202, answer
 
 
 def _hexa_lookup(api: FakeApi, request: Recorded) -> tuple[int, Any]:

@@ -44,6 +44,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "worker/validation/schedule.py": ("tests/unit/test_validation_schedule.py",),
     "api/access.py": ("tests/unit/test_api_rules.py", "tests/integration/policy/test_api_access.py"),
     "api/limits.py": ("tests/unit/test_api_rules.py", "tests/unit/test_api_limits.py"),
+    "providers/outcomes.py": ("tests/unit/test_outcome_tables.py",),
 }
 _NEEDS_DATABASE = {"quota", "duplicates", "idempotency", "consent", "transitions", "access"}
 

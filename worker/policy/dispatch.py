@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
+from providers.outcomes import may_send_again
 from schema.models import Message
 from schema.states import Channel, MessageState
 from worker.catalogue import Code
@@ -149,7 +150,7 @@ def _record_in(session: Session, claim: _Claim, result: SendResult) -> DispatchS
               result.error_code or Code.PROVIDER_REJECTED, sending, provider=result.provider,
               detail=f"{result.provider_code}: {result.detail}", raw=raw)
         return DispatchStep.FAILED
-    if result.outcome == SendOutcome.AMBIGUOUS:
+    if not may_send_again(result.outcome):  # AMBIGUOUS: it may have reached the provider, reconcile decides
         transition(session, mid, sending, MessageState.AMBIGUOUS, provider=result.provider,
                    detail={"why": result.detail[:300], "raw": raw})
         return DispatchStep.AMBIGUOUS

@@ -18,6 +18,7 @@ from sqlalchemy import String, column, insert, update, values
 from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
+from providers.outcomes import may_fail_over
 from schema.models import MessageEvent
 from schema.states import Channel, MessageState
 from worker.db import session_scope
@@ -136,7 +137,7 @@ def _bulk_send(bulk: BulkSender, group: list[_Claim], names: list[str]) -> dict[
         return None
     failover = len(names) > 1
     return {c.message.message_id: answer for c, answer in zip(group, answers, strict=True)
-            if not (failover and answer.outcome is SendOutcome.UNAVAILABLE)}
+            if not (failover and may_fail_over(answer.outcome))}
 
 
 def _send(sender: Sender, claim: _Claim) -> SendResult:

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from providers.base import DeliveryStatus, Provider, ProviderRef, StatusResult
+from providers.outcomes import lookup_permits_resend
 from schema.models import Message
 from schema.states import Channel, MessageState
 from worker.catalogue import Code
@@ -145,7 +146,7 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
             transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.SENT, provider=name,
                        provider_ref=answer.provider_ref, detail={"via": "reconcile"}, **FRESH_LOOKS)
             return "settled"
-        if answer.status == DeliveryStatus.NOT_FOUND and item.status == MessageState.AMBIGUOUS:
+        if lookup_permits_resend(answer.status) and item.status == MessageState.AMBIGUOUS:
             # Only if nothing dispatched it since we read it: an answer about an older attempt proves nothing.
             if transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED,
                           where=[MESSAGE_COLUMNS.dispatch_attempts == item.dispatch_attempts],
