@@ -1,6 +1,6 @@
 """Shared plumbing for the HTTP provider drivers: one client recipe and one place that decides what a failure means.
 
-Sending an SMS or starting a call is not idempotent (RELIABILITY R4), so the client never retries on its own:
+Sending an SMS or starting a call is not idempotent (docs/reliability.md R4), so the client never retries on its own:
 ``retries=0``, no redirects, and every phase of the call has its own timeout. When a call fails, the only question
 that matters is whether the request may have reached the provider. :func:`outcome_for_error` answers it once for
 every driver through :mod:`providers.outcomes`: errors that prove nothing was written are UNAVAILABLE (safe to

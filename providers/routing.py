@@ -3,7 +3,7 @@
 Failover is safe only after UNAVAILABLE (connection refused, throttled, breaker open): the first provider never got
 the message. After ACCEPTED or REJECTED the provider has answered; after AMBIGUOUS the message may already be on
 its way, and sending it to a second provider could deliver it twice, so routing stops at once and reconcile
-decides (RELIABILITY.md R3/R4).
+decides (docs/reliability.md R3/R4).
 """
 
 from __future__ import annotations

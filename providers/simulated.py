@@ -2,7 +2,7 @@
 
 Reliability tests and benchmarks need a provider that can be made slow, unavailable, refusing or *ambiguous* (it
 took the message but the answer was lost) on demand, and that can say afterwards exactly how many times each
-message reached it (RELIABILITY.md section 1). That proof is the ledger (providers/simulated_ledger.py): every call
+message reached it (docs/reliability.md section 1). That proof is the ledger (providers/simulated_ledger.py): every call
 is committed in its own short transaction *before* the driver answers, so a worker killed right after the call still
 leaves the evidence.
 

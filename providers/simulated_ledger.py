@@ -2,7 +2,7 @@
 
 The ledger is the simulator's memory (how many calls a message made, whether one was accepted, what a lookup
 finds) and the proof reliability tests and benchmarks read afterwards: a message with more than one accepted call
-was sent twice (RELIABILITY.md section 1). It is test equipment, not part of the production schema: its own
+was sent twice (docs/reliability.md section 1). It is test equipment, not part of the production schema: its own
 MetaData, its table created on first use in the database ``ledger_url`` names. The driver itself is in
 providers/simulated.py.
 """

@@ -1,7 +1,7 @@
 """The SMTP driver's wire shape: the email as it goes out, and the DATA payload that carries it.
 
 Headers are never built by concatenation: values go through ``EmailMessage`` (which refuses CR/LF) and are checked
-first, including encoded words that would decode to a line break (RELIABILITY B4).
+first, including encoded words that would decode to a line break (docs/reliability.md B4).
 """
 
 from __future__ import annotations

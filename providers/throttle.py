@@ -6,7 +6,7 @@ theoretical arrival time of the next send) moved on by one interval per granted 
 with no burst at window edges. :class:`RedisThrottle` runs it atomically in Redis (``throttle.lua``, Redis clock);
 :class:`LocalThrottle` is the same algorithm in-process for embedded mode, where one process is the only sender.
 
-API, in the dramatiq limiter style (STYLE.md 8.9):
+API, in the dramatiq limiter style:
 
 * ``acquire(provider, rate_per_sec) -> float``: 0.0 when a slot is granted now, else the seconds until the next
   slot may be free. Nothing is reserved when it answers > 0, so a caller that gives up wastes no capacity.

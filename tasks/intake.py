@@ -8,6 +8,7 @@ from celery import Task
 
 from worker.catalogue import Code
 from worker.celery_app import app, redelivered
+from worker.celery_typed import celery_task
 from worker.errors import Refusal
 from worker.policy.dispatch import crash_if
 from worker.publish import publish_dispatch
@@ -30,19 +31,19 @@ def _send(task: Task, payload: Any) -> dict[str, Any]:
     return guarded(task.name, str(task.request.id), redelivered(task), run)
 
 
-@app.task(name="hexavox.sms.send.v1", bind=True, ignore_result=False)
+@celery_task(app, "hexavox.sms.send.v1", bind=True, ignore_result=False)
 def send_sms(self: Task, payload: Any) -> dict[str, Any]:
     """Send SMS to one or more numbers, a list, or batch nodes."""
     return _send(self, payload)
 
 
-@app.task(name="hexavox.voice.send.v1", bind=True, ignore_result=False)
+@celery_task(app, "hexavox.voice.send.v1", bind=True, ignore_result=False)
 def send_voice(self: Task, payload: Any) -> dict[str, Any]:
     """Place one text-to-speech call."""
     return _send(self, payload)
 
 
-@app.task(name="hexavox.email.send.v1", bind=True, ignore_result=False)
+@celery_task(app, "hexavox.email.send.v1", bind=True, ignore_result=False)
 def send_email(self: Task, payload: Any) -> dict[str, Any]:
     """Send one email."""
     return _send(self, payload)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Code", "Entry", "CATALOGUE", "entry", "markdown_table", "SEED_000_ANSWERED_OTHERWISE", "seed_000_table"]
+__all__ = ["Code", "Entry", "CATALOGUE", "markdown_table", "SEED_000_ANSWERED_OTHERWISE", "seed_000_table"]
 
 
 class Code(StrEnum):
@@ -119,14 +119,12 @@ class Entry:
     description: str
     #: The equivalent code of the bulk-SMS panel API (seed 004), if it has one.
     equivalent_004: str | None = None
-    #: True when the same job may succeed if sent again later (nothing was wrong with it).
-    retryable: bool = False
 
 
 _ROWS: tuple[Entry, ...] = (
     Entry(Code.SUBMITTED, "Message submitted successfully"),
     Entry(Code.CAMPAIGN_ACCEPTED, "Campaign accepted"),
-    Entry(Code.INTERNAL_ERROR, "Internal server error; the job may be sent again", "506", retryable=True),
+    Entry(Code.INTERNAL_ERROR, "Internal server error; the job may be sent again", "506"),
     Entry(Code.BULK_MUST_BE_MKT, "For a bulk or list send the type must be MKT"),
     Entry(Code.SMS_TOO_LONG, "SMS body is longer than the configured maximum", "310"),
     Entry(Code.SCHEDULE_OUT_OF_WINDOW, "A scheduled send must be 15 minutes to 3 months ahead", "307"),
@@ -181,7 +179,7 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.LIST_NOT_FOUND, "No such contact list for this merchant", "309"),
     Entry(Code.UNSUPPORTED_JOB, "Unknown job kind or contract version"),
     Entry(Code.PROVIDER_REJECTED, "The provider refused the message"),
-    Entry(Code.PROVIDER_UNAVAILABLE, "No provider on the route could take the message", "306", retryable=True),
+    Entry(Code.PROVIDER_UNAVAILABLE, "No provider on the route could take the message", "306"),
     Entry(Code.DELIVERY_EXPIRED, "No final outcome from the provider within the maximum age"),
     Entry(Code.ATTEMPTS_EXHAUSTED, "The job failed on every delivery attempt and was parked"),
     Entry(Code.CALLBACK_URL_REFUSED, "dlrUrl must be a public http(s) URL"),
@@ -197,16 +195,14 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.PAYLOAD_TOO_LARGE, "The job's payload is too large"),
     Entry(Code.CLIENT_IP_NOT_ALLOWED, "This API key does not accept requests from this IP address", "418"),
     Entry(Code.BODY_TOO_LARGE, "The request body is larger than the HTTP API accepts"),
-    Entry(Code.RATE_LIMITED, "Too many requests for this API key; send again after Retry-After seconds",
-          retryable=True),
+    Entry(Code.RATE_LIMITED, "Too many requests for this API key; send again after Retry-After seconds"),
     Entry(Code.UNSUPPORTED_MEDIA_TYPE, "The HTTP API accepts only JSON bodies (Content-Type: application/json)"),
     Entry(Code.MESSAGE_NOT_FOUND, "No such message for this tenant"),
     Entry(Code.CAMPAIGN_NOT_FOUND, "No such campaign for this merchant"),
     Entry(Code.CAMPAIGN_STATE_CONFLICT, "The campaign's state does not allow this (e.g. resuming a completed one)"),
     Entry(Code.CAMPAIGN_CANCELLED, "The campaign was cancelled before this recipient was sent; nothing charged"),
     Entry(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "Campaigns send SMS only for now"),
-    Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)",
-          retryable=True),
+    Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)"),
     Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),
     Entry(Code.MESSAGING_NOT_FOUND, "No such 10DLC brand, campaign or messaging number for this merchant"),
     Entry(Code.MESSAGING_STATE_CONFLICT, "The 10DLC registration's status does not allow this (a campaign before the "
@@ -221,11 +217,6 @@ _ROWS: tuple[Entry, ...] = (
 )
 
 CATALOGUE: dict[Code, Entry] = {row.code: row for row in _ROWS}
-
-
-def entry(code: Code | str) -> Entry:
-    """The catalogue row of ``code``."""
-    return CATALOGUE[Code(code)]
 
 
 def markdown_table() -> str:

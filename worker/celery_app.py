@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from worker.celery_typed import receiver
 from worker.celeryconfig import celery_config
 from worker.sealing import connect as connect_sealing
 from worker.settings import get_settings
@@ -20,7 +21,7 @@ app = Celery("hexavox", include=TASK_MODULES)
 app.conf.update(celery_config(get_settings()))
 
 
-@signals.worker_process_init.connect
+@receiver(signals.worker_process_init)
 def _after_fork(**_: Any) -> None:
     """A forked pool child must not share its parent's database sockets."""
     from worker.db import dispose_engines
@@ -28,7 +29,7 @@ def _after_fork(**_: Any) -> None:
     dispose_engines()
 
 
-@signals.celeryd_init.connect
+@receiver(signals.celeryd_init)
 def _on_worker_start(**_: Any) -> None:
     from worker.observability import configure_logging, init_sentry
     from worker.startup import check_at_start
@@ -42,7 +43,7 @@ def _is_ours(name: object) -> bool:
     return isinstance(name, str) and name.startswith("hexavox.")
 
 
-@signals.task_unknown.connect
+@receiver(signals.task_unknown)
 def _answer_unknown_job(sender: Any = None, **kw: Any) -> None:
     """Answer a job under an unknown ``hexavox.*`` name (a contract version we do not run) with E814.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from worker.file_broker import TRANSPORT_PATH
 from worker.queues import ALL_QUEUES, TRANSACTIONAL, route_task

@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _DATABASE_COMMANDS = frozenset({"tenant", "merchant", "status", "report", "alerts"})
 
 
-def _guarded(command: str, handler: Callable[[], object]) -> int:
+def _guarded(command: str, handler: Callable[[], int]) -> int:
     """Run a command; a bad configuration or an unusable database is one line on stderr, never a traceback."""
     from sqlalchemy.exc import DBAPIError
 
@@ -279,7 +279,7 @@ def _guarded(command: str, handler: Callable[[], object]) -> int:
     try:
         if command in _DATABASE_COMMANDS:
             require_existing_database(get_settings())
-        return int(handler())  # type: ignore[call-overload]
+        return handler()
     except ConfigurationError as err:
         print(f"hexavox: configuration error: {err}", file=sys.stderr)
         return 2

@@ -121,6 +121,10 @@ class _AuthenticatedJob(_Job):
     idempotency_key: str | None = Field(default=None, alias="idempotencyKey", max_length=255)
 
 
+#: Any job of the published contract: each carries the caller (in-process ``auth``) and an idempotency key.
+Job = _AuthenticatedJob
+
+
 class SmsNode(_Job):
     """One entry of the batch form: a recipient and, optionally, its own body."""
 

@@ -1,9 +1,8 @@
 """One exception hierarchy for the whole service.
 
 Subclasses are named for what the caller must do next: a :class:`Refusal` is final and
-carries a catalogue code; a :class:`ConfigurationError` stops the process at start-up;
-:class:`ProviderError` subclasses tell dispatch whether a send may be retried, must be
-reconciled, or is over.
+carries a catalogue code; a :class:`ConfigurationError` stops the process at start-up.
+Provider outcomes are not exceptions: a driver answers with a ``SendOutcome`` (providers/base.py).
 """
 
 from __future__ import annotations
@@ -19,9 +18,6 @@ __all__ = [
     "Refusal",
     "ValidationError",
     "AuthenticationError",
-    "ProviderError",
-    "ProviderUnavailable",
-    "ProviderAmbiguous",
 ]
 
 
@@ -61,19 +57,3 @@ class ValidationError(Refusal, ValueError):
 class AuthenticationError(Refusal):
     """The job's credentials are unknown, wrong, or not allowed to do this."""
 
-
-class ProviderError(HexavoxError):
-    """A provider call went wrong; the subclass says whether anything may have left our side."""
-
-    def __init__(self, provider: str, detail: str) -> None:
-        self.provider = provider
-        self.detail = detail
-        super().__init__(f"{provider}: {detail}")
-
-
-class ProviderUnavailable(ProviderError):
-    """Nothing left our side (connection refused, throttled, breaker open): safe to try again or fail over."""
-
-
-class ProviderAmbiguous(ProviderError):
-    """The request may have reached the provider: never resend, reconcile."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
+from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
@@ -44,12 +45,12 @@ class Channel(filesystem.Channel):
             aside.write_bytes(str_to_bytes(dumps(message)))
             os.replace(aside, folder / filename)
         except OSError as exc:
-            raise filesystem.ChannelError(f"Cannot add file {filename!r} to directory") from exc
+            raise ChannelError(f"Cannot add file {filename!r} to directory") from exc
 
 
     def _queue_bind(self, exchange: Any, routing_key: Any, pattern: Any, queue: Any) -> None:
         """Create the exchange table atomically if it is missing, then let kombu add the binding under its lock."""
-        table = self._exchange_file(exchange)
+        table: Path = self._exchange_file(exchange)  # type: ignore[no-untyped-call]  # kombu leaves it unannotated
         self.control_folder.mkdir(exist_ok=True)
         if not table.exists():
             aside = table.with_name(f".{table.name}.{uuid.uuid4()}")
@@ -60,7 +61,7 @@ class Channel(filesystem.Channel):
                 pass
             finally:
                 aside.unlink()
-        super()._queue_bind(exchange, routing_key, pattern, queue)
+        super()._queue_bind(exchange, routing_key, pattern, queue)  # type: ignore[no-untyped-call]  # as above
 
 
 class Transport(filesystem.Transport):

@@ -1,6 +1,6 @@
 """Logging and Sentry set up so that no recipient, message text, code or secret leaves the process.
 
-Where personal data would otherwise leak (RELIABILITY.md S5) and what closes each hole:
+Where personal data would otherwise leak (docs/reliability.md S5) and what closes each hole:
 
 * **Log records.** :class:`PiiFilter` formats every record (``msg % args``), runs the result
   through :func:`worker.pii.scrub_text` and stores it back with no args; tracebacks and stack
@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO, cast
 
 from worker.pii import scrub, scrub_text
 
@@ -129,6 +129,10 @@ def _log_format() -> str:
     return get_settings().log_format
 
 
+class _ServiceHandler(logging.StreamHandler[TextIO]):
+    """The stderr handler :func:`configure_logging` made, told apart from handlers others installed."""
+
+
 def configure_logging(level: str = "INFO", fmt: str | None = None) -> None:
     """Give the root logger a handler (if it has none) and the level; install :class:`PiiFilter` everywhere.
 
@@ -139,10 +143,9 @@ def configure_logging(level: str = "INFO", fmt: str | None = None) -> None:
     from celery import signals
 
     root = logging.getLogger()
-    ours: list[logging.Handler] = [h for h in root.handlers if getattr(h, "hexavox", False)]
+    ours: list[logging.Handler] = [h for h in root.handlers if isinstance(h, _ServiceHandler)]
     if not root.handlers:
-        handler: logging.Handler = logging.StreamHandler()
-        handler.hexavox = True  # type: ignore[attr-defined]
+        handler: logging.Handler = _ServiceHandler()
         root.addHandler(handler)
         ours = [handler]
     for handler in ours:
@@ -213,7 +216,7 @@ def _before_send(event: Event, hint: Hint) -> Event | None:
 
 
 def _before_breadcrumb(crumb: Breadcrumb, hint: BreadcrumbHint) -> Breadcrumb | None:
-    return cast("Breadcrumb", _scrub_breadcrumb(crumb))
+    return _scrub_breadcrumb(crumb)
 
 
 class SentrySettings(Protocol):

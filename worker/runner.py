@@ -137,7 +137,7 @@ def _admin(session: Session, task_name: str, payload: Any, request_id: str,
     who = resolve_caller(session, job, authenticator)
     _require_admin_rules(who, task_name, job)
     earlier = begin_request(session, request_id, tenant_id=who.tenant_id, merchant_id=None, kind=task_name,
-                            idempotency_key=getattr(job, "idempotency_key", None), digest=_admin_digest(task_name,
+                            idempotency_key=job.idempotency_key, digest=_admin_digest(task_name,
                                                                                                       payload))
     if earlier is not None:
         return earlier

@@ -44,7 +44,7 @@ def _answer(consumer: Any, name: str, task_id: str, refusal: Refusal) -> None:
     consumer.app.backend.store_result(task_id, refuse_job(name, task_id, refusal), states.SUCCESS)
 
 
-class AnswerUndeliverableJobs(bootsteps.Step):
+class AnswerUndeliverableJobs(bootsteps.Step):  # type: ignore[misc]  # Celery ships no types: its classes are Any
     """A consumer step replacing Celery's handlers for messages no task can take (see the module docstring)."""
 
     def __init__(self, consumer: Any, **kwargs: Any) -> None:

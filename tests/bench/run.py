@@ -1,6 +1,6 @@
 """`make bench`: dispatch throughput against a Celery no-op baseline measured in the same run.
 
-Scenarios (see shared PERFORMANCE.md for the method):
+Scenarios (docs/performance.md describes the method):
   B0   Celery no-op task, same pool and concurrency, one Redis INCR each
   P1   full dispatch path (claim, simulated provider with ledger, record) at 0 ms provider latency
   P2   the same at 200 ms provider latency: the worker must keep enough sends in flight
@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -61,7 +62,7 @@ def create_database() -> str:
 
     name = f"hxbench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {name}")
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
@@ -69,7 +70,7 @@ def drop_database(url: str) -> None:
     import psycopg
 
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
 def celery(args: list[str], env: dict[str, str], log: Path, workdir: Path = REPO) -> subprocess.Popen[bytes]:
@@ -182,7 +183,7 @@ def dispatch_scenario(db_url: str, redis_url: str, n: int, latency_ms: int, pool
 
     queued = redis.Redis.from_url(env["HEXAVOX_BROKER_URL"]).llen(DISPATCH_QUEUE)
     with session_scope() as session:
-        states = dict(session.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+        states = dict(session.execute(select(Message.status, func.count()).group_by(Message.status)).tuples().all())
     print(f"  P{latency_ms}: {queued} dispatch tasks queued, message states {states}", file=sys.stderr)
     worker = celery(["-A", "worker", "worker", "-Q", DISPATCH_QUEUE, *pool, "--without-mingle", "--without-gossip",
                      "--without-heartbeat", "-l", "WARNING"], env, logs / f"p{latency_ms}.log")
@@ -191,6 +192,11 @@ def dispatch_scenario(db_url: str, redis_url: str, n: int, latency_ms: int, pool
     finally:
         stop(worker)
     return rate, peak[0]
+
+
+#: One run's figures: throughput in messages/s, their ratios, and the peak of messages in flight per scenario.
+RunFigures = TypedDict("RunFigures", {"B0": float, "P1_0ms": float, "P2_200ms": float, "P3_slow_wide": float,
+                                      "P1/B0": float, "P2/P1": float, "P3/P1": float, "in_flight_peak": dict[str, int]})
 
 
 def main() -> int:
@@ -212,7 +218,7 @@ def main() -> int:
         from worker.migrate import upgrade_head
 
         upgrade_head(db_url)
-        results = []
+        results: list[RunFigures] = []
         for _ in range(args.repeat):
             b0 = baseline(redis_url, args.n, pool, logs)
             p1, p1_flight = dispatch_scenario(db_url, redis_url, args.n, 0, pool, logs)

@@ -91,7 +91,7 @@ class Servers:
         import redis
 
         with psycopg.connect(self.service.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')  # type: ignore[arg-type]
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
         ledger = self.provider.create_database(name + "_ledger")
         for server in (self.broker, self.guards):
             redis.Redis.from_url(server.url).flushall()

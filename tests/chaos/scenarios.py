@@ -1,4 +1,4 @@
-"""The fault scenarios of ``make chaos`` (issue 11; RELIABILITY.md R1-R10). Each breaks one thing mid-run.
+"""The fault scenarios of ``make chaos`` (issue 11; docs/reliability.md R1-R10). Each breaks one thing mid-run.
 
 A fault runs in its own thread while the client waits for its answers; it returns a short note for the table.
 Progress thresholds are counts of messages the provider has answered for, so a fault lands mid-run whatever

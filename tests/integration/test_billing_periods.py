@@ -11,7 +11,7 @@ import uuid
 import zoneinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from schema.models import Alert, Balance, Merchant, Message, UsagePeriod
 from worker.catalogue import Code
@@ -83,7 +83,7 @@ def test_usage_starts_again_at_the_boundary_and_the_old_period_is_kept(hexavox_e
     # the new period starts from 0 (plus the message after the boundary) with the one unused credit carried over
     assert _balance(merchant_pk) == (1, 1, new_start)
     with session_scope() as session:
-        periods = dict(session.execute(select(Message.recipient, Message.period_start)).all())
+        periods = dict(session.execute(select(Message.recipient, Message.period_start)).tuples().all())
     assert periods["+18135551230"] == old_start and periods["+18135551239"] == new_start
 
 
@@ -145,7 +145,7 @@ def test_merchant_view_and_usage_report_show_periods(hexavox_env: dict[str, str]
         reserve_units(session, merchant, "SMS", 3, dt.datetime.now(dt.UTC))
         # back-date the balance a week: as if the week had ended with 3 used
         started = session.get(Balance, (merchant_pk, "SMS")).period_start  # type: ignore[union-attr]
-        session.execute(Balance.__table__.update().where(Balance.merchant_id == merchant_pk)
+        session.execute(update(Balance).where(Balance.merchant_id == merchant_pk)
                         .values(period_start=started - dt.timedelta(days=7)))
     with session_scope() as session:
         merchant = session.get(Merchant, merchant_pk)
@@ -154,7 +154,8 @@ def test_merchant_view_and_usage_report_show_periods(hexavox_env: dict[str, str]
         report = usage_report(session, tenant.tenant_id, "gym-a", started - dt.timedelta(days=7), started,
                               prices={"SMS": 1, "VOICE": 1, "EMAIL": 1}, markup_percent=0)
 
-    assert view["usage"]["smsUsed"] == 0 and view["usage"]["periodStart"] == started.isoformat()
+    usage = view["usage"]
+    assert isinstance(usage, dict) and usage["smsUsed"] == 0 and usage["periodStart"] == started.isoformat()
     assert (view["billingPeriod"], view["billingDay"]) == ("WEEKLY", 1)
     assert [(p["periodStart"], p["current"], p["SMS"]["used"]) for p in report["periods"]] == [
         (started.isoformat(), True, 0), ((started - dt.timedelta(days=7)).isoformat(), False, 3)]

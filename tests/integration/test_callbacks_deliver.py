@@ -1,4 +1,4 @@
-"""deliver() against a real HTTP(S) server on 127.0.0.1 (RELIABILITY.md S1/S2).
+"""deliver() against a real HTTP(S) server on 127.0.0.1 (docs/reliability.md S1/S2).
 
 The server is a ``ThreadingHTTPServer`` started per test on a free loopback port; it records every
 request so tests can prove what was (and was not) received. Nothing here sends traffic anywhere

@@ -1,4 +1,4 @@
-"""Outbound dlrUrl callbacks end to end (RELIABILITY.md S1/S2): a message becomes FINAL, its callback row is
+"""Outbound dlrUrl callbacks end to end (docs/reliability.md S1/S2): a message becomes FINAL, its callback row is
 claimed, signed and POSTed to a recording server on 127.0.0.1, and the outcome is recorded on the row.
 
 Signatures are checked with ``standardwebhooks`` (an independent implementation of the scheme), not with our

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -338,7 +339,7 @@ def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_cl
     # Then the eight others are sent in the batch, once each, and the two are AMBIGUOUS, never sent again
     assert outcome.steps == {"SENT": 8, "REDELIVERED": 2}
     with session_scope() as session:
-        states = dict(session.execute(select(Message.id, Message.status).where(Message.id.in_(ids))).all())
+        states = dict(session.execute(select(Message.id, Message.status).where(Message.id.in_(ids))).tuples().all())
     assert [states[mid] for mid in ids[:2]] == ["AMBIGUOUS"] * 2
     assert {states[mid] for mid in ids[2:]} <= {"SENT", "DELIVERED"}
     calls = ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"])
@@ -347,10 +348,11 @@ def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_cl
     with session_scope() as session:
         history = session.execute(select(MessageEvent.message_id, MessageEvent.from_state, MessageEvent.to_state)
                                   .where(MessageEvent.message_id.in_(ids[2:])).order_by(MessageEvent.id)).all()
-        refs = dict(session.execute(select(Message.id, Message.provider_ref).where(Message.id.in_(ids[2:]))).all())
+        refs = dict(session.execute(select(Message.id, Message.provider_ref).where(Message.id.in_(ids[2:])))
+                    .tuples().all())
     for mid in ids[2:]:
         assert [(f, t) for m, f, t in history if m == mid] == [("QUEUED", "DISPATCHING"), ("DISPATCHING", "SENT")]
-        assert refs[mid] and refs[mid].startswith("sim-")
+        assert (refs[mid] or "").startswith("sim-")
     # And running the same batch once more changes and sends nothing
     again = dispatch_batch(ids, settings, provider_sender(settings), redelivered=False,
                            bulk=provider_bulk_sender(settings))
@@ -418,7 +420,12 @@ def test_beat_restarts_a_running_campaign_whose_chunk_task_was_lost_where_it_sto
         session.execute(update(Campaign).where(Campaign.id == row.id).values(
             progressed_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)))
     published: list[tuple[int, int]] = []
-    monkeypatch.setattr("tasks.campaigns.publish_campaign_chunks", lambda items: published.extend(items) or 0)
+
+    def publish(items: Iterable[tuple[int, int]]) -> int:
+        published.extend(items)
+        return 0
+
+    monkeypatch.setattr("tasks.campaigns.publish_campaign_chunks", publish)
     # When beat ticks twice
     campaign_tick()
     campaign_tick()

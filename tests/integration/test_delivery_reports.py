@@ -1,4 +1,4 @@
-"""Inbound delivery reports (RELIABILITY.md R12): duplicated, late and out-of-order reports never move a terminal
+"""Inbound delivery reports (docs/reliability.md R12): duplicated, late and out-of-order reports never move a terminal
 state, FAILED gives units back exactly once, voice settles on real minutes, and a STOP reply opts the number out.
 
 Messages are created through the real intake and taken to their starting state by the real dispatch (simulated
@@ -375,9 +375,9 @@ def plans(draw: st.DrawFn) -> Plan:
     starts = tuple(draw(st.sampled_from(STARTS)) for _ in range(n))
     finals = tuple(draw(st.sampled_from(FINALS)) for _ in range(n))
     reports: list[tuple[int, DeliveryStatus, str]] = []
-    for i in range(n):
+    for i, final in enumerate(finals):
         kinds = [DeliveryStatus.ACCEPTED] * draw(st.integers(0, 3)) + [DeliveryStatus.UNKNOWN] * draw(
-            st.integers(0, 1)) + ([finals[i]] if finals[i] else [])
+            st.integers(0, 1)) + ([final] if final else [])
         # only a message whose reference we recorded at SENT can be found by the reference alone
         idents = ["ref", "id", "both"] if starts[i] == S.SENT else ["id", "both"]
         for kind in kinds:

@@ -46,12 +46,12 @@ def _scratch_database(postgres_server: str) -> Iterator[str]:
 
     name = f"hxmig_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {name}")
     try:
         yield postgres_server.rsplit("/", 1)[0] + "/" + name
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_migrations_go_up_and_down_cleanly_on_postgresql(postgres_server: str) -> None:

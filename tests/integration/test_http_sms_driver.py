@@ -157,7 +157,8 @@ def test_panel_send_carries_the_configured_route_dlt_ids_and_flow(api: FakeApi, 
 
 
 DLT = {"dlt_entity_id": "1201159100000000001", "dlt_template_id": "1207161000000000002"}
-PANEL_FIELD_CASES = (  # options, recipient prefix -> what the fake panel answers, and what that becomes
+#: options, recipient prefix -> what the fake panel answers, and what that becomes
+PANEL_FIELD_CASES: tuple[tuple[dict[str, str], str, str, SendOutcome, Code | None], ...] = (
     ({}, "+91", "203", SendOutcome.REJECTED, Code.INVALID_SENDER_PATTERN),
     ({"dlt_entity_id": DLT["dlt_entity_id"]}, "+91", "211", SendOutcome.REJECTED, Code.PROVIDER_REJECTED),
     ({"route": "9", **DLT}, "+91", "210", SendOutcome.UNAVAILABLE, None),

@@ -176,7 +176,7 @@ def case(code: Code, name: str, task: str, payload: Callable[[Tenant], Any], **k
 
 
 CASES = (
-    # Rules on recipients and types (SPEC 3.4)
+    # Rules on recipients and types (docs/contract.md 3.4)
     case(Code.BULK_MUST_BE_MKT, "list-send-of-type-TXN", SMS, lambda t: sms(t, to=None, listId="vip")),
     case(Code.SMS_TOO_LONG, "body-over-1530-characters", SMS, lambda t: sms(t, body="a" * 1531)),
     case(Code.SMS_TOO_LONG, "extension-characters-cost-two-septets", SMS, lambda t: sms(t, body="€" * 800)),
@@ -280,7 +280,7 @@ CASES = (
          lambda t: email(t, subject="Hi\r\nBcc: all@example.com")),
     case(Code.INVALID_EMAIL_CONTENT, "email-subject-encoded-word", EMAIL, lambda t: email(t, subject="=?UTF-8?Q?Hi?=")),
     case(Code.INVALID_EMAIL_CONTENT, "email-body-missing", EMAIL, lambda t: without(email(t), "body")),
-    # Merchant, routes and key rules (SPEC 3.2)
+    # Merchant, routes and key rules (docs/contract.md 3.2)
     case(Code.TXN_ROUTE_DISABLED, "txn-route-off", SMS, lambda t: sms(t), merchant={"routes": {"TXN": False}}),
     case(Code.DEFAULT_ROUTE_DISABLED, "otp-route-off", SMS, lambda t: sms(t, type="OTP"),
          merchant={"routes": {"OTP": False}}),
@@ -303,7 +303,7 @@ CASES = (
          lambda t: admin(t, merchantId="nobody", channel="SMS", contact=NUMBER, status="OPT_IN")),
     case(Code.MERCHANT_INACTIVE, "inactive-merchant-sms", SMS, lambda t: sms(t), merchant={"active": False}),
     case(Code.MERCHANT_INACTIVE, "inactive-merchant-email", EMAIL, lambda t: email(t), merchant={"active": False}),
-    # Consent, duplicates, quota, idempotency (SPEC 3.3, 3.5-3.7)
+    # Consent, duplicates, quota, idempotency (docs/contract.md 3.3, 3.5-3.7)
     case(Code.CONSENT_OPTED_OUT, "txn-to-opted-out-number", SMS, lambda t: sms(t),
          before=lambda t: opt(t, "gym-a", "SMS", NUMBER, "OPT_OUT")),
     case(Code.CONSENT_OPTED_OUT, "otp-to-opted-out-number", SMS, lambda t: sms(t, type="OTP"),
@@ -336,7 +336,7 @@ CASES = (
          lambda t: csv_upload(t, contentBase64=base64.b64encode(b"phone\n\x00\x01\x02\n").decode())),
     case(Code.UPLOAD_FAILED, "not-utf8", LIST_IMPORT,
          lambda t: csv_upload(t, contentBase64=base64.b64encode(b"phone\n\xff\xfe\n").decode())),
-    # Billing (SPEC 5)
+    # Billing (docs/contract.md section 5)
     case(Code.BILLING_REFERENCE_REUSED, "same-reference-other-units", UPGRADE, lambda t: upgrade(t, units=50),
          before=send_first(UPGRADE, upgrade)),
     # Bounds
@@ -346,7 +346,7 @@ CASES = (
     case(Code.BILLING_AMOUNT_MISMATCH, "a-million-units-for-nothing", UPGRADE,
          lambda t: upgrade(t, units=1_000_000, amountCents=0)),
     case(Code.BILLING_AMOUNT_MISMATCH, "price-in-another-currency", UPGRADE, lambda t: upgrade(t, currency="EUR")),
-    # Campaigns (SPEC 5)
+    # Campaigns (docs/contract.md section 5)
     case(Code.CAMPAIGN_NOT_FOUND, "unknown-campaign", "hexavox.campaign.get.v1", campaign_action),
     case(Code.CAMPAIGN_STATE_CONFLICT, "resume-a-cancelled-campaign", "hexavox.campaign.resume.v1", campaign_action,
          before=cancelled_campaign),
@@ -545,7 +545,7 @@ def test_a_retry_gets_the_first_answer_after_its_send_time_drifted_out_of_the_wi
 def test_intake_checks_in_the_order_the_readme_states(hexavox_env: dict[str, str], merchant: dict[str, Any],
                                                      before: Callable[[Tenant], None] | None,
                                                      payload: Callable[[Tenant], Any], code: Code) -> None:
-    # Given a job that breaks two rules: one checked early in the actual order, one the SPEC numbers first
+    # Given a job that breaks two rules: one checked early in the actual order, one docs/contract.md numbers first
     tenant = make_tenant()
     make_merchant(tenant, **merchant)
     if before is not None:

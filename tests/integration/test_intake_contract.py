@@ -123,7 +123,7 @@ def test_the_published_sender_pattern_matches_the_intake(sender: str) -> None:
 # --- the schemas through an independent validator -----------------------------------------------------------------
 
 AUTH = {"keyId": "hxk_0123456789abcdef", "secret": "s3cret"}
-VALID = [
+VALID: list[tuple[str, dict[str, Any]]] = [
     ("hexavox.sms.send.v1", {"merchantId": "gym-a", "to": "+18135551234", "body": "Your OTP is 482913",
                              "sender": "GYMA", "type": "OTP"}),
     ("hexavox.sms.send.v1", {"merchantId": "gym-a", "to": ["+18135551234", "+18135551235"], "body": "Class at 6",

@@ -29,15 +29,15 @@ def as_role(url: str, role: str) -> str:
 def runtime_role(database_url: str) -> Iterator[str]:
     role = f"hx_rt_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")  # type: ignore[arg-type]
+        conn.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
     yield role
     from worker.db import dispose_engines
 
     dispose_engines()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"DROP OWNED BY {role}")  # type: ignore[arg-type]  # its grants and default privileges
-        conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")  # type: ignore[arg-type]
-        conn.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]
+        conn.execute(f"DROP OWNED BY {role}")  # its grants and default privileges
+        conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+        conn.execute(f"DROP ROLE {role}")
 
 
 def test_the_runtime_role_changes_rows_but_never_the_schema(hexavox_env: dict[str, str], runtime_role: str,

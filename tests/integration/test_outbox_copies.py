@@ -1,4 +1,4 @@
-"""Extra copies of dispatch work, and when the outbox relay makes them (RELIABILITY.md R5, R8).
+"""Extra copies of dispatch work, and when the outbox relay makes them (docs/reliability.md R5, R8).
 
 * A job redelivered after its worker died between the intake commit and the publish has its QUEUED messages
   published again at once.

@@ -1,4 +1,4 @@
-"""The service on RabbitMQ (SPEC 7: Redis or RabbitMQ as broker): intake answers and dispatch through a real worker.
+"""The service on RabbitMQ, the other broker (docs/contract.md section 7): intake answers and dispatch by a real worker.
 
 Each run gets a vhost of its own, so the fixed queue names (otp, transactional, ...) never meet another run's.
 Results and throttles stay on this test's Redis db, as in production where RabbitMQ is only the broker.

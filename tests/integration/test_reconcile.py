@@ -1,4 +1,4 @@
-"""Reconcile policy (SPEC 4): what one sweep does with what the provider answers.
+"""Reconcile policy (docs/contract.md section 4): what one sweep does with what the provider answers.
 
 * A voice job reserves minutes estimated from its text. When the provider's answer is lost (AMBIGUOUS) and no report
   ever comes, reconcile's lookup is the only place the billed duration arrives: the message must end DELIVERED with

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypedDict
 
 import pytest
 
 from providers.base import OutboundMessage, SendOutcome
 from schema.states import Channel
+
+
+class Rates(TypedDict, total=False):
+    """The SimulatorConfig rates a case sets."""
+
+    reject_rate: float
+    unavailable_rate: float
+    lost_rate: float
 
 
 def _messages(count: int) -> list[OutboundMessage]:
@@ -17,7 +26,7 @@ def _messages(count: int) -> list[OutboundMessage]:
 
 @pytest.mark.parametrize("rates", [{}, {"reject_rate": 0.3, "unavailable_rate": 0.2, "lost_rate": 0.1}])
 def test_a_bulk_call_answers_and_records_each_message_as_single_calls_would(hexavox_env: dict[str, str],
-                                                                            rates: dict[str, float]) -> None:
+                                                                            rates: Rates) -> None:
     from providers.simulated import SimulatedProvider, SimulatorConfig, ledger_calls
 
     url = hexavox_env["HEXAVOX_DATABASE_URL"]

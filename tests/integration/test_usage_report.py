@@ -1,4 +1,4 @@
-"""The usage report (SPEC section 5, seed 003) over messages made by the real intake and moved by real transitions.
+"""The usage report (docs/contract.md 5, seed 003) over messages made by the real intake and moved by real transitions.
 
 Charges must be what will be billed: units of DELIVERED messages (and of those still on their way), priced
 per unit with the markup on top; refused and failed messages cost nothing. The report stays PROVISIONAL

@@ -231,6 +231,11 @@ def test_cli_web_subcommand_runs_the_receiver(monkeypatch: pytest.MonkeyPatch) -
     from worker.cli import main
 
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(worker.web, "serve", lambda host, port: calls.append((host, port)) or 0)
+
+    def serve(host: str, port: int) -> int:
+        calls.append((host, port))
+        return 0
+
+    monkeypatch.setattr(worker.web, "serve", serve)
     assert main(["web"]) == 0 and main(["web", "--host", "0.0.0.0", "--port", "9000"]) == 0
     assert calls == [("127.0.0.1", 8080), ("0.0.0.0", 9000)]

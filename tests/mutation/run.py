@@ -142,12 +142,12 @@ def _template_database() -> str:
     from alembic import command
     from alembic.config import Config
 
-    from support import PG_ADMIN_URL  # type: ignore[import-not-found]
+    from support import PG_ADMIN_URL
 
     name = f"hxmut_{os.getpid()}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
     cfg = Config(str(ROOT / "alembic.ini"))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     cfg.set_main_option("sqlalchemy.url", url.replace("postgresql://", "postgresql+psycopg://"))
@@ -164,7 +164,7 @@ def _drop_database(name: str) -> None:
     from support import PG_ADMIN_URL
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _run(module: str, jobs: int, fresh: bool, env: dict[str, str]) -> Path:

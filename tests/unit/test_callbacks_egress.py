@@ -1,4 +1,4 @@
-"""SSRF guard for callback URLs (RELIABILITY.md S2): every hostile URL refused, public ones pinned.
+"""SSRF guard for callback URLs (docs/reliability.md S2): every hostile URL refused, public ones pinned.
 
 No test here touches real DNS: names go through a stub resolver that fails the test if it is asked
 about a host the row did not expect (an IP literal must never reach the resolver).

@@ -1,6 +1,6 @@
 """Standard Webhooks signing, checked against the independent ``standardwebhooks`` package.
 
-The verification pass/fail matrix (RELIABILITY.md S1): exact bytes pass; a flipped byte, an old or
+The verification pass/fail matrix (docs/reliability.md S1): exact bytes pass; a flipped byte, an old or
 future timestamp, a wrong secret, a tampered id or missing headers fail; with two secrets signed
 (rotation) a receiver that knows either one passes.
 """

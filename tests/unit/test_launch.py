@@ -37,7 +37,7 @@ def test_the_cli_refuses_to_start_flower_open_in_production(monkeypatch: pytest.
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     from worker import cli
 
-    monkeypatch.setattr(cli.os, "execvp", lambda *a: pytest.fail("flower must not start"))
+    monkeypatch.setattr("os.execvp", lambda *a: pytest.fail("flower must not start"))
     monkeypatch.setattr("worker.settings.get_settings", lambda: _Prod())
     assert cli.main(["flower", "--port=5555"]) == 2
     assert "basic-auth" in capsys.readouterr().err
@@ -69,7 +69,7 @@ def test_hexavox_worker_passes_celery_options_through_and_sets_up_the_metrics_fo
     from worker.settings import reset_settings
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(cli.os, "execvp", lambda _file, argv: calls.append(argv))
+    monkeypatch.setattr("os.execvp", lambda _file, argv: calls.append(argv))
     monkeypatch.setenv("HEXAVOX_METRICS_PORT", "9109")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
     reset_settings()

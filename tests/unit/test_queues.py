@@ -6,7 +6,7 @@ import pytest
 
 from worker.queues import ALL_QUEUES, INTAKE_QUEUES, intake_queue, is_internal_queue, queue_for_message, route_task
 
-cases = (
+cases: tuple[tuple[str, dict[str, object], str], ...] = (
     ("hexavox.sms.send.v1", {"type": "OTP", "to": "+1"}, "otp"),
     ("hexavox.sms.send.v1", {"type": "TXN", "to": "+1"}, "transactional"),
     ("hexavox.sms.send.v1", {"type": "MKT", "to": "+1"}, "bulk"),

@@ -1,4 +1,4 @@
-"""Sentry and logs end to end (RELIABILITY.md S5): our own events are captured by a recording transport.
+"""Sentry and logs end to end (docs/reliability.md S5): our own events are captured by a recording transport.
 
 A function and a Celery task hold a phone number, an email address and an OTP in their locals
 and in the exception message; a log call carries them too. Every captured envelope is
@@ -17,6 +17,7 @@ import pytest
 import sentry_sdk
 from sentry_sdk.envelope import Envelope
 
+from worker.celery_typed import celery_task
 from worker.observability import CELERY_LOGGERS, PiiFilter, configure_logging, init_sentry, scrub_event
 
 from support import RecordingTransport
@@ -131,7 +132,7 @@ def test_celery_task_failure_event_carries_no_raw_pii(transport: RecordingTransp
     app = Celery("hexavox-pii-test", set_as_current=False)
     app.conf.update(task_always_eager=True, task_eager_propagates=False, task_store_eager_result=False)
 
-    @app.task(name="hexavox.test.send_otp")
+    @celery_task(app, "hexavox.test.send_otp")
     def send_otp(payload: dict[str, Any]) -> str:
         _send_otp(payload["to"], payload["email"], payload["otp"])
         return "never"

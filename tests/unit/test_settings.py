@@ -94,7 +94,8 @@ def test_reconfiguring_away_from_the_embedded_broker_forgets_its_transport(monke
     """A process that started embedded and then points at Redis (make bench) must not keep publishing to files."""
     from celery import Celery
 
-    from worker.celeryconfig import TRANSPORT_PATH, celery_config
+    from worker.celeryconfig import celery_config
+    from worker.file_broker import TRANSPORT_PATH
 
     monkeypatch.setenv("HEXAVOX_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("HEXAVOX_BROKER_URL", raising=False)

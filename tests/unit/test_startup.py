@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 
 import pytest
 
@@ -21,7 +22,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None
     monkeypatch.setenv("HEXAVOX_DATA_DIR", str(tmp_path))
 
 
-def checked(monkeypatch: pytest.MonkeyPatch, providers: dict[str, object] | None, default: str | None) -> str:
+def checked(monkeypatch: pytest.MonkeyPatch, providers: Mapping[str, object] | None, default: str | None) -> str:
     if providers is not None:
         monkeypatch.setenv("HEXAVOX_PROVIDERS", json.dumps(providers))
     if default is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import psycopg
 import pytest
 import redis
@@ -54,7 +56,7 @@ def test_a_bug_is_not_retried() -> None:
 
 
 def test_a_passing_outage_is_ridden_out() -> None:
-    answers = iter([redis.ConnectionError("down"), redis.ConnectionError("down"), "ok"])
+    answers: Iterator[Exception | str] = iter([redis.ConnectionError("down"), redis.ConnectionError("down"), "ok"])
 
     def flaky() -> str:
         answer = next(answers)

@@ -235,7 +235,7 @@ _PLUS = "'+' may only start the number"
 _UNPARSED = "cannot be parsed (a leading '+' is needed)"
 _INVALID = "not a valid number"
 
-exact_refusals = (
+exact_refusals: tuple[tuple[object, dict[str, object], Code, str, str | None, str], ...] = (
     # (raw, keyword arguments, code, field, the number the detail masks, why)
     ("   ", {}, Code.INVALID_MOBILE_NUMBER, "to", "   ", _NOT_A_NUMBER),
     (None, {}, Code.INVALID_MOBILE_NUMBER, "to", None, _NOT_A_NUMBER),

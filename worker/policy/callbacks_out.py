@@ -1,4 +1,4 @@
-"""Outbound dlrUrl callbacks: claim due rows, send each signed, record what happened (RELIABILITY.md S1/S2).
+"""Outbound dlrUrl callbacks: claim due rows, send each signed, record what happened (docs/reliability.md S1/S2).
 
 :func:`worker.policy.transitions.transition` writes one ``outbound_callbacks`` row (PENDING, due now,
 ``body`` = the exact bytes to sign and send) in the transaction that makes a message FINAL. Here:

@@ -1,6 +1,6 @@
 """Inbound delivery reports and replies: apply one provider event to the database, whatever order it comes in.
 
-Providers send reports duplicated, late and out of order (RELIABILITY.md R12), so every change here is a
+Providers send reports duplicated, late and out of order (docs/reliability.md R12), so every change here is a
 conditional :func:`~worker.policy.transitions.transition`: a report only moves a message out of the states it may
 leave, and a terminal state (DELIVERED, FAILED, EXPIRED, REFUSED) is never left. A late ACCEPTED after DELIVERED,
 or the fifth copy of a FAILED, finds the message elsewhere and changes nothing, so units are given back once.
@@ -300,7 +300,7 @@ def events_to_json(events: Sequence[DeliveryEvent]) -> list[dict[str, Any]]:
     } for e in events]
 
 
-def events_from_json(data: Iterable[Mapping[str, Any]], provider: str | None = None) -> list[DeliveryEvent]:
+def events_from_json(data: Iterable[object], provider: str | None = None) -> list[DeliveryEvent]:
     """The events back; ``provider`` (the webhook's provider) wins over what each item claims. Values of the wrong
     type become None and an unknown status UNKNOWN, so a damaged item is ignored rather than misapplied."""
     return [DeliveryEvent(

@@ -188,7 +188,7 @@ def _text(value: Any, field_name: str, code: Code) -> str:
 
 
 def sms_drafts(session: Session, job: SmsJob, merchant: Merchant, now: dt.datetime) -> Drafts:
-    """Drafts for an SMS job in SPEC order: fields, schedule, recipients, counts, then each recipient."""
+    """Drafts for an SMS job in the README's Policy order: fields, schedule, recipients, counts, then each recipient."""
     sms_type = check_sms_type(job.type)
     sender = check_sender(job.sender)
     options = _sms_options(job)

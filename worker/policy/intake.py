@@ -1,8 +1,8 @@
-"""Intake of send jobs: SPEC section 3, atomically per message, in the order the README's Policy section states.
+"""Intake of send jobs (docs/contract.md section 3), atomically per message, in the order of the README's Policy.
 
 Request-level steps come first (shape, credentials, merchant, idempotency, activity, fields,
 schedule, recipient counts), then each message's own (recipient, body, route, consent,
-duplicate window, quota); see the README for why that differs from the SPEC's numbering.
+duplicate window, quota); see the README for why that differs from the numbering of docs/contract.md.
 
 The request row (idempotency) and every message are written in one transaction; each
 message's policy steps (route, consent, duplicate window, quota, insert) run inside a
@@ -32,7 +32,7 @@ from worker.policy.consent import require_consent
 from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
 from worker.policy.duplicates import claim_window, content_digest, waive_rule_applies
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
-from worker.policy.jobs import parse_job
+from worker.policy.jobs import SEND_JOBS, parse_job
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.pricing import table_cost
 from worker.policy.quota import reserve_units
@@ -80,8 +80,7 @@ def accept_send(session: Session, task_name: str, payload: Any, request_id: str,
     the first answer even when one of those changed since.
     """
     check_payload_size(payload)
-    job = parse_job(task_name, payload)
-    assert isinstance(job, SmsJob | VoiceJob | EmailJob)
+    job = parse_job(task_name, payload, SEND_JOBS)
     principal = resolve_caller(session, job, who)
     channel = {"SmsJob": "SMS", "VoiceJob": "VOICE", "EmailJob": "EMAIL"}[type(job).__name__]
     principal.require(task_name, channel)

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar, overload
 
 import pydantic
 
 from worker.catalogue import Code
-from worker.contract import JOBS
+from worker.contract import JOBS, EmailJob, Job, SmsJob, VoiceJob
 from worker.errors import AuthenticationError, ValidationError
 
-__all__ = ["parse_job"]
+__all__ = ["SEND_JOBS", "SendJob", "parse_job"]
+
+#: A job that sends messages, and those jobs by task name: what the intake admits.
+SendJob = SmsJob | VoiceJob | EmailJob
+SEND_JOBS: Mapping[str, type[SendJob]] = {name: model for name, model in JOBS.items()
+                                          if issubclass(model, SmsJob | VoiceJob | EmailJob)}
+
+J = TypeVar("J", bound=pydantic.BaseModel)
 
 #: Missing required fields that the seed gives codes of their own.
 _MISSING = {"auth": Code.AUTHENTICATION_FAILED, "merchantId": Code.MERCHANT_NOT_FOUND, "to": Code.TO_REQUIRED,
             "body": Code.BODY_EMPTY, "sender": Code.SENDER_REQUIRED, "type": Code.TYPE_REQUIRED}
 
 
-def parse_job(task_name: str, payload: Any) -> pydantic.BaseModel:
-    """The job model for ``payload`` or a ValidationError naming the first bad field."""
-    model = JOBS.get(task_name)
+@overload
+def parse_job(task_name: str, payload: Any) -> Job: ...
+
+
+@overload
+def parse_job(task_name: str, payload: Any, jobs: Mapping[str, type[J]]) -> J: ...
+
+
+def parse_job(task_name: str, payload: Any, jobs: Mapping[str, type[pydantic.BaseModel]] = JOBS) -> pydantic.BaseModel:
+    """The job model for ``payload`` or a ValidationError naming the first bad field.
+
+    ``jobs`` narrows the names a caller takes (and so the model it gets back), e.g. :data:`SEND_JOBS`; a name
+    outside it is refused as an unknown job.
+    """
+    model = jobs.get(task_name)
     if model is None:
         raise ValidationError(Code.UNSUPPORTED_JOB, f"unknown job {task_name[:80]!r}")
     if not isinstance(payload, dict):

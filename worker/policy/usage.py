@@ -1,4 +1,4 @@
-"""Usage report (SPEC section 5, seed 003): billable counts, provider cost, markup and final charges for a date range.
+"""Usage report (docs/contract.md 5, seed 003): billable counts, provider cost, markup, final charges for a date range.
 
 What is billed: a message is charged for its units (SMS segments, voice minutes, emails) unless it ended
 REFUSED, FAILED or EXPIRED. DELIVERED is billed for sure; QUEUED, SCHEDULED, DISPATCHING, SENT and AMBIGUOUS

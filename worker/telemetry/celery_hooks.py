@@ -23,6 +23,7 @@ from typing import Any, Final
 from celery import signals
 
 from worker.catalogue import Code
+from worker.celery_typed import receiver
 from worker.queues import ALL_QUEUES
 from worker.telemetry import logs
 from worker.telemetry.metrics import (
@@ -59,7 +60,7 @@ def _is_intake(name: str) -> bool:
     return name.startswith("hexavox.") and not name.startswith("hexavox.internal.")
 
 
-@signals.task_prerun.connect(weak=False, dispatch_uid="hexavox-telemetry-prerun")
+@receiver(signals.task_prerun, weak=False, dispatch_uid="hexavox-telemetry-prerun")
 def _prerun(task_id: str = "", task: Any = None, args: Any = (), **_: Any) -> None:
     _started[task_id] = time.perf_counter()
     name = str(getattr(task, "name", ""))
@@ -69,7 +70,7 @@ def _prerun(task_id: str = "", task: Any = None, args: Any = (), **_: Any) -> No
               merchant=payload.get("merchantId") if isinstance(payload.get("merchantId"), str) else None)
 
 
-@signals.task_postrun.connect(weak=False, dispatch_uid="hexavox-telemetry-postrun")
+@receiver(signals.task_postrun, weak=False, dispatch_uid="hexavox-telemetry-postrun")
 def _postrun(task_id: str = "", task: Any = None, retval: Any = None, state: str | None = None, **_: Any) -> None:
     started = _started.pop(task_id, None)
     elapsed = time.perf_counter() - started if started is not None else 0.0
@@ -116,7 +117,7 @@ def _count(counter: Any, counts: Mapping[str, Any], allowed: frozenset[str]) -> 
             counter.labels(key).inc(value)
 
 
-@signals.worker_init.connect(weak=False, dispatch_uid="hexavox-telemetry-worker")
+@receiver(signals.worker_init, weak=False, dispatch_uid="hexavox-telemetry-worker")
 def _serve_worker_metrics(**_: Any) -> None:
     from worker.settings import get_settings
     from worker.telemetry.exposition import start_metrics_server
@@ -127,7 +128,7 @@ def _serve_worker_metrics(**_: Any) -> None:
         log.info("worker metrics on :%d/metrics", port)
 
 
-@signals.beat_init.connect(weak=False, dispatch_uid="hexavox-telemetry-beat")
+@receiver(signals.beat_init, weak=False, dispatch_uid="hexavox-telemetry-beat")
 def _serve_beat_metrics(**_: Any) -> None:
     from worker.settings import get_settings
     from worker.telemetry.exposition import start_metrics_server
@@ -139,7 +140,7 @@ def _serve_beat_metrics(**_: Any) -> None:
         log.info("beat metrics (service state) on :%d/metrics", settings.metrics_port)
 
 
-@signals.worker_process_shutdown.connect(weak=False, dispatch_uid="hexavox-telemetry-child-exit")
+@receiver(signals.worker_process_shutdown, weak=False, dispatch_uid="hexavox-telemetry-child-exit")
 def _retire_child(pid: int | None = None, **_: Any) -> None:
     from worker.telemetry.exposition import MULTIPROC_ENV
 

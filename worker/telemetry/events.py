@@ -90,7 +90,7 @@ def scrub_event_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ScrubbingDispatcher(EventDispatcher):
+class ScrubbingDispatcher(EventDispatcher):  # type: ignore[misc]  # Celery ships no types: its classes are Any
     """Celery's event dispatcher, masking task fields before anything is buffered or published."""
 
     def send(self, type: str, *args: Any, **fields: Any) -> Any:  # noqa: A002 - Celery's own signature

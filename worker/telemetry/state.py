@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import Final, Protocol
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -91,7 +91,7 @@ class StateCollector(Collector):
         return [gauge]
 
     def _queues(self) -> list[Metric]:
-        from kombu import Connection
+        from kombu.connection import Connection
 
         gauge = GaugeMetricFamily("hexavox_queue_depth", "Tasks waiting in each broker queue.", labels=["queue"])
         with Connection(self.settings.broker_url, connect_timeout=3,
@@ -102,10 +102,23 @@ class StateCollector(Collector):
         return [gauge]
 
 
-def _depth(channel: object, queue: str) -> int:
+class _DeclareOk(Protocol):
+    """What a passive queue declaration answers (kombu's virtual channels and AMQP alike)."""
+
+    @property
+    def message_count(self) -> int: ...
+
+
+class _Channel(Protocol):
+    """The part of a broker channel the queue gauge uses."""
+
+    def queue_declare(self, queue: str, passive: bool) -> _DeclareOk: ...
+
+
+def _depth(channel: _Channel, queue: str) -> int:
     """Messages ready in ``queue`` (0 for a queue not declared yet)."""
     try:
-        return int(channel.queue_declare(queue=queue, passive=True).message_count)  # type: ignore[attr-defined]
+        return int(channel.queue_declare(queue=queue, passive=True).message_count)
     except Exception as err:
         if "NOT_FOUND" in str(err) or "no queue" in str(err).lower():
             return 0

@@ -1,4 +1,4 @@
-"""Pure input checks (SPEC section 3, step 1): no database, no Celery, no network.
+"""Pure input checks (docs/contract.md section 3, step 1): no database, no Celery, no network.
 
 Every public function returns the cleaned value or raises
 :class:`worker.errors.ValidationError` carrying a catalogue code, and never puts a whole

@@ -1,7 +1,7 @@
 """Contact-list uploads: check the file (seed 000 E638-E642, E700), then read one number per row.
 
 The file is refused as a whole only when it cannot be read at all; a bad row is reported
-with its line number and a masked value, and the good rows are kept (RELIABILITY B5: each
+with its line number and a masked value, and the good rows are kept (docs/reliability.md B5: each
 refusal has a code, none is dropped silently). Duplicates are folded into the first
 occurrence without a report: a list holds each number once.
 

@@ -1,6 +1,6 @@
 """Email addresses: validate with ``email-validator`` (no DNS), store one canonical form.
 
-Decisions (RELIABILITY B3):
+Decisions (docs/reliability.md B3):
 
 * ``check_deliverability=False``: a DNS lookup can block a worker for 15 s; bounces tell us
   about dead domains instead.

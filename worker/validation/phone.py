@@ -1,6 +1,6 @@
 """Phone numbers: parse with ``phonenumbers``, refuse anything doubtful, store E.164.
 
-The library's parser is lenient on purpose (RELIABILITY B1): it maps letters to digits
+The library's parser is lenient on purpose (docs/reliability.md B1): it maps letters to digits
 (``+1 800 FLOWERS``), keeps an extension that E.164 then silently drops, cuts trailing junk,
 and reads ``;1`` as an extension. A send to the wrong number cannot be undone, so before the
 library sees the text we allow only digits, spaces and ``+ - . ( )``; after parsing we

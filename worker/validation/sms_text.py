@@ -1,7 +1,7 @@
 """Exact SMS length: GSM-7 septets or UCS-2 code units, and how many segments they take.
 
 Segments are what the provider bills and what the quota reserves, so they are counted the
-way a handset splits a message, not with ``len()`` (RELIABILITY B2):
+way a handset splits a message, not with ``len()`` (docs/reliability.md B2):
 
 * GSM-7 (3GPP TS 23.038): the basic table costs 1 septet per character, the extension table
   (``^ { } [ ] ~ \\ | €`` and form feed) 2, because each is sent as ESC + character.

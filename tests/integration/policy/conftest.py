@@ -20,7 +20,7 @@ from support import PG_ADMIN_URL
 
 def _admin(sql: str) -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql)
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,7 @@ def _empty_tables(url: str) -> None:
 
     statements = "; ".join(f"DELETE FROM {table.name}" for table in reversed(Base.metadata.sorted_tables))
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statements)  # type: ignore[arg-type]
+        conn.execute(statements)
 
 
 @pytest.fixture
