@@ -22,10 +22,20 @@ from schema.models import MessageEvent
 from schema.states import Channel, MessageState
 from worker.db import session_scope
 from worker.pii import storable_raw
-from worker.policy.dispatch import BulkSender, DispatchStep, Sender, _Claim, _not_claimed, _record_in, crash_if
+from worker.policy.dispatch import (
+    RECORD_ATTEMPTS,
+    BulkSender,
+    DispatchStep,
+    Sender,
+    _Claim,
+    _not_claimed,
+    _record_in,
+    crash_if,
+)
 from worker.policy.merchants import provider_order
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, utcnow
 from worker.settings import Settings
+from worker.transient import retry_transient
 
 __all__ = ["BatchOutcome", "dispatch_batch"]
 
@@ -66,8 +76,19 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     crash_if(settings, "before_provider_call")
     results = _send_all(claims, sender, bulk, _pool(threads))
     crash_if(settings, "after_provider_call")
+    recorded = retry_transient(lambda: _record_all(list(zip(claims, results, strict=True))),
+                               attempts=RECORD_ATTEMPTS, base=0.1, cap=5.0,
+                               what=f"recording the provider's answers for a batch of {len(claims)}")
+    outcome.steps.update(recorded.steps)
+    outcome.retry.extend(recorded.retry)
+    crash_if(settings, "after_record")
+    return outcome
+
+
+def _record_all(pairs: list[tuple[_Claim, SendResult]]) -> BatchOutcome:
+    """Every answer of the batch in one transaction; run again as a whole when the transaction was undone."""
+    outcome = BatchOutcome()
     with session_scope() as session:
-        pairs = list(zip(claims, results, strict=True))
         sent = _record_sent(session, pairs)
         outcome.steps[DispatchStep.SENT.value] += len(sent)
         for claim, result in pairs:
@@ -78,7 +99,6 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
             if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
                 outcome.retry.append((claim.message.message_id, claim.message.channel.value,
                                       claim.message.message_type))
-    crash_if(settings, "after_record")
     return outcome
 
 
