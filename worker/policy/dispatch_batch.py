@@ -13,13 +13,16 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import String, column, insert, update, values
+from sqlalchemy import BindParameter, String, Table, bindparam, func, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
 from schema.models import MessageEvent
 from schema.states import Channel, MessageState
+from worker.bulk_copy import copy_rows
 from worker.db import session_scope
 from worker.pii import storable_raw
 from worker.policy.dispatch import (
@@ -40,6 +43,7 @@ from worker.transient import retry_transient
 __all__ = ["BatchOutcome", "dispatch_batch"]
 
 _pool_lock = threading.Lock()
+_EVENTS = cast(Table, MessageEvent.__table__)
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -113,8 +117,10 @@ def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> se
     if not accepted or session.get_bind().dialect.name != "postgresql":
         return set()
     now, c = utcnow(), MESSAGE_COLUMNS
-    rows = values(column("mid", String), column("prov", String), column("ref", String), name="sent").data(
-        [(claim.message.message_id, result.provider, result.provider_ref) for claim, result in accepted])
+    rows = func.unnest(_array("mids", [claim.message.message_id for claim, _ in accepted]),
+                       _array("provs", [result.provider for _, result in accepted]),
+                       _array("refs", [result.provider_ref for _, result in accepted])
+                       ).table_valued("mid", "prov", "ref").render_derived("sent")
     done = set(session.scalars(update(MESSAGES).where(c.id == rows.c.mid, c.status == MessageState.DISPATCHING.value)
                                .values(status=MessageState.SENT.value, updated_at=now, provider=rows.c.prov,
                                        provider_ref=rows.c.ref).returning(c.id)).all())
@@ -122,9 +128,14 @@ def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> se
                 "to_state": MessageState.SENT.value, "at": now,
                 "detail": {"providerCode": result.provider_code, "final": False, "raw": storable_raw(result.raw)}}
                for claim, result in accepted if claim.message.message_id in done]
-    if history:
-        session.execute(insert(MessageEvent), history)
+    copy_rows(session, _EVENTS, history)
     return done
+
+
+def _array(name: str, items: list[str | None]) -> BindParameter[list[str]]:
+    """A list bound as one array parameter: unnested, the statement text is the same whatever the batch size (a
+    VALUES list is rendered and bound value by value)."""
+    return bindparam(name, items, type_=ARRAY(String()))
 
 
 def _send_all(claims: list[_Claim], sender: Sender, bulk: BulkSender | None, pool: ThreadPoolExecutor
@@ -180,10 +191,9 @@ def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int
             .values(status=MessageState.DISPATCHING.value, updated_at=now, dispatch_attempts=c.dispatch_attempts + 1)
             .returning(c.id, c.merchant_id, c.channel, c.message_type, c.recipient, c.body, c.sender, c.subject,
                        c.options, c.units)).all()
-        if rows:
-            history = [{"message_id": r.id, "from_state": MessageState.QUEUED.value,
-                        "to_state": MessageState.DISPATCHING.value, "at": now, "detail": {}} for r in rows]
-            session.execute(insert(MessageEvent), history)
+        copy_rows(session, _EVENTS, [{"message_id": r.id, "from_state": MessageState.QUEUED.value,
+                                      "to_state": MessageState.DISPATCHING.value, "at": now, "detail": {}}
+                                     for r in rows])
         orders: dict[tuple[int, str, str], list[str]] = {}
         claims = []
         for r in rows:

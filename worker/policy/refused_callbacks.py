@@ -2,7 +2,7 @@
 
 A refused message is FINAL, so its merchant hears so as for any other FINAL message (see
 :func:`worker.policy.transitions.queue_final_callback`, which writes one row at a time). Chunks and cancel refuse
-hundreds of messages with one statement, so their callbacks are written the same way: one multi-row INSERT in the
+hundreds of messages with one statement, so their callbacks are written the same way: one COPY in the
 transaction that refused them, with the very body :func:`worker.policy.transitions.callback_body` signs.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from schema.models import OutboundCallback
 from schema.states import CallbackState, MessageState
+from worker.bulk_copy import copy_rows
 from worker.policy.transitions import callback_body
 
 __all__ = ["queue_refused_callbacks"]
@@ -39,5 +40,5 @@ def queue_refused_callbacks(session: Session, merchant_id: int, request_id: str,
              "attempts": 0, "next_attempt_at": now,
              "body": callback_body(message_id, request_id, status, now, code, 0, options)}
             for message_id, code in refused]
-    session.execute(insert(OutboundCallback), rows)
+    copy_rows(session, cast(Table, OutboundCallback.__table__), rows)
     return len(rows)
