@@ -37,8 +37,9 @@ from worker.errors import Refusal, ValidationError
 from worker.policy.consent import is_marketing
 from worker.policy.duplicates import content_digest
 from worker.policy.merchants import require_route
+from worker.policy.periods import current_period
 from worker.policy.pricing import table_cost
-from worker.policy.quota import reserve_prefix
+from worker.policy.quota import reserve_prefix, reserve_units
 from worker.policy.refused_callbacks import queue_refused_callbacks
 from worker.settings import get_settings
 from worker.validation import encode_info, normalize_phone
@@ -183,17 +184,50 @@ def write_chunk(session: Session, campaign_id: int, start: int, end: int, *, win
     merchant = session.get(Merchant, campaign.merchant_id)
     assert merchant is not None, "campaigns cascade with their merchant"
     _check_all(session, campaign, merchant, recipients, window_seconds)
-    prices = get_settings().unit_prices
+    frontier = _write_charged(session, campaign, merchant, recipients, start, parallel)
+    before_commit()
+    return ChunkResult([(r.message_id, campaign.channel, campaign.message_type) for r in _live(recipients)],
+                       frontier, fresh=True)
+
+
+def _write_charged(session: Session, campaign: Campaign, merchant: Merchant, recipients: list[_Recipient],
+                   start: int, parallel: int) -> int | None:
+    """Write the range's rows and charge its units; returns the chunk to start now (see :func:`_record_progress`).
+
+    The merchant's balance row is charged by every send of the merchant, OTPs included, and stays locked from the
+    charge to the commit. So the rows are written first, as if every live recipient fits, and the whole charge is
+    one conditional UPDATE at the end. When it does not fit (units ran short, or the period rolled over meanwhile),
+    that attempt is undone to its savepoint and the range is written the careful way: the longest run that fits
+    charged first, the rest refused E808. Both ways lock the campaign row before the balance row, as cancel does.
+    """
     now = dt.datetime.now(dt.UTC)
-    copy_rows(session, _MESSAGES, [_row(campaign, r, prices, now) for r in recipients])
+    live = _live(recipients)
+    period = current_period(merchant, now).start
+    savepoint = session.begin_nested()
+    for r in live:
+        r.period_start = period
+    frontier = _write_rows(session, campaign, recipients, start, parallel, now)
+    try:
+        charged = reserve_units(session, merchant, campaign.channel, sum(r.units for r in live), now) if live else None
+    except Refusal:
+        charged = None
+    if not live or charged == period:
+        savepoint.commit()
+        return frontier
+    savepoint.rollback()
+    session.execute(select(_CAMPAIGNS.c.id).where(_CAMPAIGNS.c.id == campaign.id).with_for_update(key_share=True))
+    _reserve(session, campaign, merchant, recipients)
+    return _write_rows(session, campaign, recipients, start, parallel, now)
+
+
+def _write_rows(session: Session, campaign: Campaign, recipients: list[_Recipient], start: int, parallel: int,
+                now: dt.datetime) -> int | None:
+    """The range's messages, the callbacks of those refused, and the campaign's counts."""
+    copy_rows(session, _MESSAGES, [_row(campaign, r, get_settings().unit_prices, now) for r in recipients])
     refused = [(r.message_id, r.refusal.code.value) for r in recipients if r.refusal is not None]
     queue_refused_callbacks(session, campaign.merchant_id, campaign.request_id, dict(campaign.payload["options"]),
                             refused, now)
-    queued = [r for r in recipients if r.refusal is None]
-    frontier = _record_progress(session, campaign, start, len(recipients), len(queued), parallel, now)
-    before_commit()
-    return ChunkResult([(r.message_id, campaign.channel, campaign.message_type) for r in queued], frontier,
-                       fresh=True)
+    return _record_progress(session, campaign, start, len(recipients), len(_live(recipients)), parallel, now)
 
 
 def _lock_range(session: Session, campaign_id: int, start: int) -> bool:
@@ -260,14 +294,14 @@ def _positions(session: Session, campaign: Campaign, start: int, end: int) -> li
 
 def _check_all(session: Session, campaign: Campaign, merchant: Merchant, recipients: list[_Recipient],
                window_seconds: int) -> None:
-    """Every check, one statement per check for the whole chunk; each recipient keeps its first refusal."""
+    """Every check but quota (charged last, :func:`_write_charged`), one statement per check for the whole chunk; each
+    recipient keeps its first refusal."""
     whole = _whole_chunk_refusal(session, campaign, merchant)
     for r in recipients:
         r.refusal = whole or _validate(r, campaign, merchant)
     _refuse_repeats(recipients)
     _check_consent(session, campaign, merchant, recipients)
     _claim_windows(session, campaign, merchant, recipients, window_seconds)
-    _reserve(session, campaign, merchant, recipients)
 
 
 def _whole_chunk_refusal(session: Session, campaign: Campaign, merchant: Merchant) -> Refusal | None:
