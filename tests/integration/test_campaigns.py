@@ -658,3 +658,43 @@ def test_a_chunk_that_died_before_its_commit_is_redone_once_while_the_next_ones_
     final = counts(tenant, campaign_id)
     assert (final["state"], final["queued"], final["pending"]) == ("COMPLETED", 30, 0)
     assert message_count() == 30
+
+
+def test_a_batch_whose_record_transaction_lost_its_connection_records_every_answer_once(
+        tenant: Tenant, hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from providers.simulated import ledger_counts
+    from schema.models import Message
+    from tasks.campaigns import run_campaign_chunk
+    from worker.db import session_scope
+    from worker.policy import dispatch_batch as batches
+    from worker.sending import provider_bulk_sender, provider_sender
+    from worker.settings import get_settings
+
+    # Given five queued campaign messages
+    contacts = numbers(5)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT"))["campaign"]["campaignId"]
+    ids = [mid for mid, _, _ in run_campaign_chunk(campaign_row(campaign_id).id, 0).to_dispatch]
+    # And a database that drops the connection of the first transaction recording the batch's answers
+    original, attempts = batches._record_sent, [0]
+
+    def dropped_once(session: Session, pairs: Any) -> set[str]:
+        attempts[0] += 1
+        if attempts[0] == 1:
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return original(session, pairs)
+
+    monkeypatch.setattr("worker.policy.dispatch_batch._record_sent", dropped_once)
+    # When the batch is dispatched
+    settings = get_settings()
+    outcome = batches.dispatch_batch(ids, settings, provider_sender(settings), redelivered=False,
+                                     bulk=provider_bulk_sender(settings))
+    # Then the answers were recorded on the second attempt, and each message was sent once
+    assert attempts[0] == 2 and outcome.steps == {"SENT": 5}
+    with session_scope() as session:
+        assert set(session.scalars(select(Message.status).where(Message.id.in_(ids)))) <= {"SENT", "DELIVERED"}
+    calls = ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"])
+    assert {mid: calls.get(mid, 0) for mid in ids} == dict.fromkeys(ids, 1)
