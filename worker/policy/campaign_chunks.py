@@ -127,9 +127,12 @@ def claim_chunk(session: Session, campaign_id: int, start: int, *, chunk_size: i
 
     The campaign row is locked only for this short transaction. A range is taken only while the campaign is
     RUNNING and fewer than ``parallel`` are in flight; the chunk after it is started at once while that still holds
-    (otherwise the chunk that frees a place starts it).
+    (otherwise a chunk that frees a place starts it).
     """
-    campaign = session.scalars(select(Campaign).where(Campaign.id == campaign_id).with_for_update()).first()
+    # FOR NO KEY UPDATE: claims queue on each other and on the chunks' count updates, never on a whole write (a
+    # writer holds the row FOR KEY SHARE); pause and cancel (FOR UPDATE) wait for both.
+    campaign = session.scalars(select(Campaign).where(Campaign.id == campaign_id)
+                               .with_for_update(key_share=True)).first()
     if campaign is None:
         return ChunkClaim(start)
     inflight = inflight_of(campaign)
@@ -239,7 +242,8 @@ def _lock_range(session: Session, campaign_id: int, start: int) -> bool:
 def _record_progress(session: Session, campaign: Campaign, start: int, expanded: int, queued: int, parallel: int,
                      now: dt.datetime) -> int | None:
     """Counts up and the range off ``inflight`` in one UPDATE (other chunks add theirs alongside); COMPLETED when
-    it was the last. Returns the chunk to start now: the cursor, when this chunk freed the place it waited for."""
+    it was the last. Returns the chunk to start now: the cursor, when a place is free (the last claim may have found
+    none; a second copy of that chunk is harmless: one claims the range, the other finds it taken)."""
     c = _CAMPAIGNS.c
     path = literal([INFLIGHT, str(start)], ARRAY(Text))
     row = session.execute(
@@ -254,7 +258,7 @@ def _record_progress(session: Session, campaign: Campaign, start: int, expanded:
                         .values(state=CampaignState.COMPLETED.value, finished_at=now))
         return None
     running = row[1] == CampaignState.RUNNING
-    return int(row[0]) if running and int(row[0]) < last and left == parallel - 1 else None
+    return int(row[0]) if running and int(row[0]) < last and left < parallel else None
 
 
 def _slice(session: Session, campaign: Campaign, start: int, end: int) -> list[_Recipient]:
