@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import cast
@@ -132,7 +133,7 @@ def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> se
     return done
 
 
-def _array(name: str, items: list[str | None]) -> BindParameter[list[str]]:
+def _array(name: str, items: list[str | None]) -> BindParameter[Sequence[str]]:
     """A list bound as one array parameter: unnested, the statement text is the same whatever the batch size (a
     VALUES list is rendered and bound value by value)."""
     return bindparam(name, items, type_=ARRAY(String()))
