@@ -252,8 +252,9 @@ class Campaign(Base):
     """A list, scheduled or multi-recipient marketing send, kept as one row and fanned out later in chunks.
 
     Its id for callers is ``request_id`` (the request that holds its messages). Beat claims due rows with a
-    conditional UPDATE, so exactly one beat fires it; each chunk advances ``cursor`` conditionally in the
-    transaction that writes its messages, so a chunk redone after a crash writes nothing twice.
+    conditional UPDATE, so exactly one beat fires it; a chunk claims the range at ``cursor`` (moving it) and notes
+    it in ``payload["inflight"]`` until the transaction that writes its messages takes it off, so a range is
+    written once whatever crashes.
     """
 
     __tablename__ = "campaigns"
@@ -281,7 +282,7 @@ class Campaign(Base):
     #: Recipients expanded so far (queued + refused): ``total - processed`` are still waiting.
     processed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     refused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    #: Last list member id fanned out (list) or recipients done (inline); resuming continues after it.
+    #: Last list member id claimed by a chunk (list) or recipients claimed (inline); the next range starts after it.
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     #: The list's newest member id at intake: members added later are not part of this campaign.
     last_member_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

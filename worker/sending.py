@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import threading
 
-from providers.base import OutboundMessage, SendResult
+from providers.base import OutboundMessage, SendOutcome, SendResult
 from providers.breaker import Breaker, breaker_for
 from providers.registry import get_provider
 from providers.routing import dispatch_with_failover
@@ -71,8 +71,20 @@ def provider_bulk_sender(settings: Settings) -> BulkSender:
         if any(m.channel not in provider.channels for m in messages) or not breaker.allow(provider.name):
             return None
         results: list[SendResult] = bulk(messages)
-        for result in results:
-            breaker.record(provider.name, result.outcome)
+        _record_bulk(breaker, provider.name, results)
         return results
 
     return send_many
+
+
+def _record_bulk(breaker: Breaker, provider: str, results: list[SendResult]) -> None:
+    """Feed one bulk answer to the breaker: every failure counts, and the successes once (one round trip, not one a
+    message: a success only resets the failure streak, however many there were)."""
+    success: SendOutcome | None = None
+    for result in results:
+        if result.outcome in (SendOutcome.UNAVAILABLE, SendOutcome.AMBIGUOUS):
+            breaker.record(provider, result.outcome)
+        else:
+            success = result.outcome
+    if success is not None:
+        breaker.record(provider, success)

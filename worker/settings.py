@@ -153,8 +153,11 @@ class Settings:
     #: HEXAVOX_CAMPAIGN_STALL_SECONDS: a RUNNING campaign whose cursor did not move for this long had its chunk
     #: task lost (a broker that lost its queue); the next beat tick starts it again where it stopped.
     campaign_stall_seconds: int = 120
+    #: HEXAVOX_CAMPAIGN_PARALLEL_CHUNKS: chunks of one campaign that may be claimed and written at the same time
+    #: (each on its own worker thread); 1 runs them one after the other.
+    campaign_parallel_chunks: int = 4
     #: HEXAVOX_DISPATCH_BATCH_SIZE: campaign messages one batch dispatch task claims and records together.
-    dispatch_batch_size: int = 100
+    dispatch_batch_size: int = 500
     #: HEXAVOX_DISPATCH_BATCH_THREADS: provider calls a worker process keeps in flight for batch dispatch.
     dispatch_batch_threads: int = 32
     #: HEXAVOX_LOG_FORMAT: 'text' (one human-readable line per record) or 'json' (JSON lines for a log shipper).
@@ -260,7 +263,8 @@ def load_settings() -> Settings:
         envelope_max_age=_env_int("HEXAVOX_ENVELOPE_MAX_AGE", 86400),
         campaign_chunk_size=max(1, _env_int("HEXAVOX_CAMPAIGN_CHUNK_SIZE", 1000)),
         campaign_stall_seconds=_env_int("HEXAVOX_CAMPAIGN_STALL_SECONDS", 120),
-        dispatch_batch_size=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_SIZE", 100)),
+        campaign_parallel_chunks=max(1, _env_int("HEXAVOX_CAMPAIGN_PARALLEL_CHUNKS", 4)),
+        dispatch_batch_size=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_SIZE", 500)),
         dispatch_batch_threads=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_THREADS", 32)),
         log_format=_env("HEXAVOX_LOG_FORMAT", "text").strip().lower(),
         metrics_port=_env_int("HEXAVOX_METRICS_PORT", 0),

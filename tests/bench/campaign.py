@@ -129,7 +129,8 @@ def _niced(nice: int, args: list[str], env: dict[str, str], log: Path) -> subpro
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def scenario(db_url: str, redis_url: str, n: int, drain: bool, logs: Path, bulk_nice: int = 0) -> dict[str, Any]:
+def scenario(db_url: str, redis_url: str, n: int, drain: bool, logs: Path, bulk_nice: int = 0,
+             bulk_threads: int = 64) -> dict[str, Any]:
     from worker.celery_app import reconfigure
     from worker.db import dispose_engines
     from worker.runner import run_send_job
@@ -145,9 +146,9 @@ def scenario(db_url: str, redis_url: str, n: int, drain: bool, logs: Path, bulk_
     tenant, numbers = _setup(n)
     otp = celery(["-A", "worker", "worker", "-Q", "otp,dispatch.otp", "-P", "threads", "-c", "50", "-n", "otp@%h",
                   "--without-mingle", "--without-gossip", "-l", "WARNING"], env, logs / "campaign-otp.log")
-    bulk = _niced(bulk_nice, ["-A", "worker", "worker", "-Q", "bulk,dispatch.bulk", "-P", "threads", "-c", "64",
-                              "-n", "bulk@%h", "--without-mingle", "--without-gossip", "-l", "WARNING"], env,
-                  logs / "campaign-bulk.log")
+    bulk = _niced(bulk_nice, ["-A", "worker", "worker", "-Q", "bulk,dispatch.bulk", "-P", "threads",
+                              "-c", str(bulk_threads), "-n", "bulk@%h", "--without-mingle", "--without-gossip",
+                              "-l", "WARNING"], env, logs / "campaign-bulk.log")
     stop_probe, latencies = threading.Event(), []  # type: ignore[var-annotated]
     probe = threading.Thread(target=_otp_probe, args=(tenant, stop_probe, latencies))
     try:
@@ -193,6 +194,7 @@ def main() -> int:
     parser.add_argument("--baseline-n", type=int, default=5000, help="no-op tasks for B0")
     parser.add_argument("--no-drain", dest="drain", action="store_false", help="stop once fanned out")
     parser.add_argument("--bulk-nice", type=int, default=0, help="run the bulk worker at this nice level")
+    parser.add_argument("--bulk-threads", type=int, default=64, help="the bulk worker's thread pool (-c)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="hxbench-campaign-"))
     logs = REPO / ".bench"
@@ -204,8 +206,8 @@ def main() -> int:
 
         upgrade_head(db_url)
         b0 = baseline(redis_url, args.baseline_n, ["-P", "threads", "-c", "64"], logs)
-        result = scenario(db_url, redis_url, args.n, args.drain, logs, args.bulk_nice)
-        result["bulk_nice"] = args.bulk_nice
+        result = scenario(db_url, redis_url, args.n, args.drain, logs, args.bulk_nice, args.bulk_threads)
+        result.update(bulk_nice=args.bulk_nice, bulk_threads=args.bulk_threads)
         result.update(B0=round(b0), at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), load=os.getloadavg(),
                       fan_out_vs_B0=round(result["fan_out_per_s"] / b0, 2),
                       sent_vs_B0=round(result["sent_per_s"] / b0, 2) if result["sent_per_s"] else None)

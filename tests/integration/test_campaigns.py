@@ -431,3 +431,277 @@ def test_beat_restarts_a_running_campaign_whose_chunk_task_was_lost_where_it_sto
     campaign_tick()
     # Then the chunk at the cursor is started once (the first tick reset the stall clock)
     assert published == [(row.id, 10)]
+
+
+DLR_URL = "https://merchant.example.com/dlr"
+
+
+def refused_callbacks() -> dict[str, tuple[str, str]]:
+    """message id -> (event status, error code in the signed body) of every callback row written."""
+    import json
+
+    from schema.models import OutboundCallback
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        return {row.message_id: (row.event_status, json.loads(row.body)["errorCode"])
+                for row in session.scalars(select(OutboundCallback))}
+
+
+def refused_messages(campaign_id: str) -> dict[str, str]:
+    from schema.models import Message
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        return {str(mid): str(code) for mid, code in session.execute(select(Message.id, Message.error_code).where(
+            Message.request_id == campaign_id, Message.status == "REFUSED")).all()}
+
+
+def test_recipients_refused_by_a_chunk_get_their_dlr_callback(
+        hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.settings import reset_settings
+
+    monkeypatch.setenv("HEXAVOX_CAMPAIGN_CHUNK_SIZE", "10")
+    reset_settings()
+    # Given a merchant with 3 SMS units and six recipients: one opted out, one given twice, one never opted in
+    tenant = make_tenant()
+    make_merchant(tenant, "gym-a", sms=3)
+    contacts = numbers(6)
+    opt_in_all(tenant, contacts[:5])
+    opt(tenant, "gym-a", "SMS", contacts[1], "OPT_OUT")
+    to = [contacts[0], contacts[1], contacts[2], contacts[2], contacts[3], contacts[4], contacts[5]]
+    # When they are sent a MKT campaign with a dlrUrl
+    campaign_id = send(sms(tenant, to=to, type="MKT", dlrUrl=DLR_URL))["campaign"]["campaignId"]
+    run_chunks(campaign_id)
+    # Then each refusal (opted out, duplicate, no OPT_IN, over quota) has its FINAL callback with its code
+    refused = refused_messages(campaign_id)
+    assert sorted(refused.values()) == ["E805", "E806", "E807", "E808"], refused
+    assert refused_callbacks() == {mid: ("REFUSED", code) for mid, code in refused.items()}
+
+
+def test_messages_refused_by_cancel_get_their_dlr_callback(tenant: Tenant) -> None:
+    from tasks.campaigns import run_campaign_chunk
+
+    # Given a campaign of 15 with a dlrUrl whose first chunk queued 10
+    contacts = numbers(15)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT", dlrUrl=DLR_URL))["campaign"]["campaignId"]
+    run_campaign_chunk(campaign_row(campaign_id).id, 0)
+    assert refused_callbacks() == {}
+    # When it is cancelled
+    assert job(tenant, "cancel", campaign_id)["result"]["counts"]["refused"] == 15
+    # Then the 10 queued messages are refused E882 and each has its callback (the 5 never expanded have no message)
+    refused = refused_messages(campaign_id)
+    assert len(refused) == 10 and set(refused.values()) == {"E882"}
+    assert refused_callbacks() == dict.fromkeys(refused, ("REFUSED", "E882"))
+
+
+def claim(campaign_pk: int, start: int) -> Any:
+    from worker.db import session_scope
+    from worker.policy.campaign_chunks import claim_chunk
+
+    with session_scope() as session:
+        return claim_chunk(session, campaign_pk, start, chunk_size=10, parallel=3)
+
+
+@pytest.fixture
+def parallel3(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Three chunks of a campaign in flight at most; the chunks published are collected, not sent."""
+    from worker.settings import reset_settings
+
+    monkeypatch.setenv("HEXAVOX_CAMPAIGN_PARALLEL_CHUNKS", "3")
+    reset_settings()
+    published: list[tuple[int, int]] = []
+
+    def collect(items: list[tuple[int, int]]) -> int:
+        published.extend(items)
+        return len(items)
+
+    monkeypatch.setattr("tasks.campaigns.publish_campaign_chunks", collect)
+    monkeypatch.setattr("worker.publish.publish_campaign_chunks", collect)
+    return published
+
+
+def test_chunks_claimed_ahead_are_parked_by_pause_and_resume_continues_exactly_where_it_stopped(
+        tenant: Tenant, parallel3: list[tuple[int, int]]) -> None:
+    from tasks.campaigns import run_campaign_chunk
+
+    contacts = numbers(50)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT"))["campaign"]["campaignId"]
+    pk = campaign_row(campaign_id).id
+    # Given three chunks claimed at once (each starts the next while places are free; the third fills them)
+    assert [(c.end, c.successor) for c in (claim(pk, 0), claim(pk, 10), claim(pk, 20))] == [
+        (10, 10), (20, 20), (30, None)]
+    assert claim(pk, 30).end is None  # a fourth waits for a place
+    # And one of them written
+    assert len(run_campaign_chunk(pk, 10).to_dispatch) == 10
+    # When the campaign is paused, the two others write nothing: their ranges wait
+    assert job(tenant, "pause", campaign_id)["result"]["state"] == "PAUSED"
+    assert run_campaign_chunk(pk, 0).to_dispatch == [] and run_campaign_chunk(pk, 20).to_dispatch == []
+    paused = counts(tenant, campaign_id)
+    assert (paused["queued"], paused["pending"]) == (10, 40)
+    # When it is resumed: a chunk for each waiting range and one at the cursor
+    parallel3.clear()
+    assert job(tenant, "resume", campaign_id)["result"]["state"] == "RUNNING"
+    assert parallel3 == [(pk, 0), (pk, 20), (pk, 30)]
+    pending = [start for _, start in parallel3]
+    while pending:
+        follower = run_campaign_chunk(pk, pending.pop(0)).next_cursor
+        pending.extend([] if follower is None else [follower])
+    # Then every recipient is written exactly once and the counts are exact
+    final = counts(tenant, campaign_id)
+    assert (final["state"], final["queued"], final["pending"], final["refused"]) == ("COMPLETED", 50, 0, 0)
+    assert message_count() == 50
+
+
+def test_cancel_with_chunks_in_flight_refuses_exactly_what_no_chunk_wrote(
+        tenant: Tenant, parallel3: list[tuple[int, int]]) -> None:
+    from tasks.campaigns import run_campaign_chunk
+
+    contacts = numbers(50)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT"))["campaign"]["campaignId"]
+    pk = campaign_row(campaign_id).id
+    # Given three chunks claimed and one of them written
+    for start in (0, 10, 20):
+        claim(pk, start)
+    run_campaign_chunk(pk, 20)
+    # When the campaign is cancelled, then the chunks still in flight run
+    final = job(tenant, "cancel", campaign_id)["result"]["counts"]
+    for start in (0, 10, 30):
+        assert run_campaign_chunk(pk, start).to_dispatch == []
+    # Then the 10 written and the 40 never written are refused E882, and nothing more was written
+    assert (final["pending"], final["queued"], final["refused"], final["refusedByCode"]) == (0, 0, 50, {"E882": 50})
+    assert message_count() == 10
+    assert counts(tenant, campaign_id)["refused"] == 50 and sms_used(tenant) == 0
+
+
+def test_chunks_of_one_campaign_run_on_several_threads_at_once_and_count_exactly(
+        tenant: Tenant, parallel3: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    import queue
+    import time
+
+    from tasks.campaigns import run_campaign_chunk
+    from worker.policy.campaign_chunks import write_chunk
+
+    contacts = numbers(60)
+    make_list(tenant, contacts)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=None, listId="vip", type="MKT"))["campaign"]["campaignId"]
+    pk = campaign_row(campaign_id).id
+    # Given chunk tasks taken from one queue by three worker threads, each noting how many write at once
+    tasks: queue.Queue[int] = queue.Queue()
+
+    def publish(items: list[tuple[int, int]]) -> int:
+        for _, start in items:
+            tasks.put(start)
+        return len(items)
+
+    monkeypatch.setattr("tasks.campaigns.publish_campaign_chunks", publish)
+    writing, most, lock = [0], [0], threading.Lock()
+    original = write_chunk
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            writing[0] += 1
+            most[0] = max(most[0], writing[0])
+        try:
+            time.sleep(0.05)
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                writing[0] -= 1
+
+    monkeypatch.setattr("tasks.campaigns.write_chunk", observed)
+
+    def worker() -> None:
+        while campaign_row(campaign_id).state != "COMPLETED":
+            try:
+                start = tasks.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            run_campaign_chunk(pk, start)
+
+    tasks.put(0)
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # Then several chunks were written at the same time, and every member exactly once
+    assert most[0] > 1
+    final = counts(tenant, campaign_id)
+    assert (final["state"], final["queued"], final["pending"]) == ("COMPLETED", 60, 0)
+    assert message_count() == 60
+
+
+def test_a_chunk_that_died_before_its_commit_is_redone_once_while_the_next_ones_go_on(
+        tenant: Tenant, parallel3: list[tuple[int, int]]) -> None:
+    from tasks.campaigns import run_campaign_chunk
+    from worker.db import session_scope
+    from worker.policy.campaign_chunks import write_chunk
+
+    contacts = numbers(30)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT"))["campaign"]["campaignId"]
+    pk = campaign_row(campaign_id).id
+    # Given the first chunk claimed (starting the next) and dying before its write committed
+    assert claim(pk, 0).successor == 10
+
+    def die() -> None:
+        raise SystemExit("worker lost")
+
+    with pytest.raises(SystemExit), session_scope() as session:
+        write_chunk(session, pk, 0, 10, window_seconds=10, parallel=3, before_commit=die)
+    assert message_count() == 0
+    # When the next chunks run, and then the broker gives the dead one back
+    run_campaign_chunk(pk, 10)
+    run_campaign_chunk(pk, 20)
+    redo = run_campaign_chunk(pk, 0, redelivered=True)
+    # Then its range is written once by the redo, and another copy finds nothing to write
+    assert len(redo.to_dispatch) == 10 and redo.fresh
+    assert run_campaign_chunk(pk, 0, redelivered=False).to_dispatch == []
+    final = counts(tenant, campaign_id)
+    assert (final["state"], final["queued"], final["pending"]) == ("COMPLETED", 30, 0)
+    assert message_count() == 30
+
+
+def test_a_batch_whose_record_transaction_lost_its_connection_records_every_answer_once(
+        tenant: Tenant, hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from providers.simulated import ledger_counts
+    from schema.models import Message
+    from tasks.campaigns import run_campaign_chunk
+    from worker.db import session_scope
+    from worker.policy import dispatch_batch as batches
+    from worker.sending import provider_bulk_sender, provider_sender
+    from worker.settings import get_settings
+
+    # Given five queued campaign messages
+    contacts = numbers(5)
+    opt_in_all(tenant, contacts)
+    campaign_id = send(sms(tenant, to=contacts, type="MKT"))["campaign"]["campaignId"]
+    ids = [mid for mid, _, _ in run_campaign_chunk(campaign_row(campaign_id).id, 0).to_dispatch]
+    # And a database that drops the connection of the first transaction recording the batch's answers
+    original, attempts = batches._record_sent, [0]
+
+    def dropped_once(session: Session, pairs: Any) -> set[str]:
+        attempts[0] += 1
+        if attempts[0] == 1:
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return original(session, pairs)
+
+    monkeypatch.setattr("worker.policy.dispatch_batch._record_sent", dropped_once)
+    # When the batch is dispatched
+    settings = get_settings()
+    outcome = batches.dispatch_batch(ids, settings, provider_sender(settings), redelivered=False,
+                                     bulk=provider_bulk_sender(settings))
+    # Then the answers were recorded on the second attempt, and each message was sent once
+    assert attempts[0] == 2 and outcome.steps == {"SENT": 5}
+    with session_scope() as session:
+        assert set(session.scalars(select(Message.status).where(Message.id.in_(ids)))) <= {"SENT", "DELIVERED"}
+    calls = ledger_counts(hexavox_env["HEXAVOX_DATABASE_URL"])
+    assert {mid: calls.get(mid, 0) for mid in ids} == dict.fromkeys(ids, 1)

@@ -22,6 +22,7 @@ from worker.catalogue import Code
 from worker.contract import CampaignActionJob, CampaignCreateJob, SmsJob
 from worker.errors import Refusal, ValidationError
 from worker.policy.auth import Principal
+from worker.policy.campaign_chunks import INFLIGHT, chunk_starts, last_position
 from worker.policy.drafts import (
     _batch_nodes,
     _capped,
@@ -34,6 +35,7 @@ from worker.policy.drafts import (
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.quota import release_units
+from worker.policy.refused_callbacks import queue_refused_callbacks
 from worker.policy.transitions import utcnow
 from worker.validation import check_sender, check_sms_type, encode_info, parse_schedule
 
@@ -183,17 +185,28 @@ def claim_due(session: Session, now: dt.datetime) -> list[tuple[int, int]]:
     rows = session.execute(update(Campaign).where(Campaign.state == CampaignState.SCHEDULED.value,
                                                   Campaign.scheduled_at <= now)
                            .values(state=CampaignState.RUNNING.value, started_at=now, progressed_at=now)
-                           .returning(Campaign.id, Campaign.cursor)).all()
-    return [(int(r[0]), int(r[1])) for r in rows]
+                           .returning(Campaign.id)).all()
+    return _starts(session, [int(r[0]) for r in rows])
+
+
+def _starts(session: Session, campaign_ids: list[int]) -> list[tuple[int, int]]:
+    """(campaign id, cursor) of every chunk the campaigns need now: each range left in flight, then the cursor."""
+    if not campaign_ids:
+        return []
+    campaigns = session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)).order_by(Campaign.id)).all()
+    return [(c.id, start) for c in campaigns
+            for start in chunk_starts(int(c.cursor), c.payload.get(INFLIGHT), last_position(c))]
 
 
 def stalled(session: Session, now: dt.datetime, stall_seconds: int) -> list[tuple[int, int]]:
-    """RUNNING campaigns whose cursor stayed still for ``stall_seconds``: their chunk task was lost; restart it."""
+    """RUNNING campaigns where no chunk claimed or wrote for ``stall_seconds``: their chunk tasks were lost; restart
+    them (every range left in flight, and the cursor). Copies of a chunk still alive are harmless: a range is
+    written once, and only the chunk at the cursor moves it."""
     cutoff = now - dt.timedelta(seconds=stall_seconds)
     rows = session.execute(update(Campaign).where(Campaign.state == CampaignState.RUNNING.value,
                                                   Campaign.progressed_at <= cutoff)
-                           .values(progressed_at=now).returning(Campaign.id, Campaign.cursor)).all()
-    return [(int(r[0]), int(r[1])) for r in rows]
+                           .values(progressed_at=now).returning(Campaign.id)).all()
+    return _starts(session, [int(r[0]) for r in rows])
 
 
 def find_campaign(session: Session, tenant_id: int, merchant_id: str, campaign_id: str, *,
@@ -223,7 +236,8 @@ def pause(campaign: Campaign) -> None:
 
 
 def resume(session: Session, campaign: Campaign, now: dt.datetime) -> None:
-    """Continue at the cursor: RUNNING (chunk published after commit) when due, else SCHEDULED again."""
+    """Continue exactly where it stopped: RUNNING, with a chunk for every range a pause left in flight and one at
+    the cursor (published after commit), when due; else SCHEDULED again."""
     if campaign.state in (CampaignState.RUNNING, CampaignState.SCHEDULED):
         return
     _require_state(campaign, {CampaignState.PAUSED}, "resumed")
@@ -232,14 +246,18 @@ def resume(session: Session, campaign: Campaign, now: dt.datetime) -> None:
         return
     campaign.state, campaign.progressed_at = CampaignState.RUNNING.value, now
     campaign.started_at = campaign.started_at or now
-    publish_chunk_after_commit(session, campaign.id, int(campaign.cursor))
+    for start in chunk_starts(int(campaign.cursor), campaign.payload.get(INFLIGHT), last_position(campaign)):
+        publish_chunk_after_commit(session, campaign.id, start)
 
 
 def cancel(session: Session, campaign: Campaign, now: dt.datetime) -> None:
     """Refuse, free of charge (E882), the recipients not expanded yet and the messages no worker has claimed.
 
     The waiting messages are locked first, so a dispatch cannot claim one between counting its units and refusing
-    it: the units given back are exactly those of the messages refused.
+    it: the units given back are exactly those of the messages refused. Each refused message is FINAL, so its
+    ``dlrUrl`` gets its callback; a recipient never expanded has no message and is only counted.
+    Chunks write while holding the campaign row FOR KEY SHARE, so the row lock taken here waits for the ones
+    writing: ``total - processed`` are exactly the recipients no chunk wrote.
     """
     if campaign.state == CampaignState.CANCELLED:
         return
@@ -250,16 +268,19 @@ def cancel(session: Session, campaign: Campaign, now: dt.datetime) -> None:
     for message_id, units in waiting:  # each back to the billing period it was charged to
         release_units(session, campaign.merchant_id, campaign.channel, int(units), message_id=message_id)
     ids = [row[0] for row in waiting]
-    session.execute(update(Message).where(Message.id.in_(ids), Message.status == MessageState.QUEUED.value)
-                    .values(status=MessageState.REFUSED.value, freshness=Freshness.FINAL.value, units=0,
-                            cost_micros=0, period_start=None, error_code=Code.CAMPAIGN_CANCELLED.value,
-                            error_detail="campaign cancelled", updated_at=now, final_at=now)
-                    .execution_options(synchronize_session=False))
+    refused = session.scalars(update(Message).where(Message.id.in_(ids), Message.status == MessageState.QUEUED.value)
+                              .values(status=MessageState.REFUSED.value, freshness=Freshness.FINAL.value, units=0,
+                                      cost_micros=0, period_start=None, error_code=Code.CAMPAIGN_CANCELLED.value,
+                                      error_detail="campaign cancelled", updated_at=now, final_at=now)
+                              .returning(Message.id).execution_options(synchronize_session=False)).all()
+    queue_refused_callbacks(session, campaign.merchant_id, campaign.request_id, dict(campaign.payload["options"]),
+                            [(mid, Code.CAMPAIGN_CANCELLED.value) for mid in refused], now)
     remaining = campaign.total - campaign.processed
     campaign.state, campaign.finished_at = CampaignState.CANCELLED.value, now
     campaign.processed, campaign.refused = campaign.total, campaign.refused + remaining
     payload = dict(campaign.payload)
     payload["cancelledBeforeExpansion"] = remaining
+    payload.pop(INFLIGHT, None)
     campaign.payload = payload
 
 

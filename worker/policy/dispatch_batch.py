@@ -11,27 +11,42 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import String, column, insert, update, values
+from sqlalchemy import BindParameter, String, Table, bindparam, func, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
 from providers.outcomes import may_fail_over
 from schema.models import MessageEvent
 from schema.states import Channel, MessageState
+from worker.bulk_copy import copy_rows
 from worker.db import session_scope
 from worker.pii import storable_raw
-from worker.policy.dispatch import BulkSender, DispatchStep, Sender, _Claim, _not_claimed, _record_in, crash_if
+from worker.policy.dispatch import (
+    RECORD_ATTEMPTS,
+    BulkSender,
+    DispatchStep,
+    Sender,
+    _Claim,
+    _not_claimed,
+    _record_in,
+    crash_if,
+)
 from worker.policy.merchants import provider_order
 from worker.policy.tendlc_send import refuse_unregistered_10dlc
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, utcnow
 from worker.settings import Settings
+from worker.transient import retry_transient
 
 __all__ = ["BatchOutcome", "dispatch_batch"]
 
 _pool_lock = threading.Lock()
+_EVENTS = cast(Table, MessageEvent.__table__)
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -71,8 +86,19 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     crash_if(settings, "before_provider_call")
     results = _send_all(claims, sender, bulk, _pool(threads))
     crash_if(settings, "after_provider_call")
+    recorded = retry_transient(lambda: _record_all(list(zip(claims, results, strict=True))),
+                               attempts=RECORD_ATTEMPTS, base=0.1, cap=5.0,
+                               what=f"recording the provider's answers for a batch of {len(claims)}")
+    outcome.steps.update(recorded.steps)
+    outcome.retry.extend(recorded.retry)
+    crash_if(settings, "after_record")
+    return outcome
+
+
+def _record_all(pairs: list[tuple[_Claim, SendResult]]) -> BatchOutcome:
+    """Every answer of the batch in one transaction; run again as a whole when the transaction was undone."""
+    outcome = BatchOutcome()
     with session_scope() as session:
-        pairs = list(zip(claims, results, strict=True))
         sent = _record_sent(session, pairs)
         outcome.steps[DispatchStep.SENT.value] += len(sent)
         for claim, result in pairs:
@@ -83,7 +109,6 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
             if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
                 outcome.retry.append((claim.message.message_id, claim.message.channel.value,
                                       claim.message.message_type))
-    crash_if(settings, "after_record")
     return outcome
 
 
@@ -98,8 +123,10 @@ def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> se
     if not accepted or session.get_bind().dialect.name != "postgresql":
         return set()
     now, c = utcnow(), MESSAGE_COLUMNS
-    rows = values(column("mid", String), column("prov", String), column("ref", String), name="sent").data(
-        [(claim.message.message_id, result.provider, result.provider_ref) for claim, result in accepted])
+    rows = func.unnest(_array("mids", [claim.message.message_id for claim, _ in accepted]),
+                       _array("provs", [result.provider for _, result in accepted]),
+                       _array("refs", [result.provider_ref for _, result in accepted])
+                       ).table_valued("mid", "prov", "ref").render_derived("sent")
     done = set(session.scalars(update(MESSAGES).where(c.id == rows.c.mid, c.status == MessageState.DISPATCHING.value)
                                .values(status=MessageState.SENT.value, updated_at=now, provider=rows.c.prov,
                                        provider_ref=rows.c.ref).returning(c.id)).all())
@@ -107,9 +134,14 @@ def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> se
                 "to_state": MessageState.SENT.value, "at": now,
                 "detail": {"providerCode": result.provider_code, "final": False, "raw": storable_raw(result.raw)}}
                for claim, result in accepted if claim.message.message_id in done]
-    if history:
-        session.execute(insert(MessageEvent), history)
+    copy_rows(session, _EVENTS, history)
     return done
+
+
+def _array(name: str, items: list[str | None]) -> BindParameter[Sequence[str]]:
+    """A list bound as one array parameter: unnested, the statement text is the same whatever the batch size (a
+    VALUES list is rendered and bound value by value)."""
+    return bindparam(name, items, type_=ARRAY(String()))
 
 
 def _send_all(claims: list[_Claim], sender: Sender, bulk: BulkSender | None, pool: ThreadPoolExecutor
@@ -165,10 +197,9 @@ def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int
             .values(status=MessageState.DISPATCHING.value, updated_at=now, dispatch_attempts=c.dispatch_attempts + 1)
             .returning(c.id, c.merchant_id, c.channel, c.message_type, c.recipient, c.body, c.sender, c.subject,
                        c.options, c.units)).all()
-        if rows:
-            history = [{"message_id": r.id, "from_state": MessageState.QUEUED.value,
-                        "to_state": MessageState.DISPATCHING.value, "at": now, "detail": {}} for r in rows]
-            session.execute(insert(MessageEvent), history)
+        copy_rows(session, _EVENTS, [{"message_id": r.id, "from_state": MessageState.QUEUED.value,
+                                      "to_state": MessageState.DISPATCHING.value, "at": now, "detail": {}}
+                                     for r in rows])
         orders: dict[tuple[int, str, str], list[str]] = {}
         claims = []
         for r in rows:
