@@ -24,7 +24,7 @@ from worker.db import session_scope
 from worker.pii import storable_raw
 from worker.policy.dispatch import BulkSender, DispatchStep, Sender, _Claim, _not_claimed, _record_in, crash_if
 from worker.policy.merchants import provider_order
-from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, utcnow
+from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, check_move, utcnow
 from worker.settings import Settings
 
 __all__ = ["BatchOutcome", "dispatch_batch"]
@@ -92,6 +92,7 @@ def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> se
     accepted = [(c, r) for c, r in pairs if r.outcome is SendOutcome.ACCEPTED and not r.final]
     if not accepted or session.get_bind().dialect.name != "postgresql":
         return set()
+    check_move([MessageState.DISPATCHING], MessageState.SENT)
     now, c = utcnow(), MESSAGE_COLUMNS
     rows = values(column("mid", String), column("prov", String), column("ref", String), name="sent").data(
         [(claim.message.message_id, result.provider, result.provider_ref) for claim, result in accepted])
@@ -152,6 +153,7 @@ def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int
     """QUEUED -> DISPATCHING for every claimable message of the batch in one UPDATE, with their history rows."""
     if not message_ids:
         return []
+    check_move([MessageState.QUEUED], MessageState.DISPATCHING)
     c, now = MESSAGE_COLUMNS, utcnow()
     with session_scope() as session:
         rows = session.execute(
