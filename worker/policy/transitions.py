@@ -168,7 +168,8 @@ def transition(session: Session, message_id: str, from_states: Iterable[MessageS
     fields = {key: value for key, value in given.items() if value is not UNSET}
     sources = _checked(from_states, to_state, fields)
     now, final = utcnow(), FINAL.get(to_state)
-    before = _before(session, [MESSAGE_COLUMNS.id == message_id], final, fields)
+    before = _charged(session, [MESSAGE_COLUMNS.id == message_id], final, fields) \
+        if _rewrites_charge(final, fields) else None
     c = MESSAGE_COLUMNS
     # Core statements on the tables, not ORM-enabled ones: no identity map is involved, and the ORM's bulk
     # UPDATE/INSERT machinery costs about half a millisecond per statement on this, the hottest path.
@@ -196,16 +197,11 @@ def transition_many(session: Session, condition: ColumnElement[bool], from_state
     """
     sources = _checked(from_states, to_state, fields)
     now, final, c = utcnow(), FINAL.get(to_state), MESSAGE_COLUMNS
-    before = _before(session, [condition, c.status.in_(sources)], final, fields)
-    ids = list(before) if before is not None else session.scalars(
-        select(c.id).where(condition, c.status.in_(sources)).with_for_update()).all()
-    if not ids:
+    before = _charged(session, [condition, c.status.in_(sources)], final, fields)
+    if not before:
         return []
-    rows = session.execute(update(MESSAGES).where(c.id.in_(ids), c.status.in_(sources))
-                           .values(**_values(to_state, now, fields)).returning(*_RETURNED)
-                           .execution_options(synchronize_session=False)).all()
-    if not rows:
-        return []
+    rows = session.execute(update(MESSAGES).where(c.id.in_(list(before)))  # locked above: still in ``sources``
+                           .values(**_values(to_state, now, fields)).returning(*_RETURNED)).all()
     session.execute(insert(_EVENTS), [
         {"message_id": r.id, "from_state": None if len(sources) > 1 else sources[0], "to_state": to_state.value,
          "at": now, "detail": detail or {}} for r in rows])
@@ -243,19 +239,24 @@ class _Charged:
     channel: str
 
 
-def _before(session: Session, match: list[ColumnElement[bool]], final: FinalEffect | None,
-            fields: Mapping[str, Any]) -> dict[str, _Charged] | None:
-    """The charge of the matching messages when the move rewrites it (VOID, or real units given); else None.
+def _rewrites_charge(final: FinalEffect | None, fields: Mapping[str, Any]) -> bool:
+    """True when the move changes the units or period it must give back (VOID, or a call's real units): only
+    such a single move pays for reading them first; the others read them in the UPDATE's RETURNING."""
+    return final is not None and (final.settlement is Settlement.VOID or "units" in fields)
+
+
+def _charged(session: Session, match: list[ColumnElement[bool]], final: FinalEffect | None,
+             fields: Mapping[str, Any]) -> dict[str, _Charged]:
+    """What the matching messages were charged, by id, read before the UPDATE.
 
     The rows are locked, so the UPDATE that follows finds them as read here: what is given back is exactly what
-    they were charged. Only these moves pay for the extra statement; the others read the charge in RETURNING.
+    they were charged.
     """
-    if final is None or (final.settlement is not Settlement.VOID and "units" not in fields):
-        return None
     c = MESSAGE_COLUMNS
     rows = session.execute(select(c.id, c.units, c.period_start, c.channel).where(*match).with_for_update()).all()
     charged = {str(r.id): _Charged(int(r.units), r.period_start, str(r.channel)) for r in rows}
-    if final.settlement is Settlement.KEEP and any(ch.channel != Channel.VOICE.value for ch in charged.values()):
+    calls_only = final is not None and final.settlement is Settlement.KEEP and "units" in fields
+    if calls_only and any(ch.channel != Channel.VOICE.value for ch in charged.values()):
         raise InvalidTransition("only a call's units change when it settles (its real minutes)")
     return charged
 

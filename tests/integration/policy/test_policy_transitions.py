@@ -149,3 +149,11 @@ def test_the_callback_body_is_compact_sorted_json_in_utc() -> None:
     assert body == ('{"at":"2025-03-21T09:00:01.500000Z","errorCode":null,"freshness":"FINAL","messageId":"m1",'
                     '"requestId":"r1","status":"DELIVERED","type":"message.final","units":3}')
     assert json.loads(body)["units"] == 3
+
+
+def test_the_callback_body_echoes_the_merchant_s_tags_only() -> None:
+    at = dt.datetime(2025, 3, 21, 9, 0, 1, tzinfo=dt.UTC)
+    options = {"dlrUrl": "https://example.com/dlr", "ref": "o-1", "ref2": "", "campaignName": "June"}
+    body = json.loads(callback_body("m1", "r1", S.FAILED, at, "E815", 2, options))
+    assert body["tags"] == {"ref": "o-1", "campaignName": "June"}
+    assert "tags" not in json.loads(callback_body("m1", "r1", S.FAILED, at, "E815", 2, {"dlrUrl": "x"}))

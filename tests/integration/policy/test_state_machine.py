@@ -26,6 +26,7 @@ from worker.policy.transitions import (
     Settlement,
     callback_body,
     check_move,
+    queue_final_callback,
     transition,
     transition_many,
     utcnow,
@@ -49,6 +50,8 @@ EXPECTED_MOVES: dict[S, set[S]] = {
 KEPT, REFUNDED, VOIDED = "kept", "refunded", "voided"
 EXPECTED_FINAL = {S.DELIVERED: KEPT, S.FAILED: REFUNDED, S.EXPIRED: REFUNDED, S.REFUSED: VOIDED}
 URL = "https://example.com/dlr"
+#: A message's options: its dlrUrl and a tag of the merchant's, echoed in the callback.
+OPTIONS = {"dlrUrl": URL, "ref": "order-7"}
 RESERVED, COST = 3, 4200
 
 
@@ -71,7 +74,7 @@ def charged_message(tenant: Tenant, merchant_id: int | None, message_id: str, st
         session.add(Message(id=message_id, request_id=request, merchant_id=merchant_id, channel=channel,
                             message_type="TXN", recipient="+18135551234", status=status.value,
                             units=0 if free else RESERVED, cost_micros=0 if free else COST, period_start=period,
-                            options={"dlrUrl": URL} if dlr else {}, error_code="E700" if free else None,
+                            options=OPTIONS if dlr else {}, error_code="E700" if free else None,
                             freshness="FINAL" if final else "PROVISIONAL", final_at=utcnow() if final else None))
     return period or dt.date.today()
 
@@ -123,7 +126,8 @@ def assert_reached(message_id: str, source: S, target: S, merchant_id: int, peri
         (0, 0, None) if voided else (units_after, COST, period))
     assert used(merchant_id) == used_before - (RESERVED if effect in (REFUNDED, VOIDED) else 0)
     body = callback_body(message_id, request, target, after["final_at"], after["error_code"], after["units"],
-                         {"dlrUrl": URL})
+                         OPTIONS)
+    assert '"tags":{"ref":"order-7"}' in body
     assert callbacks(message_id) == [(target.value, URL, body)]
 
 
@@ -350,3 +354,58 @@ def test_a_final_message_without_a_dlr_url_queues_no_callback_but_is_refunded(te
         assert transition_many(session, MESSAGE_COLUMNS.id == "m2", [S.QUEUED], S.REFUSED, error_code="E900") == ["m2"]
     assert callbacks("m1") == callbacks("m2") == []
     assert used(gym_a) == 0
+
+
+# -- what a move writes ------------------------------------------------------------------------------------------
+
+
+def test_a_move_writes_every_column_it_names_and_only_those(tenant: Tenant, gym_a: int) -> None:
+    charged_message(tenant, gym_a, "m1", S.DISPATCHING)
+    charged_message(tenant, gym_a, "m2", S.DISPATCHING)
+    later = utcnow() + dt.timedelta(minutes=5)
+    with session_scope() as session:
+        assert transition(session, "m1", [S.DISPATCHING], S.SENT, provider="sim", provider_ref="ref-1",
+                          provider_priced=True, cost_micros=MESSAGE_COLUMNS.cost_micros + 1, error_code="E1",
+                          error_detail="why", dispatch_attempts=MESSAGE_COLUMNS.dispatch_attempts + 4,
+                          reconcile_attempts=2, reconcile_after=later)
+        assert transition(session, "m2", [S.DISPATCHING], S.SENT)
+    with session_scope() as session:
+        m1, m2 = session.get(Message, "m1"), session.get(Message, "m2")
+        assert m1 is not None and m2 is not None
+        assert (m1.provider, m1.provider_ref, m1.provider_priced, m1.cost_micros, m1.error_code, m1.error_detail,
+                m1.dispatch_attempts, m1.reconcile_attempts, m1.reconcile_after) == (
+            "sim", "ref-1", True, COST + 1, "E1", "why", 4, 2, later)
+        assert (m2.provider, m2.provider_ref, m2.provider_priced, m2.cost_micros, m2.error_code, m2.error_detail,
+                m2.dispatch_attempts, m2.reconcile_attempts, m2.reconcile_after) == (
+            None, None, False, COST, None, None, 0, 0, None)
+
+
+def test_a_set_move_from_several_states_keeps_its_detail_and_time(tenant: Tenant, gym_a: int) -> None:
+    charged_message(tenant, gym_a, "m1", S.SENT)
+    charged_message(tenant, gym_a, "m2", S.AMBIGUOUS)
+    with session_scope() as session:
+        moved = transition_many(session, MESSAGE_COLUMNS.request_id == "r1", [S.SENT, S.AMBIGUOUS], S.EXPIRED,
+                                detail={"why": "too old"}, error_code="E817")
+    assert sorted(moved) == ["m1", "m2"]
+    with session_scope() as session:
+        rows = session.execute(select(MessageEvent.message_id, MessageEvent.from_state, MessageEvent.to_state,
+                                      MessageEvent.detail, MessageEvent.at).order_by(MessageEvent.message_id)).all()
+    assert [tuple(r[:4]) for r in rows] == [("m1", None, "EXPIRED", {"why": "too old"}),
+                                            ("m2", None, "EXPIRED", {"why": "too old"})]
+    assert [r[4] for r in rows] == [snapshot("m1")["updated_at"], snapshot("m2")["updated_at"]]
+    assert used(gym_a) == 0 and snapshot("m1")["error_code"] == "E817"
+
+
+def test_a_message_final_from_birth_gets_the_same_callback(tenant: Tenant, gym_a: int) -> None:
+    charged_message(tenant, gym_a, "m1", S.REFUSED)
+    at = utcnow()
+    with session_scope() as session:
+        queue_final_callback(session, "m1", gym_a, "r1", S.REFUSED, URL + "/" + "a" * 2100, at, error_code="E700",
+                             units=0, options=OPTIONS)
+    with session_scope() as session:
+        row = session.scalars(select(OutboundCallback)).one()
+        assert (row.message_id, row.merchant_id, row.event_status, row.url, row.state, row.attempts,
+                row.next_attempt_at, row.body) == (
+            "m1", gym_a, "REFUSED", (URL + "/" + "a" * 2100)[:2000], "PENDING", 0, at,
+            callback_body("m1", "r1", S.REFUSED, at, "E700", 0, OPTIONS))
+        assert len(row.id) == 36
