@@ -409,3 +409,38 @@ def test_a_message_final_from_birth_gets_the_same_callback(tenant: Tenant, gym_a
             "m1", gym_a, "REFUSED", (URL + "/" + "a" * 2100)[:2000], "PENDING", 0, at,
             callback_body("m1", "r1", S.REFUSED, at, "E700", 0, OPTIONS))
         assert len(row.id) == 36
+
+
+def test_a_set_move_settles_messages_with_and_without_a_merchant(tenant: Tenant, gym_a: int) -> None:
+    charged_message(tenant, None, "m1", S.QUEUED)
+    charged_message(tenant, gym_a, "m2", S.QUEUED)
+    charged_message(tenant, None, "m3", S.QUEUED)
+    charged_message(tenant, gym_a, "m4", S.QUEUED)
+    with session_scope() as session:
+        assert len(transition_many(session, MESSAGE_COLUMNS.request_id == "r1", [S.QUEUED], S.FAILED)) == 4
+    assert used(gym_a) == 0
+    assert [len(callbacks(mid)) for mid in ("m1", "m2", "m3", "m4")] == [0, 1, 0, 1]
+
+
+def test_a_set_move_cannot_change_what_a_text_was_charged(tenant: Tenant, gym_a: int) -> None:
+    charged_message(tenant, gym_a, "m1", S.SENT)
+    before = snapshot("m1")
+    with session_scope() as session, pytest.raises(InvalidTransition) as refused:
+        transition_many(session, MESSAGE_COLUMNS.id == "m1", [S.SENT], S.DELIVERED, units=1)
+    assert str(refused.value) == "only a call's units change when it settles (its real minutes)"
+    assert_untouched("m1", before, gym_a, RESERVED)
+
+
+def test_a_call_of_a_closed_period_settles_its_minutes_there(tenant: Tenant, gym_a: int) -> None:
+    old = dt.date(2020, 1, 1)
+    with session_scope() as session:
+        session.add(UsagePeriod(merchant_id=gym_a, channel="VOICE", period_start=old, period_end=dt.date(2020, 2, 1),
+                                unit_limit=10, credits=0, used=RESERVED))
+        session.get(Balance, (gym_a, "VOICE")).used = RESERVED  # type: ignore[union-attr]
+    charged_message(tenant, gym_a, "m1", S.SENT, channel="VOICE", period=old)
+    with session_scope() as session:
+        assert transition(session, "m1", [S.SENT], S.DELIVERED, units=1)
+    with session_scope() as session:
+        closed = session.get(UsagePeriod, (gym_a, "VOICE", old))
+        assert closed is not None and closed.used == 1
+    assert used(gym_a, "VOICE") == RESERVED
