@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HexavoxError",
     "ConfigurationError",
+    "InvalidTransition",
     "Refusal",
     "ValidationError",
     "AuthenticationError",
@@ -27,6 +28,11 @@ class HexavoxError(Exception):
 
 class ConfigurationError(HexavoxError):
     """A setting is missing or unsafe; raised at start-up."""
+
+
+class InvalidTransition(HexavoxError):
+    """A bug: code asked for a message move the state machine does not have, or a column a move may not set
+    (:mod:`worker.policy.transitions`). Raised before anything is written."""
 
 
 class Refusal(HexavoxError):

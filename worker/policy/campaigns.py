@@ -17,7 +17,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from schema.models import Campaign, ContactList, ContactListMember, Merchant, Message, Request
-from schema.states import CampaignState, Channel, Freshness, MessageState, RequestStatus
+from schema.states import CampaignState, Channel, MessageState, RequestStatus
 from worker.catalogue import Code
 from worker.contract import CampaignActionJob, CampaignCreateJob, SmsJob
 from worker.errors import Refusal, ValidationError
@@ -34,9 +34,7 @@ from worker.policy.drafts import (
 )
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, require_route
-from worker.policy.quota import release_units
-from worker.policy.refused_callbacks import queue_refused_callbacks
-from worker.policy.transitions import utcnow
+from worker.policy.transitions import MESSAGE_COLUMNS, transition_many, utcnow
 from worker.validation import check_sender, check_sms_type, encode_info, parse_schedule
 
 __all__ = ["CampaignPlan", "is_campaign_send", "sms_plan", "create_campaign", "campaign_answer", "claim_due",
@@ -253,28 +251,19 @@ def resume(session: Session, campaign: Campaign, now: dt.datetime) -> None:
 def cancel(session: Session, campaign: Campaign, now: dt.datetime) -> None:
     """Refuse, free of charge (E882), the recipients not expanded yet and the messages no worker has claimed.
 
-    The waiting messages are locked first, so a dispatch cannot claim one between counting its units and refusing
-    it: the units given back are exactly those of the messages refused. Each refused message is FINAL, so its
-    ``dlrUrl`` gets its callback; a recipient never expanded has no message and is only counted.
-    Chunks write while holding the campaign row FOR KEY SHARE, so the row lock taken here waits for the ones
-    writing: ``total - processed`` are exactly the recipients no chunk wrote.
+    The move (:func:`~worker.policy.transitions.transition_many`) locks the waiting messages first, so a dispatch
+    cannot claim one between counting its units and refusing it: the units given back, each to the billing period
+    it was charged to, are exactly those of the messages refused.
+    Each refused message is FINAL, so its ``dlrUrl`` gets its callback; a recipient never expanded has no
+    message and is only counted. Chunks write while holding the campaign row FOR KEY SHARE, so the row lock
+    taken here waits for the ones writing: ``total - processed`` are exactly the recipients no chunk wrote.
     """
     if campaign.state == CampaignState.CANCELLED:
         return
     _require_state(campaign, {CampaignState.SCHEDULED, CampaignState.RUNNING, CampaignState.PAUSED}, "cancelled")
-    waiting = session.execute(select(Message.id, Message.units).where(
-        Message.request_id == campaign.request_id, Message.status == MessageState.QUEUED.value)
-        .with_for_update()).all()
-    for message_id, units in waiting:  # each back to the billing period it was charged to
-        release_units(session, campaign.merchant_id, campaign.channel, int(units), message_id=message_id)
-    ids = [row[0] for row in waiting]
-    refused = session.scalars(update(Message).where(Message.id.in_(ids), Message.status == MessageState.QUEUED.value)
-                              .values(status=MessageState.REFUSED.value, freshness=Freshness.FINAL.value, units=0,
-                                      cost_micros=0, period_start=None, error_code=Code.CAMPAIGN_CANCELLED.value,
-                                      error_detail="campaign cancelled", updated_at=now, final_at=now)
-                              .returning(Message.id).execution_options(synchronize_session=False)).all()
-    queue_refused_callbacks(session, campaign.merchant_id, campaign.request_id, dict(campaign.payload["options"]),
-                            [(mid, Code.CAMPAIGN_CANCELLED.value) for mid in refused], now)
+    transition_many(session, MESSAGE_COLUMNS.request_id == campaign.request_id, [MessageState.QUEUED],
+                    MessageState.REFUSED, error_code=Code.CAMPAIGN_CANCELLED.value, error_detail="campaign cancelled",
+                    detail={"code": Code.CAMPAIGN_CANCELLED.value, "why": "campaign cancelled"})
     remaining = campaign.total - campaign.processed
     campaign.state, campaign.finished_at = CampaignState.CANCELLED.value, now
     campaign.processed, campaign.refused = campaign.total, campaign.refused + remaining

@@ -8,11 +8,12 @@ or the fifth copy of a FAILED, finds the message elsewhere and changes nothing, 
 * DELIVERED: DISPATCHING | SENT | AMBIGUOUS -> DELIVERED. A report can beat our own SENT record (the provider
   answered the webhook before the dispatch worker committed), hence DISPATCHING. QUEUED is not a source: a
   queued message was proven never received (reconcile) or not sent yet, so a report for it is stale.
-* FAILED: the same sources -> FAILED with E815; the reserved units go back in the same transaction.
+* FAILED: the same sources -> FAILED with E815; the move gives the reserved units back in the same transaction.
 * ACCEPTED: DISPATCHING | AMBIGUOUS -> SENT; settles an ambiguous send without asking the provider.
 * UNKNOWN / NOT_FOUND: ignored and logged (ids and provider code only: raw payloads carry personal data).
 * Voice: a DELIVERED report with ``duration_seconds`` settles the message at ``ceil(duration / 60)`` real minutes
-  (the estimate from the text length was reserved at intake); see :func:`~worker.policy.quota.settle_voice_minutes`.
+  (the estimate from the text length was reserved at intake): the move settles the difference
+  (:func:`~worker.policy.quota.settle_voice_minutes`).
 * Replies: a reply whose first word is a stop word is honoured only when it is authenticated (it came through the
   endpoint of a provider with a webhook secret, whose signature the receiver checked). It opts the number out of
   SMS (source ``sms-reply``) for the merchant of the message it answers when the event identifies one (message id
@@ -51,7 +52,7 @@ from worker.pii import storable_raw
 from worker.policy.consent import set_consent
 from worker.policy.merchants import provider_order
 from worker.policy.pricing import repriced_cost
-from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
+from worker.policy.quota import billed_minutes
 from worker.policy.transitions import MESSAGE_COLUMNS, transition
 from worker.settings import get_settings
 from worker.validation.masking import mask_phone
@@ -130,8 +131,6 @@ def _delivered(session: Session, message: Message, event: DeliveryEvent) -> str:
     fields = _identity(event) | (_real_minutes(minutes) if minutes is not None else {})
     if not transition(session, message.id, REPORTABLE, MessageState.DELIVERED, detail=_detail(event), **fields):
         return "unchanged"
-    if minutes is not None:
-        settle_voice_minutes(session, message.merchant_id, message.units, minutes, message.id)
     return "delivered"
 
 
@@ -141,13 +140,11 @@ def _real_minutes(minutes: int) -> dict[str, Any]:
 
 
 def _failed(session: Session, message: Message, event: DeliveryEvent) -> str:
-    """FAILED releases the reserved units only when this report made the change, so replays release nothing."""
+    """FAILED gives the reserved units back only when this report made the move, so replays give back nothing."""
     why = f"provider reported failure {event.provider_code or ''}".strip()[:500]
     if not transition(session, message.id, REPORTABLE, MessageState.FAILED, detail=_detail(event),
                       error_code=Code.PROVIDER_REJECTED.value, error_detail=why, **_identity(event)):
         return "unchanged"
-    if message.merchant_id is not None:
-        release_units(session, message.merchant_id, message.channel, message.units, message_id=message.id)
     return "failed"
 
 

@@ -28,7 +28,6 @@ from worker.db import session_scope
 from worker.pii import storable_raw
 from worker.policy.merchants import provider_order
 from worker.policy.pricing import provider_cost_fields
-from worker.policy.quota import release_units
 from worker.policy.sip import with_available_agent
 from worker.policy.tendlc_send import refuse_unregistered_10dlc
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
@@ -111,11 +110,10 @@ def _not_claimed(message_id: str, max_attempts: int, redelivered: bool) -> Dispa
                                     MESSAGE_COLUMNS.status == MessageState.QUEUED.value,
                                     MESSAGE_COLUMNS.dispatch_attempts >= max_attempts)
             .values(dispatch_attempts=MESSAGE_COLUMNS.dispatch_attempts + 1)
-            .returning(MESSAGE_COLUMNS.merchant_id, MESSAGE_COLUMNS.channel, MESSAGE_COLUMNS.units)).first()
+            .returning(MESSAGE_COLUMNS.id)).first()
         if row is None:
             return DispatchStep.SKIPPED
-        _fail(session, message_id, row.merchant_id, row.channel, row.units, Code.ATTEMPTS_EXHAUSTED,
-              [MessageState.QUEUED])
+        _fail(session, message_id, Code.ATTEMPTS_EXHAUSTED, [MessageState.QUEUED])
     return DispatchStep.PARKED
 
 
@@ -151,8 +149,7 @@ def _record_in(session: Session, claim: _Claim, result: SendResult) -> DispatchS
                    **provider_cost_fields(result.cost_micros))
         return DispatchStep.SENT
     if result.outcome == SendOutcome.REJECTED:
-        _fail(session, mid, claim.merchant_id, claim.message.channel.value, claim.units,
-              result.error_code or Code.PROVIDER_REJECTED, sending, provider=result.provider,
+        _fail(session, mid, result.error_code or Code.PROVIDER_REJECTED, sending, provider=result.provider,
               detail=f"{result.provider_code}: {result.detail}", raw=raw)
         return DispatchStep.FAILED
     if not may_send_again(result.outcome):  # AMBIGUOUS: it may have reached the provider, reconcile decides
@@ -166,15 +163,13 @@ def _record_in(session: Session, claim: _Claim, result: SendResult) -> DispatchS
     return DispatchStep.THROTTLED if result.throttled else DispatchStep.RETRY
 
 
-def _fail(session: Session, message_id: str, merchant_id: int | None, channel: str, units: int, code: Code,
-          from_states: list[MessageState], *, provider: str | None = None, detail: str = "", raw: Any = None) -> None:
-    """Final failure: the message costs nothing, so its reserved units go back."""
+def _fail(session: Session, message_id: str, code: Code, from_states: list[MessageState], *,
+          provider: str | None = None, detail: str = "", raw: Any = None) -> None:
+    """Final failure (the move gives the reserved units back: the message costs nothing)."""
     extra: dict[str, Any] = {"provider": provider} if provider else {}
     history = {"code": code.value} | ({"raw": raw} if raw is not None else {})
-    if transition(session, message_id, from_states, MessageState.FAILED, error_code=code.value,
-                  error_detail=(detail or code.name)[:500], detail=history, **extra):
-        if merchant_id is not None:
-            release_units(session, merchant_id, channel, units, message_id=message_id)
+    transition(session, message_id, from_states, MessageState.FAILED, error_code=code.value,
+               error_detail=(detail or code.name)[:500], detail=history, **extra)
 
 
 def give_up_unavailable(message_id: str, give_up_after: float, waiting_since: float) -> bool:
@@ -190,6 +185,5 @@ def give_up_unavailable(message_id: str, give_up_after: float, waiting_since: fl
         msg = session.get(Message, message_id)
         if msg is None or msg.status != MessageState.QUEUED.value:
             return False
-        _fail(session, message_id, msg.merchant_id, msg.channel, msg.units, Code.PROVIDER_UNAVAILABLE,
-              [MessageState.QUEUED])
+        _fail(session, message_id, Code.PROVIDER_UNAVAILABLE, [MessageState.QUEUED])
         return True

@@ -39,7 +39,7 @@ from worker.policy.dispatch import (
 )
 from worker.policy.merchants import provider_order
 from worker.policy.tendlc_send import refuse_unregistered_10dlc
-from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, utcnow
+from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, check_move, utcnow
 from worker.settings import Settings
 from worker.transient import retry_transient
 
@@ -122,6 +122,7 @@ def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> se
     accepted = [(c, r) for c, r in pairs if r.outcome is SendOutcome.ACCEPTED and not r.final]
     if not accepted or session.get_bind().dialect.name != "postgresql":
         return set()
+    check_move([MessageState.DISPATCHING], MessageState.SENT)
     now, c = utcnow(), MESSAGE_COLUMNS
     rows = func.unnest(_array("mids", [claim.message.message_id for claim, _ in accepted]),
                        _array("provs", [result.provider for _, result in accepted]),
@@ -189,6 +190,7 @@ def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int
     """QUEUED -> DISPATCHING for every claimable message of the batch in one UPDATE, with their history rows."""
     if not message_ids:
         return []
+    check_move([MessageState.QUEUED], MessageState.DISPATCHING)
     c, now = MESSAGE_COLUMNS, utcnow()
     with session_scope() as session:
         rows = session.execute(

@@ -20,7 +20,6 @@ from worker.catalogue import Code
 from worker.db import session_scope
 from worker.errors import Refusal
 from worker.policy.consent import require_consent
-from worker.policy.quota import release_units
 from worker.policy.transitions import transition, utcnow
 
 __all__ = ["stale_queued", "release_due"]
@@ -52,7 +51,7 @@ def release_due(limit: int = 1000) -> list[tuple[str, str, str]]:
     """
     c = Message
     with session_scope() as session:
-        rows = session.execute(select(c.id, c.channel, c.message_type, c.merchant_id, c.recipient, c.units)
+        rows = session.execute(select(c.id, c.channel, c.message_type, c.merchant_id, c.recipient)
                                .where(c.status == MessageState.SCHEDULED.value, c.scheduled_at <= utcnow())
                                .order_by(c.scheduled_at).limit(limit)).all()
         due = []
@@ -61,10 +60,10 @@ def release_due(limit: int = 1000) -> list[tuple[str, str, str]]:
             if refusal is None:
                 if transition(session, row.id, [MessageState.SCHEDULED], MessageState.QUEUED):
                     due.append((row.id, row.channel, row.message_type))
-            elif transition(session, row.id, [MessageState.SCHEDULED], MessageState.REFUSED, units=0,
-                            error_code=refusal.code.value, error_detail=refusal.detail[:500],
-                            detail={"code": refusal.code.value, "why": "checked again at its send time"}):
-                release_units(session, row.merchant_id, row.channel, row.units, message_id=row.id)
+            else:  # FINAL and free: the move gives its units back
+                transition(session, row.id, [MessageState.SCHEDULED], MessageState.REFUSED,
+                           error_code=refusal.code.value, error_detail=refusal.detail[:500],
+                           detail={"code": refusal.code.value, "why": "checked again at its send time"})
     return due
 
 

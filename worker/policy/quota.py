@@ -23,8 +23,8 @@ from worker.db import upsert_insert
 from worker.errors import Refusal
 from worker.policy.periods import credits_drawn, current_period, roll_balance
 
-__all__ = ["reserve_units", "reserve_prefix", "release_units", "add_credits", "billed_minutes", "settle_voice_minutes",
-           "THRESHOLDS"]
+__all__ = ["reserve_units", "reserve_prefix", "release_units", "release_to_period", "add_credits", "billed_minutes",
+           "settle_voice_minutes", "THRESHOLDS"]
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,12 @@ def release_units(session: Session, merchant_id: int, channel: str, units: int, 
     """
     if units <= 0:
         return
-    period = _period_of_message(session, message_id)
+    release_to_period(session, merchant_id, channel, units, _period_of_message(session, message_id))
+
+
+def release_to_period(session: Session, merchant_id: int, channel: str, units: int, period: dt.date | None) -> None:
+    """:func:`release_units` for a caller that already knows the period the units were charged to (None: the
+    current balance, whichever period it holds)."""
     where = [Balance.merchant_id == merchant_id, Balance.channel == channel, Balance.used >= units]
     if period is not None:
         where.append(Balance.period_start == period)

@@ -4,9 +4,9 @@ AMBIGUOUS messages, and SENT messages whose delivery report is overdue, are look
 the provider's reference or by our own message id (which every driver passes to the
 provider as its idempotency reference). The answer settles the state; NOT_FOUND puts the
 message back to QUEUED for one more dispatch under the same reference; no answer leaves it
-for the next sweep, until the maximum age turns it EXPIRED. Units are returned at FAILED
-and EXPIRED; a call found DELIVERED settles its real minutes. Each sweep reads one batch
-ordered by age, so its cost grows linearly.
+for the next sweep, until the maximum age turns it EXPIRED. The move returns the units at
+FAILED and EXPIRED, and settles the real minutes of a call found DELIVERED
+(:mod:`worker.policy.transitions`). Each sweep reads one batch ordered by age, so its cost grows linearly.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from worker.db import session_scope
 from worker.errors import ConfigurationError
 from worker.policy.merchants import provider_order
 from worker.policy.pricing import repriced_cost
-from worker.policy.quota import billed_minutes, release_units, settle_voice_minutes
+from worker.policy.quota import billed_minutes
 from worker.policy.transitions import MESSAGE_COLUMNS, transition, utcnow
 from worker.settings import Settings, get_settings
 
@@ -138,9 +138,8 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
             _deliver(session, item, name, answer)
             return "settled"
         if answer.status == DeliveryStatus.FAILED:
-            if transition(session, item.id, PENDING, MessageState.FAILED, error_code=Code.PROVIDER_REJECTED.value,
-                          error_detail=f"provider reported failure {answer.provider_code or ''}"[:500]):
-                _release(session, item)
+            transition(session, item.id, PENDING, MessageState.FAILED, error_code=Code.PROVIDER_REJECTED.value,
+                       error_detail=f"provider reported failure {answer.provider_code or ''}"[:500])
             return "settled"
         if answer.status == DeliveryStatus.ACCEPTED and item.status == MessageState.AMBIGUOUS:
             transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.SENT, provider=name,
@@ -157,21 +156,18 @@ def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
 
 
 def _deliver(session: Session, item: Pending, name: str | None, answer: StatusResult) -> None:
-    """DELIVERED from a lookup; a call settles its real minutes, as a delivery report would."""
+    """DELIVERED from a lookup; a call settles its real minutes (the move settles the balance), as a report would."""
     minutes = billed_minutes(answer.duration_seconds) if item.channel == Channel.VOICE.value else None
     detail = {"via": "reconcile"} | ({"durationSeconds": answer.duration_seconds} if minutes is not None else {})
     billed: dict[str, Any] = {} if minutes is None else {
         "units": minutes, "cost_micros": repriced_cost(get_settings().unit_prices, Channel.VOICE.value, minutes)}
-    moved = transition(session, item.id, PENDING, MessageState.DELIVERED, provider=name or item.provider,
-                       provider_ref=answer.provider_ref or item.provider_ref, detail=detail, **billed)
-    if moved and minutes is not None:
-        settle_voice_minutes(session, item.merchant_id, item.units, minutes, item.id)
+    transition(session, item.id, PENDING, MessageState.DELIVERED, provider=name or item.provider,
+               provider_ref=answer.provider_ref or item.provider_ref, detail=detail, **billed)
 
 
 def _expire_or_wait(session: Session, item: Pending, settings: Settings) -> str:
     if utcnow() - item.due_at > dt.timedelta(seconds=settings.reconcile_max_age):
-        if transition(session, item.id, PENDING, MessageState.EXPIRED, error_code=Code.DELIVERY_EXPIRED.value):
-            _release(session, item)
+        transition(session, item.id, PENDING, MessageState.EXPIRED, error_code=Code.DELIVERY_EXPIRED.value)
         return "expired"
     now = utcnow()
     session.execute(update(Message).where(Message.id == item.id, Message.status == item.status.value)
@@ -188,11 +184,6 @@ def backoff(looks: int, settings: Settings) -> dt.timedelta:
     """
     base = max(1, min(settings.dlr_grace, settings.ambiguous_grace) or 1)
     return dt.timedelta(seconds=min(settings.reconcile_max_backoff, base * 2 ** min(looks - 1, 20)))
-
-
-def _release(session: Session, item: Pending) -> None:
-    if item.merchant_id is not None:
-        release_units(session, item.merchant_id, item.channel, item.units, message_id=item.id)
 
 
 def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200,

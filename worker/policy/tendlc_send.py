@@ -126,7 +126,6 @@ def refuse_unregistered_10dlc(claims: Sequence[_Claimed]) -> set[str]:
             m = claim.message
             refusal = tendlc_refusal(session, claim.merchant_id, m.sender, m.recipient, m.message_type)
             if refusal is not None:
-                _fail(session, m.message_id, claim.merchant_id, m.channel.value, claim.units, refusal.code,
-                      [MessageState.DISPATCHING], detail=refusal.detail)
+                _fail(session, m.message_id, refusal.code, [MessageState.DISPATCHING], detail=refusal.detail)
                 refused.add(m.message_id)
     return refused

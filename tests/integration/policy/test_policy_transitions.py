@@ -94,9 +94,9 @@ def test_every_callback_gets_its_own_id(tenant: Tenant, gym_a: int) -> None:
 
 
 def test_a_move_from_several_states_records_no_single_source(tenant: Tenant, gym_a: int) -> None:
-    make_message(tenant, gym_a, status=S.SENT)
-    assert move("m1", (S.DISPATCHING, S.SENT), S.AMBIGUOUS) is True
-    assert events() == [(None, "AMBIGUOUS", {})]
+    make_message(tenant, gym_a, status=S.AMBIGUOUS)
+    assert move("m1", (S.DISPATCHING, S.AMBIGUOUS), S.SENT) is True
+    assert events() == [(None, "SENT", {})]
 
 
 def test_only_the_named_message_moves(tenant: Tenant, gym_a: int) -> None:
@@ -132,7 +132,7 @@ def test_no_callback_without_a_dlr_url_or_a_merchant_or_before_the_end(tenant: T
     make_message(tenant, None, "m2", status=S.SENT, options={"dlrUrl": "https://example.com/dlr"})
     make_message(tenant, gym_a, "m3", status=S.QUEUED, options={"dlrUrl": "https://example.com/dlr"})
     assert move("m1", (S.SENT,), S.DELIVERED) and move("m2", (S.SENT,), S.DELIVERED)
-    assert move("m3", (S.QUEUED,), S.SENT)
+    assert move("m3", (S.QUEUED,), S.DISPATCHING)
     assert callbacks() == []
 
 
@@ -149,3 +149,11 @@ def test_the_callback_body_is_compact_sorted_json_in_utc() -> None:
     assert body == ('{"at":"2025-03-21T09:00:01.500000Z","errorCode":null,"freshness":"FINAL","messageId":"m1",'
                     '"requestId":"r1","status":"DELIVERED","type":"message.final","units":3}')
     assert json.loads(body)["units"] == 3
+
+
+def test_the_callback_body_echoes_the_merchant_s_tags_only() -> None:
+    at = dt.datetime(2025, 3, 21, 9, 0, 1, tzinfo=dt.UTC)
+    options = {"dlrUrl": "https://example.com/dlr", "ref": "o-1", "ref2": "", "campaignName": "June"}
+    body = json.loads(callback_body("m1", "r1", S.FAILED, at, "E815", 2, options))
+    assert body["tags"] == {"ref": "o-1", "campaignName": "June"}
+    assert "tags" not in json.loads(callback_body("m1", "r1", S.FAILED, at, "E815", 2, {"dlrUrl": "x"}))
