@@ -108,9 +108,9 @@ def publish(tenant: object, merchant_id: str, tag: str, n: int, message_type: st
 
 
 def pipeline(service: Service, n: int, pool: list[str], *, latency_ms: int = 0, providers: str = "",
-             name: str = "pipeline") -> float:
+             name: str = "pipeline", inline: bool = True) -> float:
     """TXN jobs through intake and dispatch on one worker (intake and dispatch queues): SENT per second."""
-    extra = {"HEXAVOX_SIMULATOR_LATENCY_MS": str(latency_ms)}
+    extra = {"HEXAVOX_SIMULATOR_LATENCY_MS": str(latency_ms), "HEXAVOX_INLINE_DISPATCH": str(inline).lower()}
     if providers:
         extra |= {"HEXAVOX_PROVIDERS": providers, "HEXAVOX_DEFAULT_PROVIDER": "fake"}
     env = service.env(**extra)
@@ -148,22 +148,25 @@ def fake_provider() -> Iterator[str]:
 
 
 def _ledger_times(recipients: list[str], since_ms: float) -> dict[str, int]:
+    """When the simulated provider got each of ``recipients`` (ms since the epoch), calls since ``since_ms``."""
     from sqlalchemy import select
 
-    from providers.simulated import LEDGER
-    from worker.db import session_scope
+    from providers.simulated import LEDGER, _ledger_engine
+    from worker.settings import get_settings
 
-    with session_scope() as session:
-        rows = session.execute(select(LEDGER.c.recipient, LEDGER.c.created_at)
-                               .where(LEDGER.c.recipient.in_(recipients), LEDGER.c.created_at >= since_ms)).all()
+    with _ledger_engine(get_settings().database_url).connect() as conn:  # creates the ledger on a fresh database
+        rows = conn.execute(select(LEDGER.c.recipient, LEDGER.c.created_at)
+                            .where(LEDGER.c.recipient.in_(recipients), LEDGER.c.created_at >= since_ms)).all()
     return {r[0]: int(r[1]) for r in rows}
 
 
-def otp_latency(service: Service, count: int, pace: float, *, backlog: int = 0) -> dict[str, float]:
+def otp_latency(service: Service, count: int, pace: float, *, backlog: int = 0, same_merchant: bool = False
+                ) -> dict[str, float]:
     """Publish-to-provider latency of ``count`` OTPs sent every ``pace`` seconds on the OTP worker layout.
 
     With ``backlog``, that many MKT jobs (opted-in recipients) wait on the bulk queue and a bulk worker drains them
-    at the same time; the OTPs start once the bulk worker is busy.
+    at the same time; the OTPs start once the bulk worker is busy. The backlog is another merchant's unless
+    ``same_merchant``: then every MKT intake also takes the OTP merchant's quota row lock, and OTPs queue for it.
     """
     env = service.env()
     use(env)
@@ -171,9 +174,10 @@ def otp_latency(service: Service, count: int, pace: float, *, backlog: int = 0) 
     tenant, merchant_id = merchant(tag)
     since, workers = time.time() * 1000, []
     try:
-        if backlog:
-            _opt_in(merchant_id, backlog)
-            publish(tenant, merchant_id, tag + "-mkt", backlog, "MKT")
+        if backlog:  # another merchant's campaign traffic: one merchant's own is paced by its quota row
+            bulk_tenant, bulk_merchant = (tenant, merchant_id) if same_merchant else merchant(tag + "-bulk")
+            _opt_in(bulk_merchant, backlog)
+            publish(bulk_tenant, bulk_merchant, tag + "-mkt", backlog, "MKT")
             workers.append(celery(["-A", "worker", "worker", *BULK_WORKER, "-n", "bulk@%h", "--without-mingle",
                                    "--without-gossip", "--without-heartbeat", "-l", "WARNING"], env,
                                   service.logs / "bulk.log"))
@@ -253,16 +257,17 @@ def reconcile_rate(service: Service, pending: int) -> float:
     settings = get_settings()
     dispatch_message(template, settings, provider_sender(settings))
     ids = [str(uuidlib.uuid4()) for _ in range(pending)]
-    columns = [c.name for c in Message.__table__.columns if c.name not in ("id", "status", "updated_at")]
-    ledger = [c.name for c in LEDGER.columns if c.name not in ("id", "message_id")]
+    columns = [c.name for c in Message.__table__.columns if c.name not in ("id", "status", "updated_at",
+                                                                             "provider_ref")]
+    ledger = [c.name for c in LEDGER.columns if c.name not in ("id", "message_id", "provider_ref")]
     with session_scope() as session:
-        session.execute(text(f"INSERT INTO messages (id, status, updated_at, {', '.join(columns)}) "  # noqa: S608
-                             "SELECT n, 'AMBIGUOUS', now() - interval '1 hour', "
+        session.execute(text(f"INSERT INTO messages (id, status, updated_at, provider_ref, {', '.join(columns)}) "  # noqa: S608
+                             "SELECT n, 'AMBIGUOUS', now() - interval '1 hour', 'bench-' || n, "
                              f"{', '.join('m.' + c for c in columns)} "
                              "FROM messages m, unnest(CAST(:ids AS text[])) AS n WHERE m.id = :t"),
                         {"ids": ids, "t": template})
-        session.execute(text(f"INSERT INTO simulator_ledger (message_id, {', '.join(ledger)}) "  # noqa: S608
-                             f"SELECT n, {', '.join('l.' + c for c in ledger)} "
+        session.execute(text(f"INSERT INTO simulator_ledger (message_id, provider_ref, {', '.join(ledger)}) "  # noqa: S608
+                             f"SELECT n, 'bench-' || n, {', '.join('l.' + c for c in ledger)} "
                              "FROM simulator_ledger l, unnest(CAST(:ids AS text[])) AS n WHERE l.message_id = :t"),
                         {"ids": ids, "t": template})
     started, settled = time.monotonic(), 0
