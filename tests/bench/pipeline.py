@@ -144,7 +144,7 @@ def fake_provider() -> Iterator[str]:
         yield json.dumps({"fake": {"driver": "http_sms", "shape": "hexa", "base_url": f"{base}/hexa",
                                    "api_key": API_KEY, "sender": "GYMA"}})
     finally:
-        stop(proc)  # type: ignore[arg-type]
+        stop(proc)
 
 
 def _ledger_times(recipients: list[str], since_ms: float) -> dict[str, int]:

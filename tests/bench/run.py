@@ -64,7 +64,7 @@ def create_database() -> str:
 
     name = f"hxbench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {name}")
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
@@ -72,7 +72,7 @@ def drop_database(url: str) -> None:
     import psycopg
 
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
 def celery(args: list[str], env: dict[str, str], log: Path, workdir: Path = REPO) -> subprocess.Popen[bytes]:
@@ -189,7 +189,8 @@ def dispatch_scenario(db_url: str, redis_url: str, n: int, latency_ms: int, pool
 
     queued = redis.Redis.from_url(env["HEXAVOX_BROKER_URL"]).llen(DISPATCH_QUEUE)
     with session_scope() as session:
-        states = dict(session.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+        states = {row[0]: row[1] for row in session.execute(select(Message.status, func.count())
+                                                            .group_by(Message.status))}
     print(f"  P{latency_ms}: {queued} dispatch tasks queued, message states {states}", file=sys.stderr)
     worker = celery(["-A", "worker", "worker", "-Q", DISPATCH_QUEUE, *pool, "--without-mingle", "--without-gossip",
                      "--without-heartbeat", "-l", "WARNING"], env, logs / f"p{latency_ms}.log")
