@@ -18,6 +18,7 @@ machine runs (:func:`worker.policy.dispatch.dispatch_message`), only after the i
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = ["INLINE_TYPES", "dispatch_inline", "inline_candidate"]
 log = logging.getLogger(__name__)
 #: Message types an intake job sends itself when it admitted exactly one message.
 INLINE_TYPES = frozenset({"OTP", "TXN"})
+_STEPS = frozenset(step.value for step in DispatchStep)
 #: What is left for the dispatch queue: (message id, channel, type) items, as intake hands them over.
 Items = list[tuple[str, str, str]]
 
@@ -71,12 +73,25 @@ def dispatch_inline(result: dict[str, Any], to_dispatch: Items, settings: Settin
     message_id = inline_candidate(result, to_dispatch, redelivered=redelivered)
     if message_id is None:
         return to_dispatch
+    started = time.perf_counter()
     try:
         step = dispatch_message(message_id, settings, sender(), redelivered=redelivered)
     except Exception as err:  # the queued copy finds the message where this attempt left it
         log.warning("inline dispatch of message %s met %s; handing it to the dispatch queue", message_id,
                     type(err).__name__)
+        _observe(message_id, to_dispatch, "error", started)
         return to_dispatch
+    _observe(message_id, to_dispatch, step.value, started)
     if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
         return to_dispatch  # the dispatch task waits for a provider or a slot, and gives up by its rules
     return [item for item in to_dispatch if item[0] != message_id]
+
+
+def _observe(message_id: str, to_dispatch: Items, step: str, started: float) -> None:
+    """Count the attempt in hexavox_dispatch_duration_seconds under the dispatch queue it stands in for."""
+    from worker.queues import ALL_QUEUES, queue_for_message
+    from worker.telemetry.metrics import DISPATCH_SECONDS, bounded
+
+    kind = next(((channel, message_type) for mid, channel, message_type in to_dispatch if mid == message_id), None)
+    queue = queue_for_message(*kind) if kind else None
+    DISPATCH_SECONDS.labels(bounded(queue, ALL_QUEUES), bounded(step, _STEPS)).observe(time.perf_counter() - started)
