@@ -10,22 +10,30 @@ from worker.catalogue import Code
 from worker.celery_app import app, redelivered
 from worker.celery_typed import celery_task
 from worker.errors import Refusal
+from worker.inline_dispatch import dispatch_inline
 from worker.policy.dispatch import crash_if
 from worker.publish import publish_dispatch
 from worker.runner import guarded, refuse_job, run_send_job
 from worker.sealing import in_process, intake_authenticator, wrong_queue
+from worker.sending import provider_sender
 from worker.settings import get_settings
 
 
 def _send(task: Task, payload: Any) -> dict[str, Any]:
-    """Run a send job for the tenant key that signed it; publish dispatch once the intake committed."""
+    """Run a send job for the tenant key that signed it; dispatch once the intake committed.
+
+    One OTP or TXN message is sent by this task itself (:mod:`worker.inline_dispatch`); the rest is published.
+    """
     if not in_process(task) and (problem := wrong_queue(task)):
         return refuse_job(task.name, str(task.request.id), Refusal(Code.UNSUPPORTED_JOB, problem))
 
     def run() -> dict[str, Any]:
-        crash_if(get_settings(), "during_intake")
+        settings = get_settings()
+        crash_if(settings, "during_intake")
         outcome = run_send_job(task.name, payload, str(task.request.id), intake_authenticator(task, payload))
-        publish_dispatch(outcome.to_dispatch)
+        crash_if(settings, "after_intake_commit")
+        publish_dispatch(dispatch_inline(outcome.result, outcome.to_dispatch, settings,
+                                         lambda: provider_sender(settings), redelivered=redelivered(task)))
         return outcome.result
 
     return guarded(task.name, str(task.request.id), redelivered(task), run)

@@ -160,6 +160,9 @@ class Settings:
     dispatch_batch_size: int = 500
     #: HEXAVOX_DISPATCH_BATCH_THREADS: provider calls a worker process keeps in flight for batch dispatch.
     dispatch_batch_threads: int = 32
+    #: HEXAVOX_INLINE_DISPATCH: an intake job that admitted one OTP or TXN message sends it itself right after
+    #: its commit (no second Celery hop); the outbox row still guarantees dispatch if it dies in between.
+    inline_dispatch: bool = True
     #: HEXAVOX_LOG_FORMAT: 'text' (one human-readable line per record) or 'json' (JSON lines for a log shipper).
     log_format: str = "text"
     #: HEXAVOX_METRICS_PORT: port of the Prometheus endpoint a worker or beat process serves; 0 switches it off.
@@ -266,6 +269,7 @@ def load_settings() -> Settings:
         campaign_parallel_chunks=max(1, _env_int("HEXAVOX_CAMPAIGN_PARALLEL_CHUNKS", 4)),
         dispatch_batch_size=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_SIZE", 500)),
         dispatch_batch_threads=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_THREADS", 32)),
+        inline_dispatch=_env_bool("HEXAVOX_INLINE_DISPATCH", True),
         log_format=_env("HEXAVOX_LOG_FORMAT", "text").strip().lower(),
         metrics_port=_env_int("HEXAVOX_METRICS_PORT", 0),
         metrics_max_merchants=_env_int("HEXAVOX_METRICS_MAX_MERCHANTS", 20),

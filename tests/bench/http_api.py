@@ -169,7 +169,9 @@ def main() -> int:
     env = {"HEXAVOX_DATABASE_URL": db_url, "HEXAVOX_BROKER_URL": redis_url + "/1",
            "HEXAVOX_REDIS_URL": redis_url + "/2", "HEXAVOX_RESULT_BACKEND": redis_url + "/3",
            "HEXAVOX_DATA_DIR": str(folder / "data"),
-           "HEXAVOX_API_RATE_LIMIT": "100000000", "HEXAVOX_DB_POOL_SIZE": "20"}
+           "HEXAVOX_API_RATE_LIMIT": "100000000", "HEXAVOX_DB_POOL_SIZE": "20",
+           # Intake alone at both doors: the queue door would otherwise also send its one OTP before answering.
+           "HEXAVOX_INLINE_DISPATCH": "false"}
     try:
         key = _setup(env)
         http = http_door(env, key, args.n, args.clients, logs)

@@ -73,7 +73,9 @@ def test_a_prefork_worker_exports_intake_dispatch_and_refusal_metrics_of_every_p
         assert _value(samples, "hexavox_intake_duration_seconds_count", job=sms_job, status="ACCEPTED") == 4
         assert _value(samples, "hexavox_intake_duration_seconds_count", job=sms_job, status="REFUSED") == 1
         assert _value(samples, "hexavox_refusals_total", code="E406", job=sms_job) == 1
-        assert _value(samples, "hexavox_tasks_total", task="hexavox.internal.dispatch", state="SUCCESS") == 4
+        # (each OTP was sent by its own intake task right after its commit: inline dispatch, no second task)
+        assert _value(samples, "hexavox_tasks_total", task=sms_job, state="SUCCESS") == 5
+        assert _value(samples, "hexavox_tasks_total", task="hexavox.internal.dispatch", state="SUCCESS") == 0
         assert len(list((tmp_path / "prom").glob("*.db"))) >= 2  # written by the pool processes
     finally:
         worker.stop()

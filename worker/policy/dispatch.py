@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
 from providers.outcomes import may_send_again
-from schema.models import Message
+from schema.models import Message, MessageEvent
 from schema.states import Channel, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
@@ -30,7 +30,7 @@ from worker.policy.merchants import provider_order
 from worker.policy.pricing import provider_cost_fields
 from worker.policy.sip import with_available_agent
 from worker.policy.tendlc_send import refuse_unregistered_10dlc
-from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, transition
+from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, check_move, transition, utcnow
 from worker.settings import Settings
 from worker.transient import retry_transient
 
@@ -43,6 +43,10 @@ BulkSender = Callable[[list[OutboundMessage], list[str]], "list[SendResult] | No
 #: Tries to record a provider's answer through a dropped connection or a database restart (about 30 s in all):
 #: once the provider has answered, losing that answer would leave the message DISPATCHING until the stale takeover.
 RECORD_ATTEMPTS = 12
+#: The history table, for Core INSERTs on the hot path.
+EVENTS = cast(Table, MessageEvent.__table__)
+#: The claim moves QUEUED -> DISPATCHING with its own statement (the hot path); the state machine must allow it.
+_CLAIMED_FROM = check_move([MessageState.QUEUED], MessageState.DISPATCHING)
 
 
 class DispatchStep(StrEnum):
@@ -118,20 +122,27 @@ def _not_claimed(message_id: str, max_attempts: int, redelivered: bool) -> Dispa
 
 
 def _claim(message_id: str, default_provider: str, max_attempts: int) -> _Claim | None:
-    """QUEUED -> DISPATCHING, counting the delivery in the same UPDATE and commit (the hot path: one commit)."""
+    """QUEUED -> DISPATCHING, counting the delivery in the same UPDATE and commit (the hot path: one commit).
+
+    The UPDATE returns what the send needs, and the history row is the one a transition writes: two statements.
+    """
+    c, now = MESSAGE_COLUMNS, utcnow()
     with session_scope() as session:
-        if not transition(session, message_id, [MessageState.QUEUED], MessageState.DISPATCHING,
-                          where=[MESSAGE_COLUMNS.dispatch_attempts < max_attempts],
-                          dispatch_attempts=MESSAGE_COLUMNS.dispatch_attempts + 1):
+        msg = session.execute(
+            update(MESSAGES).where(c.id == message_id, c.status.in_(_CLAIMED_FROM),
+                                   c.dispatch_attempts < max_attempts)
+            .values(status=MessageState.DISPATCHING.value, updated_at=now, dispatch_attempts=c.dispatch_attempts + 1)
+            .returning(c.merchant_id, c.channel, c.message_type, c.recipient, c.body, c.sender, c.subject, c.options,
+                       c.units)).first()
+        if msg is None:
             return None
-        c = MESSAGE_COLUMNS  # a Core select: the ORM's per-statement overhead is measurable on this path
-        msg = session.execute(select(c.merchant_id, c.channel, c.message_type, c.recipient, c.body, c.sender,
-                                     c.subject, c.options, c.units).where(c.id == message_id)).one()
+        session.execute(insert(EVENTS).values(message_id=message_id, from_state=MessageState.QUEUED.value,
+                                              to_state=MessageState.DISPATCHING.value, at=now, detail={}))
         providers = provider_order(session, msg.merchant_id, msg.channel, msg.message_type, default_provider)
-        outbound = OutboundMessage(message_id=message_id, channel=Channel(msg.channel), message_type=msg.message_type,
-                                   recipient=msg.recipient, body=msg.body, sender=msg.sender, subject=msg.subject,
-                                   options=dict(msg.options))
-        return _Claim(outbound, providers, msg.merchant_id, msg.units)
+    outbound = OutboundMessage(message_id=message_id, channel=Channel(msg.channel), message_type=msg.message_type,
+                               recipient=msg.recipient, body=msg.body, sender=msg.sender, subject=msg.subject,
+                               options=dict(msg.options))
+    return _Claim(outbound, providers, msg.merchant_id, msg.units)
 
 
 def _record(claim: _Claim, result: SendResult) -> DispatchStep:

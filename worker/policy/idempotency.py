@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from schema.models import Request
@@ -22,6 +22,8 @@ from worker.db import upsert_insert
 from worker.errors import Refusal
 
 __all__ = ["payload_digest", "begin_request", "finish_request"]
+
+REQUESTS = cast(Table, Request.__table__)
 
 
 def payload_digest(payload: dict[str, Any]) -> str:
@@ -52,6 +54,7 @@ def begin_request(session: Session, request_id: str, *, tenant_id: int | None, m
 
 
 def finish_request(session: Session, request_id: str, status: RequestStatus, result: dict[str, Any]) -> None:
-    request = session.get(Request, request_id)
-    assert request is not None, "begin_request inserted it in this transaction"
-    request.status, request.result = status.value, result
+    """Record the answer: one Core UPDATE (no read of the row begin_request just inserted, no ORM flush)."""
+    done = session.execute(update(REQUESTS).where(REQUESTS.c.id == request_id)
+                           .values(status=status.value, result=result).returning(REQUESTS.c.id)).first()
+    assert done is not None, "begin_request inserted it in this transaction"
