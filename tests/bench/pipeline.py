@@ -97,7 +97,7 @@ def sent_count(tag: str) -> Callable[[], int]:
     return count
 
 
-def publish(tenant: "Tenant", merchant_id: str, tag: str, n: int, message_type: str, *, start: int = 0) -> None:
+def publish(tenant: Tenant, merchant_id: str, tag: str, n: int, message_type: str, *, start: int = 0) -> None:
     """N single-recipient jobs, signed and published as another service would."""
     from worker.client import HexavoxClient
 
