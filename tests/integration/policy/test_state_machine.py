@@ -58,7 +58,8 @@ RESERVED, COST = 3, 4200
 
 
 def charged_message(tenant: Tenant, merchant_id: int | None, message_id: str, status: S, *, channel: str = "SMS",
-                    dlr: bool = True, period: dt.date | None = None, request: str = "r1") -> dt.date:
+                    dlr: bool = True, period: dt.date | None = None, request: str = "r1", units: int = RESERVED
+                    ) -> dt.date:
     """A message in ``status`` with RESERVED units really taken from the merchant's balance; its period."""
     final = status in TERMINAL_STATES
     with session_scope() as session:
@@ -70,10 +71,10 @@ def charged_message(tenant: Tenant, merchant_id: int | None, message_id: str, st
         if merchant_id is not None and period is None and not free:
             merchant = session.get(Merchant, merchant_id)
             assert merchant is not None
-            period = reserve_units(session, merchant, channel, RESERVED)
+            period = reserve_units(session, merchant, channel, units)
         session.add(Message(id=message_id, request_id=request, merchant_id=merchant_id, channel=channel,
                             message_type="TXN", recipient="+18135551234", status=status.value,
-                            units=0 if free else RESERVED, cost_micros=0 if free else COST, period_start=period,
+                            units=0 if free else units, cost_micros=0 if free else COST, period_start=period,
                             options=OPTIONS if dlr else {}, error_code="E700" if free else None,
                             freshness="FINAL" if final else "PROVISIONAL", final_at=utcnow() if final else None))
     return period or dt.date.today()
@@ -444,3 +445,12 @@ def test_a_call_of_a_closed_period_settles_its_minutes_there(tenant: Tenant, gym
         closed = session.get(UsagePeriod, (gym_a, "VOICE", old))
         assert closed is not None and closed.used == 1
     assert used(gym_a, "VOICE") == RESERVED
+
+
+@pytest.mark.parametrize("target", [S.FAILED, S.REFUSED])
+def test_a_single_unit_goes_back_too(tenant: Tenant, gym_a: int, target: S) -> None:
+    charged_message(tenant, gym_a, "m1", S.QUEUED, units=1)
+    assert used(gym_a) == 1
+    with session_scope() as session:
+        assert transition(session, "m1", [S.QUEUED], target, error_code="E900")
+    assert used(gym_a) == 0
