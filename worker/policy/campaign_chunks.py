@@ -33,8 +33,10 @@ from schema.models import Campaign, Consent, ContactListMember, DuplicateGuard, 
 from schema.states import CampaignState, ConsentStatus, Freshness, MessageState
 from worker.bulk_copy import copy_rows
 from worker.catalogue import Code
+from worker.db import upsert_insert
 from worker.errors import Refusal, ValidationError
 from worker.policy.consent import is_marketing
+from worker.policy.dbtime import epoch_ms_now
 from worker.policy.duplicates import content_digest
 from worker.policy.merchants import require_route
 from worker.policy.periods import current_period
@@ -234,7 +236,12 @@ def _write_rows(session: Session, campaign: Campaign, recipients: list[_Recipien
 
 
 def _lock_range(session: Session, campaign_id: int, start: int) -> bool:
-    """This transaction's advisory lock on one range of one campaign; False when another copy holds it."""
+    """This transaction's advisory lock on one range of one campaign; False when another copy holds it.
+
+    SQLite (the embedded default) has no advisory locks and needs none: it lets one transaction write at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
     key = (campaign_id % 2**31, start % 2**31)
     return bool(session.scalar(select(func.pg_try_advisory_xact_lock(literal(key[0]), literal(key[1])))))
 
@@ -245,11 +252,10 @@ def _record_progress(session: Session, campaign: Campaign, start: int, expanded:
     it was the last. Returns the chunk to start now: the cursor, when a place is free (the last claim may have found
     none; a second copy of that chunk is harmless: one claims the range, the other finds it taken)."""
     c = _CAMPAIGNS.c
-    path = literal([INFLIGHT, str(start)], ARRAY(Text))
     row = session.execute(
         update(_CAMPAIGNS).where(c.id == campaign.id)
         .values(processed=c.processed + expanded, queued=c.queued + queued, refused=c.refused + expanded - queued,
-                progressed_at=now, payload=c.payload.op("#-", return_type=JSONB)(path))
+                progressed_at=now, payload=_without_inflight(session, start))
         .returning(c.cursor, c.state, c.payload[INFLIGHT])).one()
     left = len(row[2] or {})
     last = last_position(campaign)
@@ -259,6 +265,14 @@ def _record_progress(session: Session, campaign: Campaign, start: int, expanded:
         return None
     running = row[1] == CampaignState.RUNNING
     return int(row[0]) if running and int(row[0]) < last and left < parallel else None
+
+
+def _without_inflight(session: Session, start: int) -> Any:
+    """The campaign's payload with the range at ``start`` taken off ``inflight``, computed by the database so chunks
+    writing at once never overwrite each other's ranges (SQLite, the embedded default, has its own JSON function)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _CAMPAIGNS.c.payload.op("#-", return_type=JSONB)(literal([INFLIGHT, str(start)], ARRAY(Text)))
+    return func.json_remove(_CAMPAIGNS.c.payload, f'$.{INFLIGHT}."{start}"')
 
 
 def _slice(session: Session, campaign: Campaign, start: int, end: int) -> list[_Recipient]:
@@ -372,13 +386,29 @@ def _claim_windows(session: Session, campaign: Campaign, merchant: Merchant, rec
     if not live:
         return
     digests = {r.message_id: content_digest(merchant.id, campaign.channel, r.contact, "", r.body) for r in live}
-    claimed = set(session.scalars(_CLAIM_WINDOWS, {
-        "digests": [digests[r.message_id] for r in live], "ids": [r.message_id for r in live],
-        "window_ms": window_seconds * 1000}).all())
+    if session.get_bind().dialect.name == "postgresql":
+        claimed = set(session.scalars(_CLAIM_WINDOWS, {
+            "digests": [digests[r.message_id] for r in live], "ids": [r.message_id for r in live],
+            "window_ms": window_seconds * 1000}).all())
+    else:
+        claimed = _claim_windows_portable(session, digests, window_seconds)
     for r in live:
         if digests[r.message_id] not in claimed:
             r.refusal = Refusal(Code.DUPLICATE_WITHIN_WINDOW, "same content to this recipient within "
                                 f"{window_seconds}s", field="to")
+
+
+def _claim_windows_portable(session: Session, digests: dict[str, str], window_seconds: int) -> set[str]:
+    """The same upsert as :data:`_CLAIM_WINDOWS` built by SQLAlchemy, for SQLite (the embedded default), which has
+    no arrays to bind the chunk as one parameter; the digests the upsert claimed."""
+    now_ms = epoch_ms_now()
+    stmt = upsert_insert(session, DuplicateGuard).values(
+        [{"digest": digest, "expires_at_ms": now_ms + window_seconds * 1000, "message_id": message_id}
+         for message_id, digest in digests.items()])
+    upsert = stmt.on_conflict_do_update(index_elements=["digest"], set_={
+        "expires_at_ms": stmt.excluded.expires_at_ms, "message_id": stmt.excluded.message_id},
+        where=DuplicateGuard.expires_at_ms <= now_ms).returning(DuplicateGuard.digest)
+    return set(session.scalars(upsert).all())
 
 
 def _reserve(session: Session, campaign: Campaign, merchant: Merchant, recipients: list[_Recipient]) -> None:
