@@ -26,6 +26,7 @@ from schema.models import Message
 from schema.states import Channel, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
+from worker.dispatch_item import DispatchItem
 from worker.errors import ConfigurationError
 from worker.policy.merchants import provider_order
 from worker.policy.pricing import repriced_cost
@@ -187,8 +188,8 @@ def backoff(looks: int, settings: Settings) -> dt.timedelta:
 
 
 def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200,
-          budget_seconds: float = 0.0, on_resend: Callable[[list[tuple[str, str, str]]], object] | None = None
-          ) -> tuple[SweepCounts, list[tuple[str, str, str]]]:
+          budget_seconds: float = 0.0, on_resend: Callable[[list[DispatchItem]], object] | None = None
+          ) -> tuple[SweepCounts, list[DispatchItem]]:
     """One reconcile pass; returns the counts and the messages to publish again for dispatch.
 
     With ``budget_seconds`` it goes on message after message, batch after batch, until the backlog is drained or
@@ -204,13 +205,13 @@ def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider
 
     adopt_stale_dispatching(settings)
     while True:
-        batch, done = pending_batch(settings, limit, before=started), []
+        batch, done = pending_batch(settings, limit, before=started), list[DispatchItem]()
         for item in batch:
             counts.examined += 1
             outcome = settle(item, _providers(item, settings, providers_for), settings)
             setattr(counts, outcome, getattr(counts, outcome) + 1)
             if outcome == "resent":
-                done.append((item.id, item.channel, item.message_type))
+                done.append(DispatchItem(item.id, item.channel, item.message_type))
             if spent():
                 break
         if done and on_resend is not None:
