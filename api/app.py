@@ -37,6 +37,7 @@ from api.payloads import read_json, send_payload, with_idempotency_key
 from api.status import error_body, error_response
 from worker.catalogue import Code
 from worker.db import session_scope
+from worker.dispatch_item import DispatchItem
 from worker.errors import Refusal
 from worker.policy.auth import Authenticator, Principal
 from worker.policy.intake import IntakeOutcome
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 #: The runner's entry points and the dispatch publisher, as the app calls them (tests may pass their own).
 Send = Callable[[str, Any, str, Authenticator], IntakeOutcome]
 Admin = Callable[[str, Any, str, Authenticator], dict[str, Any]]
-Publish = Callable[[Iterable[tuple[str, str, str]]], int]
+Publish = Callable[[Iterable[DispatchItem]], int]
 
 _KEY_ID = re.compile(r"hxk_[0-9a-f]{16}")
 _SEND_JOBS = {"hexavox.sms.send.v1", "hexavox.voice.send.v1", "hexavox.email.send.v1"}
@@ -76,7 +77,7 @@ def _default_admin(task: str, payload: Any, request_id: str, who: Authenticator)
     return run_admin_job_by_name(task, payload, request_id, who)
 
 
-def _default_publish(items: Iterable[tuple[str, str, str]]) -> int:
+def _default_publish(items: Iterable[DispatchItem]) -> int:
     from worker.publish import publish_dispatch
 
     return publish_dispatch(items)

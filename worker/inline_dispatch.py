@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from schema.models import Message
 from worker.db import session_scope
+from worker.dispatch_item import DispatchItem
 from worker.policy.dispatch import DispatchStep, Sender, dispatch_message
 from worker.settings import Settings
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 INLINE_TYPES = frozenset({"OTP", "TXN"})
 _STEPS = frozenset(step.value for step in DispatchStep)
 #: What is left for the dispatch queue: (message id, channel, type) items, as intake hands them over.
-Items = list[tuple[str, str, str]]
+Items = list[DispatchItem]
 
 
 def inline_candidate(result: dict[str, Any], to_dispatch: Items, *, redelivered: bool) -> str | None:

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 
+from worker.dispatch_item import DispatchItem
 from worker.queues import queue_for_message
 from worker.task_names import CAMPAIGN_CHUNK, DISPATCH_BATCH
 from worker.task_names import DISPATCH as DISPATCH_TASK
@@ -26,7 +27,7 @@ STAMP_EVERY = 1.0
 _stamped: dict[str, float] = {}
 
 
-def publish_dispatch(items: Iterable[tuple[str, str, str]]) -> int:
+def publish_dispatch(items: Iterable[DispatchItem]) -> int:
     """Enqueue dispatch for (message id, channel, type) items; returns how many were published."""
     from worker.celery_app import app
 
@@ -46,7 +47,7 @@ def publish_dispatch(items: Iterable[tuple[str, str, str]]) -> int:
     return published
 
 
-def publish_dispatch_batches(items: list[tuple[str, str, str]], size: int) -> int:
+def publish_dispatch_batches(items: list[DispatchItem], size: int) -> int:
     """Enqueue batch dispatch for (message id, channel, type) items of one campaign, ``size`` ids a task."""
     from worker.celery_app import app
 

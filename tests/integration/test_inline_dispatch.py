@@ -14,6 +14,7 @@ import pytest
 from providers.base import OutboundMessage, SendResult
 from schema.models import Message
 from worker.db import session_scope
+from worker.dispatch_item import DispatchItem
 from worker.inline_dispatch import dispatch_inline
 from worker.policy.dispatch import DispatchStep, dispatch_message
 from worker.policy.outbox import stale_queued
@@ -53,7 +54,7 @@ def relay_copies() -> list[str]:
 
 
 def inline(settings: Settings, request_id: str, payload: dict[str, object], *, redelivered: bool
-           ) -> tuple[str, list[tuple[str, str, str]]]:
+           ) -> tuple[str, list[DispatchItem]]:
     """One delivery of the intake job: commit, then inline dispatch; returns the message id and what is queued."""
     outcome = run_send_job(SEND, payload, request_id)
     left = dispatch_inline(outcome.result, outcome.to_dispatch, settings, lambda: provider_sender(settings),

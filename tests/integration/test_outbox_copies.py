@@ -20,6 +20,7 @@ from sqlalchemy import update
 from schema.models import Message
 from schema.states import MessageState
 from worker.db import session_scope
+from worker.dispatch_item import DispatchItem
 from worker.policy.dispatch import DispatchStep, dispatch_message
 from worker.policy.transitions import transition, utcnow
 from worker.publish import BROKER_EPOCH_KEY
@@ -100,7 +101,7 @@ def test_after_a_broker_loss_the_relay_copies_what_was_queued_before_it_not_what
     from tasks.maintenance import relay_outbox
     from worker.publish import publish_dispatch
 
-    def accept(first: int, count: int) -> list[tuple[str, str, str]]:
+    def accept(first: int, count: int) -> list[DispatchItem]:
         numbers = [f"+1813555{n}" for n in range(first, first + count)]
         return run_send_job("hexavox.sms.send.v1", sms(tenant, to=numbers), str(uuid.uuid4())).to_dispatch
 

@@ -158,6 +158,7 @@ def _state(message_id: str) -> str:
 def test_internal_tasks_run_only_when_the_service_sealed_them_on_an_internal_queue(
         celery_worker: WorkerProcess, tenant: Tenant) -> None:
     from worker.celery_app import app
+    from worker.dispatch_item import DispatchItem
     from worker.publish import publish_dispatch
     from worker.task_names import DISPATCH
 
@@ -167,7 +168,7 @@ def test_internal_tasks_run_only_when_the_service_sealed_them_on_an_internal_que
     publish_raw(broker, DISPATCH, unsigned, queue="dispatch.transactional", body=f'[["{unsigned}"], {{}}, {{}}]')
     app.send_task(DISPATCH, args=[wrong_queue], queue="transactional")
     # And a dispatch the service itself published
-    assert publish_dispatch([(sealed, "SMS", "TXN")]) == 1
+    assert publish_dispatch([DispatchItem(sealed, "SMS", "TXN")]) == 1
     # Then only the service's own runs
     _wait(lambda: _state(sealed) not in ("QUEUED", "DISPATCHING"), 30, "the sealed dispatch")
     time.sleep(1)

@@ -34,6 +34,7 @@ from schema.states import CampaignState, ConsentStatus, Freshness, MessageState
 from worker.bulk_copy import copy_rows
 from worker.catalogue import Code
 from worker.db import upsert_insert
+from worker.dispatch_item import DispatchItem
 from worker.errors import Refusal, ValidationError
 from worker.policy.consent import is_marketing
 from worker.policy.dbtime import epoch_ms_now
@@ -84,7 +85,7 @@ class ChunkClaim:
 class ChunkResult:
     """What to publish once the chunk's write committed."""
 
-    to_dispatch: list[tuple[str, str, str]] = field(default_factory=list)
+    to_dispatch: list[DispatchItem] = field(default_factory=list)
     next_cursor: int | None = None  #: a chunk to start now; None when none is due from here
     fresh: bool = False  #: True when this call wrote the range (False: redone, parked, or nothing to do)
 
@@ -191,7 +192,7 @@ def write_chunk(session: Session, campaign_id: int, start: int, end: int, *, win
     _check_all(session, campaign, merchant, recipients, window_seconds)
     frontier = _write_charged(session, campaign, merchant, recipients, start, parallel)
     before_commit()
-    return ChunkResult([(r.message_id, campaign.channel, campaign.message_type) for r in _live(recipients)],
+    return ChunkResult([DispatchItem(r.message_id, campaign.channel, campaign.message_type) for r in _live(recipients)],
                        frontier, fresh=True)
 
 
@@ -299,7 +300,7 @@ def redone(session: Session, campaign: Campaign, start: int, end: int, parallel:
                                                       Message.status == MessageState.QUEUED.value)).all()
     more = (campaign.state == CampaignState.RUNNING and campaign.cursor < last_position(campaign)
             and len(inflight_of(campaign)) < parallel)
-    return ChunkResult([(mid, campaign.channel, campaign.message_type) for mid in queued],
+    return ChunkResult([DispatchItem(mid, campaign.channel, campaign.message_type) for mid in queued],
                        int(campaign.cursor) if more else None)
 
 

@@ -26,6 +26,7 @@ from schema.models import MessageEvent
 from schema.states import Channel, MessageState
 from worker.bulk_copy import copy_rows
 from worker.db import session_scope
+from worker.dispatch_item import DispatchItem
 from worker.pii import storable_raw
 from worker.policy.dispatch import (
     RECORD_ATTEMPTS,
@@ -55,7 +56,7 @@ class BatchOutcome:
     steps: Counter[str] = field(default_factory=Counter)
     #: Messages back in QUEUED because nothing left our side (providers unavailable or throttled): the single
     #: dispatch task takes them over, with its waiting rules.
-    retry: list[tuple[str, str, str]] = field(default_factory=list)
+    retry: list[DispatchItem] = field(default_factory=list)
 
 
 def _pool(size: int) -> ThreadPoolExecutor:
@@ -107,8 +108,8 @@ def _record_all(pairs: list[tuple[_Claim, SendResult]]) -> BatchOutcome:
             step = _record_in(session, claim, result)
             outcome.steps[step.value] += 1
             if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
-                outcome.retry.append((claim.message.message_id, claim.message.channel.value,
-                                      claim.message.message_type))
+                outcome.retry.append(DispatchItem(claim.message.message_id, claim.message.channel.value,
+                                                  claim.message.message_type))
     return outcome
 
 

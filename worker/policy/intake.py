@@ -25,6 +25,7 @@ from schema.models import Merchant, Message
 from schema.states import Freshness, MessageState, RequestStatus
 from worker.catalogue import Code
 from worker.contract import EmailJob, SmsJob, VoiceJob
+from worker.dispatch_item import DispatchItem
 from worker.errors import AuthenticationError, Refusal
 from worker.policy.auth import Authenticator, Principal, by_secret
 from worker.policy.campaigns import campaign_answer, create_campaign, is_campaign_send, sms_plan
@@ -51,7 +52,7 @@ class IntakeOutcome:
     """The answer to the sender, and the messages to publish for dispatch once committed."""
 
     result: dict[str, Any]
-    to_dispatch: list[tuple[str, str, str]] = field(default_factory=list)  # (message id, channel, type)
+    to_dispatch: list[DispatchItem] = field(default_factory=list)
 
 
 def resolve_caller(session: Session, job: Any, who: Authenticator | None) -> Principal:
@@ -126,7 +127,7 @@ def check_payload_size(payload: Any) -> None:
         raise Refusal(Code.PAYLOAD_TOO_LARGE, f"the job is {size} bytes; at most {cap}")
 
 
-def _still_queued(session: Session, request_id: str) -> list[tuple[str, str, str]]:
+def _still_queued(session: Session, request_id: str) -> list[DispatchItem]:
     """The messages of a redelivered job that still wait for dispatch: publish them again.
 
     The broker gives a job back when its worker died, possibly after the intake committed but before it
@@ -135,7 +136,7 @@ def _still_queued(session: Session, request_id: str) -> list[tuple[str, str, str
     """
     rows = session.execute(select(Message.id, Message.channel, Message.message_type).where(
         Message.request_id == request_id, Message.status == MessageState.QUEUED.value)).all()
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [DispatchItem(r[0], r[1], r[2]) for r in rows]
 
 
 def _require_active(merchant: Merchant) -> None:
@@ -168,7 +169,7 @@ def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Dr
         status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window, now)
         rows.append(_row(draft, status))
         if status == MessageState.QUEUED:
-            to_dispatch.append((draft.message_id, draft.channel.value, draft.message_type))
+            to_dispatch.append(DispatchItem(draft.message_id, draft.channel.value, draft.message_type))
     accepted = sum(1 for row in rows if row["status"] != MessageState.REFUSED)
     overall = RequestStatus.ACCEPTED if accepted == len(rows) else (
         RequestStatus.PARTIAL if accepted else RequestStatus.REFUSED)

@@ -18,6 +18,7 @@ from schema.models import Merchant, Message
 from schema.states import MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
+from worker.dispatch_item import DispatchItem
 from worker.errors import Refusal
 from worker.policy.consent import require_consent
 from worker.policy.transitions import transition, utcnow
@@ -25,7 +26,7 @@ from worker.policy.transitions import transition, utcnow
 __all__ = ["stale_queued", "release_due"]
 
 
-def stale_queued(cutoff: dt.datetime, limit: int = 1000) -> list[tuple[str, str, str]]:
+def stale_queued(cutoff: dt.datetime, limit: int = 1000) -> list[DispatchItem]:
     """QUEUED messages untouched since ``cutoff``; their clock is reset so the next pass skips them.
 
     The clock is set past ``cutoff`` too (which may lie a moment ahead: the relay's clock margin after a broker
@@ -40,10 +41,10 @@ def stale_queued(cutoff: dt.datetime, limit: int = 1000) -> list[tuple[str, str,
         if ids:
             session.execute(update(Message).where(Message.id.in_(ids), Message.status == MessageState.QUEUED.value)
                             .values(updated_at=now).execution_options(synchronize_session=False))
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [DispatchItem(r[0], r[1], r[2]) for r in rows]
 
 
-def release_due(limit: int = 1000) -> list[tuple[str, str, str]]:
+def release_due(limit: int = 1000) -> list[DispatchItem]:
     """Scheduled messages whose time has come, moved to QUEUED (each exactly once) for dispatch.
 
     What may have changed since intake is checked again first: the merchant is still active and the recipient's
@@ -59,7 +60,7 @@ def release_due(limit: int = 1000) -> list[tuple[str, str, str]]:
             refusal = _refusal_at_release(session, row)
             if refusal is None:
                 if transition(session, row.id, [MessageState.SCHEDULED], MessageState.QUEUED):
-                    due.append((row.id, row.channel, row.message_type))
+                    due.append(DispatchItem(row.id, row.channel, row.message_type))
             else:  # FINAL and free: the move gives its units back
                 transition(session, row.id, [MessageState.SCHEDULED], MessageState.REFUSED,
                            error_code=refusal.code.value, error_detail=refusal.detail[:500],

@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -26,6 +27,7 @@ from schema.models import Message
 from schema.states import Channel, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
+from worker.dispatch_item import DispatchItem
 from worker.errors import ConfigurationError
 from worker.policy.merchants import provider_order
 from worker.policy.pricing import repriced_cost
@@ -35,7 +37,7 @@ from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Pending", "adopt_stale_dispatching", "pending_batch", "settle", "SweepCounts", "sweep"]
+__all__ = ["Pending", "adopt_stale_dispatching", "pending_batch", "settle", "Settled", "SweepCounts", "sweep"]
 
 PENDING = [MessageState.AMBIGUOUS, MessageState.SENT]
 #: A message that moves on (sent again, or found at the provider) starts its lookups afresh: the backoff of its
@@ -59,6 +61,15 @@ class Pending:
     dispatch_attempts: int
     #: Lookups so far that settled nothing (the backoff grows with them).
     reconcile_attempts: int = 0
+
+
+class Settled(StrEnum):
+    """What one reconcile look did to a message; each value names its :class:`SweepCounts` field."""
+
+    SETTLED = "settled"  #: FINAL from the provider's answer, or SENT (an AMBIGUOUS one the provider has)
+    RESENT = "resent"  #: the provider proves it never got it: QUEUED again for dispatch
+    EXPIRED = "expired"  #: no outcome within the maximum age
+    UNKNOWN = "unknown"  #: nothing settled; looked at again after a backoff
 
 
 @dataclass
@@ -130,28 +141,28 @@ def _ask(item: Pending, providers: list[Provider]) -> tuple[str | None, StatusRe
     return None, StatusResult(DeliveryStatus.UNKNOWN)
 
 
-def settle(item: Pending, providers: list[Provider], settings: Settings) -> str:
+def settle(item: Pending, providers: list[Provider], settings: Settings) -> Settled:
     """Settle one message from the providers' answer; returns what happened (for counting)."""
     name, answer = _ask(item, providers)
     with session_scope() as session:
         if answer.status == DeliveryStatus.DELIVERED:
             _deliver(session, item, name, answer)
-            return "settled"
+            return Settled.SETTLED
         if answer.status == DeliveryStatus.FAILED:
             transition(session, item.id, PENDING, MessageState.FAILED, error_code=Code.PROVIDER_REJECTED.value,
                        error_detail=f"provider reported failure {answer.provider_code or ''}"[:500])
-            return "settled"
+            return Settled.SETTLED
         if answer.status == DeliveryStatus.ACCEPTED and item.status == MessageState.AMBIGUOUS:
             transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.SENT, provider=name,
                        provider_ref=answer.provider_ref, detail={"via": "reconcile"}, **FRESH_LOOKS)
-            return "settled"
+            return Settled.SETTLED
         if lookup_permits_resend(answer.status) and item.status == MessageState.AMBIGUOUS:
             # Only if nothing dispatched it since we read it: an answer about an older attempt proves nothing.
             if transition(session, item.id, [MessageState.AMBIGUOUS], MessageState.QUEUED,
                           where=[MESSAGE_COLUMNS.dispatch_attempts == item.dispatch_attempts],
                           detail={"why": "provider proves it never received it"}, **FRESH_LOOKS):
-                return "resent"
-            return "unknown"
+                return Settled.RESENT
+            return Settled.UNKNOWN
         return _expire_or_wait(session, item, settings)
 
 
@@ -165,15 +176,15 @@ def _deliver(session: Session, item: Pending, name: str | None, answer: StatusRe
                provider_ref=answer.provider_ref or item.provider_ref, detail=detail, **billed)
 
 
-def _expire_or_wait(session: Session, item: Pending, settings: Settings) -> str:
+def _expire_or_wait(session: Session, item: Pending, settings: Settings) -> Settled:
     if utcnow() - item.due_at > dt.timedelta(seconds=settings.reconcile_max_age):
         transition(session, item.id, PENDING, MessageState.EXPIRED, error_code=Code.DELIVERY_EXPIRED.value)
-        return "expired"
+        return Settled.EXPIRED
     now = utcnow()
     session.execute(update(Message).where(Message.id == item.id, Message.status == item.status.value)
                     .values(reconcile_attempts=Message.reconcile_attempts + 1, updated_at=now,
                             reconcile_after=now + backoff(item.reconcile_attempts + 1, settings)))
-    return "unknown"
+    return Settled.UNKNOWN
 
 
 def backoff(looks: int, settings: Settings) -> dt.timedelta:
@@ -187,8 +198,8 @@ def backoff(looks: int, settings: Settings) -> dt.timedelta:
 
 
 def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider]], *, limit: int = 200,
-          budget_seconds: float = 0.0, on_resend: Callable[[list[tuple[str, str, str]]], object] | None = None
-          ) -> tuple[SweepCounts, list[tuple[str, str, str]]]:
+          budget_seconds: float = 0.0, on_resend: Callable[[list[DispatchItem]], object] | None = None
+          ) -> tuple[SweepCounts, list[DispatchItem]]:
     """One reconcile pass; returns the counts and the messages to publish again for dispatch.
 
     With ``budget_seconds`` it goes on message after message, batch after batch, until the backlog is drained or
@@ -204,13 +215,14 @@ def sweep(settings: Settings, providers_for: Callable[[list[str]], list[Provider
 
     adopt_stale_dispatching(settings)
     while True:
-        batch, done = pending_batch(settings, limit, before=started), []
+        batch = pending_batch(settings, limit, before=started)
+        done: list[DispatchItem] = []
         for item in batch:
             counts.examined += 1
             outcome = settle(item, _providers(item, settings, providers_for), settings)
-            setattr(counts, outcome, getattr(counts, outcome) + 1)
-            if outcome == "resent":
-                done.append((item.id, item.channel, item.message_type))
+            setattr(counts, outcome.value, getattr(counts, outcome.value) + 1)
+            if outcome is Settled.RESENT:
+                done.append(DispatchItem(item.id, item.channel, item.message_type))
             if spent():
                 break
         if done and on_resend is not None:
