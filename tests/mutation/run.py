@@ -34,7 +34,8 @@ _PACKAGES = ("worker", "schema", "tasks", "providers", "api")
 
 #: Module -> the fast tests that exercise it directly (no worker processes, no race tests).
 MODULES: dict[str, tuple[str, ...]] = {
-    "worker/policy/quota.py": ("tests/integration/policy/test_policy_quota.py",),
+    "worker/policy/quota.py": ("tests/integration/policy/test_policy_quota.py",
+                               "tests/integration/policy/test_state_machine.py"),
     "worker/policy/duplicates.py": ("tests/integration/policy/test_policy_duplicates.py",),
     "worker/policy/idempotency.py": ("tests/integration/policy/test_policy_idempotency.py",),
     "worker/policy/consent.py": ("tests/integration/policy/test_policy_consent.py",),
