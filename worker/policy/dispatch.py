@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 
@@ -26,6 +25,7 @@ from schema.states import Channel, MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
 from worker.pii import storable_raw
+from worker.policy.claims import Claim
 from worker.policy.merchants import provider_order
 from worker.policy.pricing import provider_cost_fields
 from worker.policy.sip import with_available_agent
@@ -58,14 +58,6 @@ class DispatchStep(StrEnum):
     SKIPPED = "SKIPPED"  #: already dispatched, settled, not due, or missing: nothing to do
     REDELIVERED = "REDELIVERED"  #: found DISPATCHING after a crash: handed to reconcile
     PARKED = "PARKED"  #: too many deliveries: failed with E818
-
-
-@dataclass(frozen=True)
-class _Claim:
-    message: OutboundMessage
-    providers: list[str]
-    merchant_id: int
-    units: int
 
 
 def crash_if(settings: Settings, point: str) -> None:
@@ -121,7 +113,7 @@ def _not_claimed(message_id: str, max_attempts: int, redelivered: bool) -> Dispa
     return DispatchStep.PARKED
 
 
-def _claim(message_id: str, default_provider: str, max_attempts: int) -> _Claim | None:
+def _claim(message_id: str, default_provider: str, max_attempts: int) -> Claim | None:
     """QUEUED -> DISPATCHING, counting the delivery in the same UPDATE and commit (the hot path: one commit).
 
     The UPDATE returns what the send needs, and the history row is the one a transition writes: two statements.
@@ -142,15 +134,15 @@ def _claim(message_id: str, default_provider: str, max_attempts: int) -> _Claim 
     outbound = OutboundMessage(message_id=message_id, channel=Channel(msg.channel), message_type=msg.message_type,
                                recipient=msg.recipient, body=msg.body, sender=msg.sender, subject=msg.subject,
                                options=dict(msg.options))
-    return _Claim(outbound, providers, msg.merchant_id, msg.units)
+    return Claim(outbound, providers, msg.merchant_id, msg.units)
 
 
-def _record(claim: _Claim, result: SendResult) -> DispatchStep:
+def _record(claim: Claim, result: SendResult) -> DispatchStep:
     with session_scope() as session:
         return _record_in(session, claim, result)
 
 
-def _record_in(session: Session, claim: _Claim, result: SendResult) -> DispatchStep:
+def _record_in(session: Session, claim: Claim, result: SendResult) -> DispatchStep:
     """One message's outcome, in the caller's transaction (one per message, or one per batch)."""
     mid, sending, raw = claim.message.message_id, [MessageState.DISPATCHING], storable_raw(result.raw)
     if result.outcome == SendOutcome.ACCEPTED:

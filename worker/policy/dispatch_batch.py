@@ -28,12 +28,12 @@ from worker.bulk_copy import copy_rows
 from worker.db import session_scope
 from worker.dispatch_item import DispatchItem
 from worker.pii import storable_raw
+from worker.policy.claims import Claim
 from worker.policy.dispatch import (
     RECORD_ATTEMPTS,
     BulkSender,
     DispatchStep,
     Sender,
-    _Claim,
     _not_claimed,
     _record_in,
     crash_if,
@@ -96,7 +96,7 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     return outcome
 
 
-def _record_all(pairs: list[tuple[_Claim, SendResult]]) -> BatchOutcome:
+def _record_all(pairs: list[tuple[Claim, SendResult]]) -> BatchOutcome:
     """Every answer of the batch in one transaction; run again as a whole when the transaction was undone."""
     outcome = BatchOutcome()
     with session_scope() as session:
@@ -113,7 +113,7 @@ def _record_all(pairs: list[tuple[_Claim, SendResult]]) -> BatchOutcome:
     return outcome
 
 
-def _record_sent(session: Session, pairs: list[tuple[_Claim, SendResult]]) -> set[str]:
+def _record_sent(session: Session, pairs: list[tuple[Claim, SendResult]]) -> set[str]:
     """DISPATCHING -> SENT for every plainly accepted message with one UPDATE and one history INSERT (PostgreSQL).
 
     The same change and history row :func:`worker.policy.transitions.transition` makes one by one; SENT is not
@@ -146,12 +146,12 @@ def _array(name: str, items: list[str | None]) -> BindParameter[Sequence[str]]:
     return bindparam(name, items, type_=ARRAY(String()))
 
 
-def _send_all(claims: list[_Claim], sender: Sender, bulk: BulkSender | None, pool: ThreadPoolExecutor
+def _send_all(claims: list[Claim], sender: Sender, bulk: BulkSender | None, pool: ThreadPoolExecutor
               ) -> list[SendResult]:
     """Every claim's result, in order: one bulk request per route where possible, else concurrent single calls."""
     results: dict[str, SendResult] = {}
     if bulk is not None:
-        routes: dict[tuple[str, ...], list[_Claim]] = {}
+        routes: dict[tuple[str, ...], list[Claim]] = {}
         for claim in claims:
             routes.setdefault(tuple(claim.providers), []).append(claim)
         for names, group in routes.items():
@@ -164,7 +164,7 @@ def _send_all(claims: list[_Claim], sender: Sender, bulk: BulkSender | None, poo
     return [results[c.message.message_id] for c in claims]
 
 
-def _bulk_send(bulk: BulkSender, group: list[_Claim], names: list[str]) -> dict[str, SendResult] | None:
+def _bulk_send(bulk: BulkSender, group: list[Claim], names: list[str]) -> dict[str, SendResult] | None:
     """The route's bulk answers; UNAVAILABLE ones are left out when another provider may take them (failover)."""
     try:
         answers = bulk([c.message for c in group], names)
@@ -178,7 +178,7 @@ def _bulk_send(bulk: BulkSender, group: list[_Claim], names: list[str]) -> dict[
             if not (failover and may_fail_over(answer.outcome))}
 
 
-def _send(sender: Sender, claim: _Claim) -> SendResult:
+def _send(sender: Sender, claim: Claim) -> SendResult:
     """One provider call; an unexpected error may have happened after the request left: AMBIGUOUS, never resent."""
     try:
         return sender(claim.message, claim.providers)
@@ -187,7 +187,7 @@ def _send(sender: Sender, claim: _Claim) -> SendResult:
         return SendResult.ambiguous(name, f"{type(err).__name__} during the provider call"[:300])
 
 
-def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int) -> list[_Claim]:
+def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int) -> list[Claim]:
     """QUEUED -> DISPATCHING for every claimable message of the batch in one UPDATE, with their history rows."""
     if not message_ids:
         return []
@@ -212,5 +212,5 @@ def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int
             message = OutboundMessage(message_id=r.id, channel=Channel(r.channel), message_type=r.message_type,
                                       recipient=r.recipient, body=r.body, sender=r.sender, subject=r.subject,
                                       options=dict(r.options))
-            claims.append(_Claim(message, list(orders[key]), r.merchant_id, r.units))
+            claims.append(Claim(message, list(orders[key]), r.merchant_id, r.units))
     return claims

@@ -17,13 +17,12 @@ import hmac
 import json
 import secrets
 import time
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from providers.base import OutboundMessage
 from schema.messaging_states import SipPresence, SipTransport
 from schema.models import Merchant, SipCredential
 from worker.catalogue import Code
@@ -31,6 +30,7 @@ from worker.contract import SipCredentialJob, SipPresenceJob, VoiceProvisioningJ
 from worker.db import session_scope
 from worker.errors import Refusal
 from worker.policy.auth import Principal
+from worker.policy.claims import Claim
 from worker.policy.merchants import load_merchant
 from worker.policy.transitions import utcnow
 from worker.settings import Settings, get_settings
@@ -168,21 +168,7 @@ def verify_browser_token(token: str, now: float | None = None) -> dict[str, Any]
 
 #: Voice types a call may be connected to an agent for.
 AGENT_TYPES = frozenset({"REMINDER", "TXN"})
-C = TypeVar("C", bound="_Claimed")
-
-
-class _Claimed(Protocol):
-    """A claimed message as dispatch holds it (worker.policy.dispatch._Claim)."""
-
-    @property
-    def message(self) -> OutboundMessage: ...
-    @property
-    def merchant_id(self) -> int: ...
-    @property
-    def providers(self) -> list[str]: ...
-
-
-def with_available_agent(claim: C, settings: Settings) -> C:
+def with_available_agent(claim: Claim, settings: Settings) -> Claim:
     """A voice call that asked for an agent, with the SIP address of one AVAILABLE now (``options["agentSip"]``),
     when the route's first provider can connect calls to agents (its ``rings_agents`` flag); else unchanged."""
     message = claim.message
@@ -197,7 +183,7 @@ def with_available_agent(claim: C, settings: Settings) -> C:
     if agent is None:
         return claim
     options = {**message.options, "agentSip": agent}
-    return dataclasses.replace(claim, message=dataclasses.replace(message, options=options))  # type: ignore[type-var]
+    return dataclasses.replace(claim, message=dataclasses.replace(message, options=options))
 
 
 def available_agent(session: Session, merchant_id: int) -> str | None:

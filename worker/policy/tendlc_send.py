@@ -12,20 +12,19 @@ first, so an SMS the rule cannot concern costs no parse and no query.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from providers.base import OutboundMessage
 from schema.messaging_states import USE_CASE_COVERS, AssignmentStatus, RegistrationStatus, UseCase
 from schema.models import MessagingBrand, MessagingCampaign, MessagingNumber
 from schema.states import MessageState
 from worker.catalogue import Code
 from worker.db import session_scope
 from worker.errors import Refusal
+from worker.policy.claims import Claim
 
 __all__ = ["is_us_destination", "long_code", "refuse_unregistered_10dlc", "require_10dlc", "tendlc_refusal"]
 
@@ -98,18 +97,7 @@ def require_10dlc(session: Session, merchant_id: int, sender: str | None, recipi
         raise refusal
 
 
-class _Claimed(Protocol):
-    """What dispatch knows of a claimed (DISPATCHING) message: worker.policy.dispatch._Claim."""
-
-    @property
-    def message(self) -> OutboundMessage: ...
-    @property
-    def merchant_id(self) -> int: ...
-    @property
-    def units(self) -> int: ...
-
-
-def refuse_unregistered_10dlc(claims: Sequence[_Claimed]) -> set[str]:
+def refuse_unregistered_10dlc(claims: Sequence[Claim]) -> set[str]:
     """Dispatch's re-check: fail (units returned) the claimed messages the 10DLC rule now refuses; their ids.
 
     Only SMS the rule may concern (a numeric sender, a +1 recipient) cost a query, in one transaction for all.
