@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from factories import make_merchant, make_tenant, sms_job
+from faults import rabbitmq_vhost
 from support import ensure_service, start_worker
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture
@@ -28,13 +24,8 @@ def rabbitmq_url() -> Iterator[str]:
     problem = ensure_service("rabbitmq")
     if problem:
         pytest.fail(problem, pytrace=False)
-    vhost = f"hexavox-test-{uuid.uuid4().hex[:8]}"
-    _rabbitmqctl("add_vhost", vhost)
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
+    with rabbitmq_vhost("hexavox-test") as url:
+        yield url
 
 
 @pytest.mark.timeout(240)
