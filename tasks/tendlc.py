@@ -32,5 +32,5 @@ def tendlc_updates(updates: list[dict[str, Any]]) -> int:
     for raw in updates:
         with session_scope() as session:
             changed += apply_update(session, Update(Kind(raw["kind"]), str(raw["ourId"]), str(raw["status"]),
-                                                    tuple(raw.get("reasons", ()))))
+                                                    tuple(raw.get("reasons", ())), event_id=raw.get("eventId")))
     return changed

@@ -46,10 +46,11 @@ def accept_registrar_webhook(settings: Settings, headers: dict[str, str], body: 
         status = 401 if refusal.code == Code.WEBHOOK_NOT_AUTHENTIC else 400
         log.warning("registrar webhook refused %s (%s)", status, refusal.code.value)
         return status, {"code": refusal.code.value, "name": refusal.code.name}
-    rows = [{**dataclasses.asdict(u), "kind": u.kind.value, "ourId": u.our_id, "reasons": list(u.reasons)}
-            for u in updates]
+    rows = [{**dataclasses.asdict(u), "kind": u.kind.value, "ourId": u.our_id, "reasons": list(u.reasons),
+             "eventId": u.event_id} for u in updates]
     for row in rows:
         row.pop("our_id")
+        row.pop("event_id")
     if rows:
         try:
             enqueue(rows)

@@ -52,6 +52,9 @@ class Update:
     our_id: str
     status: str
     reasons: tuple[str, ...] = ()
+    #: The signed request it came in and its place there: a replay of that request (inside the signature's time
+    #: window) carries the same id and changes nothing, so an old decision cannot undo a newer one.
+    event_id: str | None = None
 
 
 @runtime_checkable

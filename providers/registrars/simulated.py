@@ -59,8 +59,10 @@ class SimulatedRegistrar:
             raise ValidationError(Code.WEBHOOK_NOT_AUTHENTIC, "registrar webhook signature missing or wrong")
         try:
             rows = json.loads(body)["updates"]
+            request = hashlib.sha256(signature.encode()).hexdigest()[:40]
             return [Update(Kind(str(r["kind"]).upper()), str(r["id"]), str(r["status"]).upper(),
-                           tuple(str(x) for x in r.get("reasons", ()))) for r in rows]
+                           tuple(str(x) for x in r.get("reasons", ())), event_id=f"{request}:{i}")
+                    for i, r in enumerate(rows)]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ValidationError(Code.INVALID_INPUT, "registrar webhook body is malformed") from None
 

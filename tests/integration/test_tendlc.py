@@ -45,16 +45,25 @@ def _code(answer: httpx.Response) -> tuple[int, str]:
     return answer.status_code, str(answer.json().get("code", answer.json().get("status")))
 
 
-def _webhook(updates: list[dict[str, Any]], secret: str = WEBHOOK_SECRET) -> tuple[int, list[dict[str, Any]]]:
-    """Deliver a signed registrar webhook to the receiver; the updates it enqueued are applied by the task's body."""
+def _signed(updates: list[dict[str, Any]], secret: str = WEBHOOK_SECRET) -> tuple[dict[str, str], bytes]:
+    """The headers and body of one registrar webhook request, signed as the registrar signs it."""
     from providers.registrars.simulated import sign_webhook
+
+    body, stamp = json.dumps({"updates": updates}).encode(), int(time.time())
+    return {"X-Registrar-Timestamp": str(stamp), "X-Registrar-Signature": sign_webhook(secret, stamp, body)}, body
+
+
+def _webhook(updates: list[dict[str, Any]], secret: str = WEBHOOK_SECRET) -> tuple[int, list[dict[str, Any]]]:
+    return _deliver(*_signed(updates, secret))
+
+
+def _deliver(headers: dict[str, str], body: bytes) -> tuple[int, list[dict[str, Any]]]:
+    """Deliver a registrar webhook request to the receiver; the updates it enqueued are applied by the task's body."""
     from tasks.tendlc import tendlc_updates
     from worker.registrar_webhook import accept_registrar_webhook
     from worker.settings import get_settings
 
-    body, stamp = json.dumps({"updates": updates}).encode(), int(time.time())
     queued: list[dict[str, Any]] = []
-    headers = {"X-Registrar-Timestamp": str(stamp), "X-Registrar-Signature": sign_webhook(secret, stamp, body)}
     status, _ = accept_registrar_webhook(get_settings(), headers, body, queued.extend)
     if queued:
         tendlc_updates.run(queued)
@@ -164,6 +173,30 @@ def test_a_campaign_suspended_while_a_batch_waits_fails_it_at_dispatch(hexavox_e
     outcome = dispatch_batch([message_id], get_settings(), provider_sender(get_settings()))
     assert outcome.steps["FAILED"] == 1
     assert _message(message_id) == ("FAILED", "E892")
+
+
+def test_a_replayed_registrar_webhook_cannot_undo_a_later_decision(hexavox_env: dict[str, str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.settings import reset_settings
+
+    monkeypatch.setenv("HEXAVOX_REGISTRAR_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    reset_settings()
+    tenant = make_tenant()
+    make_merchant(tenant, "gym-a")
+    campaign_id = assigned_number(tenant, "MIXED")
+    # Given a signed request that said the campaign is ACTIVE, then a later one that suspended it
+    active = _signed([{"kind": "CAMPAIGN", "id": campaign_id, "status": "ACTIVE"}])
+    assert _deliver(*active)[0] == 202
+    assert _webhook([{"kind": "CAMPAIGN", "id": campaign_id, "status": "SUSPENDED", "reasons": ["SPAM"]}])[0] == 202
+    # When someone who captured the first request replays it inside the signature's time window
+    status, queued = _deliver(*active)
+    # Then it is accepted (the signature holds) but changes nothing: the campaign stays SUSPENDED
+    assert status == 202 and len(queued) == 1
+    with session_scope() as session:
+        from schema.models import MessagingCampaign
+
+        row = session.scalars(select(MessagingCampaign).where(MessagingCampaign.campaign_id == campaign_id)).one()
+        assert (row.status, list(row.reasons)) == ("SUSPENDED", ["SPAM"])
 
 
 def test_a_registrar_that_decides_later_leaves_the_brand_pending(hexavox_env: dict[str, str],

@@ -59,6 +59,7 @@ from worker.validation.masking import mask_phone
 from worker.validation.phone import normalize_phone
 
 __all__ = [
+    "record_event",
     "STOP_WORDS", "apply_batch", "apply_event", "events_from_json", "events_to_json", "find_message",
     "is_stop_request", "voice_minutes",
 ]
@@ -279,10 +280,14 @@ def apply_batch(provider_name: str, events_json: Iterable[Mapping[str, Any]]) ->
 def first_time(session: Session, event: DeliveryEvent) -> bool:
     """Record (provider, event id) in the caller's transaction; False when it was already applied (a replay or a
     redelivered webhook). Rolled back with the event if applying it fails, so a retry applies it then."""
-    if not event.event_id:
-        return True
+    return not event.event_id or record_event(session, event.provider, event.event_id)
+
+
+def record_event(session: Session, source: str, event_id: str) -> bool:
+    """Record (source, event id) in the caller's transaction; False when it was there already. For every signed
+    webhook whose events must apply once: provider reports here, registrar decisions (worker/policy/tendlc.py)."""
     inserted = session.execute(upsert_insert(session, InboundEvent).values(
-        provider=event.provider[:64], event_id=event.event_id[:200]).on_conflict_do_nothing()
+        provider=source[:64], event_id=event_id[:200]).on_conflict_do_nothing()
         .returning(InboundEvent.event_id)).first()
     return inserted is not None
 

@@ -38,6 +38,7 @@ from worker.contract import (
 )
 from worker.errors import Refusal, ValidationError
 from worker.policy.auth import Principal
+from worker.policy.delivery_reports import record_event
 from worker.policy.merchants import load_merchant
 from worker.policy.tendlc_send import long_code
 from worker.policy.transitions import utcnow
@@ -46,6 +47,8 @@ from worker.settings import get_settings
 __all__ = ["SyncCounts", "apply_update", "run_tendlc_job", "status_view", "sync_registrations"]
 
 log = logging.getLogger(__name__)
+#: The source name registrar decisions are recorded under in ``inbound_events`` (beside providers' report ids).
+REGISTRAR_EVENTS = "registrar"
 Row = MessagingBrand | MessagingCampaign | MessagingNumber
 _MODELS: dict[Kind, type[Row]] = {Kind.BRAND: MessagingBrand, Kind.CAMPAIGN: MessagingCampaign,
                                   Kind.ASSIGNMENT: MessagingNumber}
@@ -219,6 +222,8 @@ def apply_update(session: Session, update: Update) -> bool:
     if update.status not in _STATUSES[update.kind]:
         log.warning("registrar sent status %r for a %s: ignored", update.status[:20], update.kind.value)
         return False
+    if update.event_id and not record_event(session, REGISTRAR_EVENTS, update.event_id):
+        return False  # a replayed (or redelivered) webhook: applied once already
     key = {Kind.BRAND: MessagingBrand.brand_id, Kind.CAMPAIGN: MessagingCampaign.campaign_id,
            Kind.ASSIGNMENT: MessagingNumber.registrar_ref}[update.kind]
     row = session.scalars(select(_MODELS[update.kind]).where(key == update.our_id).with_for_update()).first()
