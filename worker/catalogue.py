@@ -201,7 +201,8 @@ _ROWS: tuple[Entry, ...] = (
     Entry(Code.CAMPAIGN_NOT_FOUND, "No such campaign for this merchant"),
     Entry(Code.CAMPAIGN_STATE_CONFLICT, "The campaign's state does not allow this (e.g. resuming a completed one)"),
     Entry(Code.CAMPAIGN_CANCELLED, "The campaign was cancelled before this recipient was sent; nothing charged"),
-    Entry(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "Campaigns send SMS only for now"),
+    Entry(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "This campaign cannot run on its channel: EMAIL campaigns take `to` "
+          "addresses, lists hold phone numbers"),
     Entry(Code.ENVELOPE_EXPIRED, "The job was signed outside the replay window (too old, or dated in the future)"),
     Entry(Code.UNDECODABLE_JOB, "The job body is not JSON (content type application/json); it was not run"),
     Entry(Code.MESSAGING_NOT_FOUND, "No such 10DLC brand, campaign or messaging number for this merchant"),

@@ -309,13 +309,35 @@ class AlertsListJob(_AuthenticatedJob):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
+def _campaign_schema(schema: dict[str, Any]) -> None:
+    """Publish what each channel's policy refuses a campaign without: ``body`` always, ``to`` or ``listId``, an SMS
+    campaign's ``sender`` (``channel`` left out means SMS) and an EMAIL campaign's ``subject``."""
+    _required("body", any_of=("to", "listId"))(schema)
+    schema["properties"]["sender"].pop("default", None)
+    schema["properties"]["subject"].pop("default", None)
+    sms = {"anyOf": [{"not": {"required": ["channel"]}}, {"required": ["channel"],
+                                                          "properties": {"channel": {"const": "SMS"}}}]}
+    email = {"required": ["channel"], "properties": {"channel": {"const": "EMAIL"}}}
+    schema["allOf"] = [{"if": sms, "then": {"required": ["sender"]}},
+                       {"if": email, "then": {"required": ["subject"], "not": {"required": ["listId"]}}}]
+
+
+_CAMPAIGN_TYPE = Annotated[JsonValue, _published({
+    "enum": ["OTP", "TXN", "MKT", "REMINDER", "TRANSACTIONAL", "MARKETING"],
+    "description": "SMS: TXN, MKT (OTP to one number); VOICE: TXN, MKT, REMINDER (OTP to one number); EMAIL: "
+                   "TXN or TRANSACTIONAL, MKT or MARKETING. A list send is MKT."}, nullable=False)]
+
+
 class CampaignCreateJob(_AuthenticatedJob):
     """hexavox.campaign.create.v1 — one campaign to a list or to recipients, now or at ``time``; answered at once.
 
-    Recipients are expanded later, in chunks; the answer carries the campaign id and the planned count.
+    Recipients are expanded later, in chunks; the answer carries the campaign id and the planned count. ``channel``
+    picks the send whose rules apply: SMS (``sender``, ``unicode``, ``flash``, ``ref``), VOICE (``body`` is the text
+    spoken; ``record``, ``timeoutSeconds`` as the voice send has them) or EMAIL (``body`` is the HTML, with
+    ``subject``; recipients are addresses in ``to``: lists hold phone numbers).
     """
 
-    model_config = ConfigDict(json_schema_extra=_required("sender", "body", any_of=("to", "listId")))
+    model_config = ConfigDict(json_schema_extra=_campaign_schema)
 
     merchant_id: str = Field(alias="merchantId", max_length=64)
     channel: _Channel = "SMS"
@@ -323,13 +345,18 @@ class CampaignCreateJob(_AuthenticatedJob):
     list_id: str | None = Field(default=None, alias="listId", max_length=64)
     body: _OptionalText = None
     sender: _Sender = None
-    type: Annotated[JsonValue, _published({"enum": ["TXN", "MKT"]}, nullable=False)] = "MKT"
+    type: _CAMPAIGN_TYPE = "MKT"
     time: _SendTime = None
     name: _CampaignName = None
     dlr_url: str | None = Field(default=None, alias="dlrUrl", max_length=2000)
     unicode: _UnicodeFlag = "AUTO"
     flash: _FlashFlag = 0
     ref: _Ref = None
+    #: VOICE only, checked as the voice send checks them.
+    record: _Record = False
+    timeout_seconds: _RingSeconds = Field(default=30, alias="timeoutSeconds")
+    #: EMAIL only, checked as the email send checks it.
+    subject: _Subject = None
 
 
 class CampaignActionJob(_AuthenticatedJob):

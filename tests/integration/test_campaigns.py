@@ -307,10 +307,10 @@ def test_campaign_create_job_answers_at_once_and_runs(tenant: Tenant) -> None:
     run_chunks(campaign_id)
     final = counts(tenant, campaign_id)
     assert (final["state"], final["queued"]) == ("COMPLETED", 3)
-    voice = run_admin_job_by_name("hexavox.campaign.create.v1", {
-        "auth": tenant.auth, "merchantId": "gym-a", "channel": "VOICE", "to": numbers(2), "body": "Hi",
-        "sender": "GYMA"}, str(uuid.uuid4()))
-    assert voice["error"]["code"] == "E883", voice
+    email_list = run_admin_job_by_name("hexavox.campaign.create.v1", {
+        "auth": tenant.auth, "merchantId": "gym-a", "channel": "EMAIL", "listId": "vip", "subject": "Hi",
+        "body": "<p>Hi</p>"}, str(uuid.uuid4()))
+    assert email_list["error"]["code"] == "E883", email_list
 
 
 def test_batch_dispatch_sends_each_message_once_and_a_redelivered_batch_hands_claimed_ones_to_reconcile(

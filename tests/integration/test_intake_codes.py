@@ -350,8 +350,8 @@ CASES = (
     case(Code.CAMPAIGN_NOT_FOUND, "unknown-campaign", "hexavox.campaign.get.v1", campaign_action),
     case(Code.CAMPAIGN_STATE_CONFLICT, "resume-a-cancelled-campaign", "hexavox.campaign.resume.v1", campaign_action,
          before=cancelled_campaign),
-    case(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "voice-campaign", "hexavox.campaign.create.v1",
-         lambda t: admin(t, channel="VOICE", to=[NUMBER, OTHER_NUMBER], body="Sale", sender="GYMA")),
+    case(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, "email-campaign-to-a-list", "hexavox.campaign.create.v1",
+         lambda t: admin(t, channel="EMAIL", listId="vip", subject="Sale", body="<p>Sale</p>")),
     # 10DLC registration and its send rule; voice provisioning
     case(Code.MESSAGING_NOT_FOUND, "assign-an-unknown-number", "hexavox.messaging.number.assign.v1",
          lambda t: admin(t, number=tendlc.SENDER, campaignId=str(uuid.uuid4()))),

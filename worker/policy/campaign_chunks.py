@@ -6,8 +6,9 @@ A chunk is two short transactions. The **claim** locks the campaign row just lon
 ranges are written by several worker threads together. The **write** holds the row only FOR KEY SHARE (other
 chunks write alongside; pause and cancel wait for it) and an advisory lock on its range (two copies of one chunk
 never write together): it re-checks the merchant (active, route), consent *now* (OPT_OUT wins, MKT needs OPT_IN),
-the duplicate window and quota with one statement each, writes the range's messages and the callbacks of those
-refused in one INSERT each, and takes the range off ``inflight`` with the counts in one UPDATE.
+the duplicate window and quota (the campaign's channel's units: SMS segments, voice minutes, emails) with one
+statement each, writes the range's messages and the callbacks of those refused in one INSERT each, and takes the
+range off ``inflight`` with the counts in one UPDATE.
 
 A range stays in ``inflight`` until written, so nothing is lost: a chunk that finds its campaign PAUSED leaves it
 there (resume starts it again), a chunk whose worker died is redone from it, and beat restarts what a lost task
@@ -45,7 +46,7 @@ from worker.policy.pricing import table_cost
 from worker.policy.quota import reserve_prefix, reserve_units
 from worker.policy.refused_callbacks import queue_refused_callbacks
 from worker.settings import get_settings
-from worker.validation import encode_info, normalize_phone
+from worker.validation import encode_info, normalize_email, normalize_phone
 
 __all__ = ["ChunkClaim", "ChunkResult", "INFLIGHT", "claim_chunk", "write_chunk", "redone", "chunk_starts",
            "inflight_of", "last_position", "message_id_for"]
@@ -336,7 +337,7 @@ def _whole_chunk_refusal(session: Session, campaign: Campaign, merchant: Merchan
 def _validate(r: _Recipient, campaign: Campaign, merchant: Merchant) -> Refusal | None:
     try:
         r.contact = _contact(r.raw, campaign, merchant)
-        if r.units == 0:
+        if r.units == 0 and campaign.channel == "SMS":  # an SMS batch node's own body: its own segments
             r.units = encode_info(r.body, str(campaign.payload["options"].get("unicode", "AUTO"))).segments
     except ValidationError as err:
         r.contact = r.contact or r.raw[:64]
@@ -345,9 +346,14 @@ def _validate(r: _Recipient, campaign: Campaign, merchant: Merchant) -> Refusal 
 
 
 def _contact(raw: str, campaign: Campaign, merchant: Merchant) -> str:
-    """The recipient's E.164 number. A list member was normalized as an SMS number when it was added (list create
-    and import both run :func:`normalize_phone`), so an SMS campaign to a list parses it again only when the
-    merchant limits destination countries: parsing and typing every number was most of a chunk's time."""
+    """The recipient's normalized email address (EMAIL, as the email send normalizes it), or its E.164 number.
+
+    A list member was normalized as an SMS number when it was added (list create and import both run
+    :func:`normalize_phone`), so an SMS campaign to a list parses it again only when the merchant limits
+    destination countries: parsing and typing every number was most of a chunk's time. A VOICE campaign parses
+    every number as a voice number."""
+    if campaign.channel == "EMAIL":
+        return normalize_email(raw)
     trusted = campaign.list_id is not None and campaign.channel == "SMS" and not merchant.allowed_countries
     if trusted and _E164.fullmatch(raw):
         return raw
@@ -386,7 +392,8 @@ def _claim_windows(session: Session, campaign: Campaign, merchant: Merchant, rec
     live = _live(recipients)
     if not live:
         return
-    digests = {r.message_id: content_digest(merchant.id, campaign.channel, r.contact, "", r.body) for r in live}
+    subject = str(campaign.payload.get("subject") or "")  # as the single send's window: an email's subject counts
+    digests = {r.message_id: content_digest(merchant.id, campaign.channel, r.contact, subject, r.body) for r in live}
     if session.get_bind().dialect.name == "postgresql":
         claimed = set(session.scalars(_CLAIM_WINDOWS, {
             "digests": [digests[r.message_id] for r in live], "ids": [r.message_id for r in live],
@@ -435,11 +442,12 @@ def _row(campaign: Campaign, r: _Recipient, prices: dict[str, int], now: dt.date
     refused = r.refusal is not None
     template = campaign.payload
     options = dict(template.get("options", {}))
-    if r.units and not refused:
+    if r.units and not refused and campaign.channel == "SMS":
         options["segments"] = r.units
     return {"id": r.message_id, "request_id": campaign.request_id, "merchant_id": campaign.merchant_id,
             "channel": campaign.channel, "message_type": campaign.message_type, "recipient": r.contact or r.raw[:64],
-            "sender": template.get("sender", ""), "subject": "", "body": r.body, "options": options,
+            "sender": template.get("sender", ""), "subject": template.get("subject") or "", "body": r.body,
+            "options": options,
             "units": 0 if refused else r.units, "period_start": None if refused else r.period_start,
             "cost_micros": 0 if refused else table_cost(prices, campaign.channel, r.units),
             "status": (MessageState.REFUSED if refused else MessageState.QUEUED).value,

@@ -1,5 +1,9 @@
 """Campaigns: list sends, scheduled multi-recipient sends and multi-recipient MKT sends kept as one row.
 
+A campaign sends on one channel: SMS (the SMS send's rules), VOICE (the voice send's: text, ring timeout, record,
+minutes) or EMAIL (the email send's: subject, HTML body, addresses); each channel's plan below checks its fields
+exactly as that channel's single send does (:mod:`worker.policy.drafts`).
+
 Intake checks what applies to the whole send (fields, schedule, list, counts), counts the recipients and writes one
 campaign row: it never expands them, so a 100,000-member list is answered in milliseconds. Beat claims due campaigns
 (:func:`claim_due`), and chunk tasks expand them (:mod:`worker.policy.campaign_chunks`). Pause, resume and cancel are
@@ -9,6 +13,7 @@ conditional UPDATEs on the row, so they act once however often they are sent.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +29,11 @@ from worker.errors import Refusal, ValidationError
 from worker.policy.auth import Principal
 from worker.policy.campaign_chunks import INFLIGHT, chunk_starts, last_position
 from worker.policy.drafts import (
+    TTS_CHARS_PER_MINUTE,
     _batch_nodes,
     _capped,
     _check_counts,
+    _dlr_url,
     _optional_str,
     _sms_options,
     _split_to,
@@ -35,11 +42,20 @@ from worker.policy.drafts import (
 from worker.policy.idempotency import payload_digest
 from worker.policy.merchants import load_merchant, require_route
 from worker.policy.transitions import MESSAGE_COLUMNS, transition_many, utcnow
-from worker.validation import check_sender, check_sms_type, encode_info, parse_schedule
+from worker.validation import (
+    check_campaign_name,
+    check_channel,
+    check_email_content,
+    check_sender,
+    check_sms_type,
+    check_voice,
+    encode_info,
+    parse_schedule,
+)
 
-__all__ = ["CampaignPlan", "is_campaign_send", "sms_plan", "create_campaign", "campaign_answer", "claim_due",
-           "stalled", "pause", "resume", "cancel", "campaign_view", "find_campaign", "run_campaign_job",
-           "publish_chunk_after_commit"]
+__all__ = ["CampaignPlan", "is_campaign_send", "sms_plan", "voice_plan", "email_plan", "create_campaign",
+           "campaign_answer", "claim_due", "stalled", "pause", "resume", "cancel", "campaign_view", "find_campaign",
+           "run_campaign_job", "publish_chunk_after_commit"]
 
 
 @dataclass
@@ -56,6 +72,7 @@ class CampaignPlan:
     recipients: list[list[Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     name: str = ""
+    channel: str = Channel.SMS.value
 
 
 def _recipient_count(job: SmsJob) -> int:
@@ -103,30 +120,126 @@ def sms_plan(session: Session, job: SmsJob, merchant: Merchant, now: dt.datetime
 def _plan_recipients(session: Session, job: SmsJob, merchant: Merchant, plan: CampaignPlan) -> None:
     if job.sms is not None:
         plan.recipients = [[to, body] for to, body in _batch_nodes(job)]
-    elif job.to not in (None, "", []):
-        if job.list_id:
-            plan.warnings.append("both to and listId given: to is used, listId ignored")
-        plan.recipients = [[to, None] for to in _capped(_split_to(job.to))]
-    else:
-        _plan_list(session, job, merchant, plan)
+        plan.total = len(plan.recipients)
         return
-    plan.total = len(plan.recipients)
+    _plan_targets(session, job.to, job.list_id, merchant, plan)
 
 
-def _plan_list(session: Session, job: SmsJob, merchant: Merchant, plan: CampaignPlan) -> None:
-    if not job.list_id:
+def _plan_targets(session: Session, to: Any, list_id: str | None, merchant: Merchant, plan: CampaignPlan,
+                  kind: str | None = None) -> None:
+    """Recipients from ``to`` (kept inline, in order) or from ``listId`` (only counted: chunks read the members).
+
+    ``kind``: the SMS type whose list rule applies (a list send is MKT), the plan's own type by default."""
+    if to not in (None, "", []):
+        if list_id:
+            plan.warnings.append("both to and listId given: to is used, listId ignored")
+        plan.recipients = [[raw, None] for raw in _capped(_split_to(to))]
+        plan.total = len(plan.recipients)
+        return
+    _plan_list(session, list_id, merchant, plan, kind or plan.message_type)
+
+
+def _plan_list(session: Session, list_id: str | None, merchant: Merchant, plan: CampaignPlan, kind: str) -> None:
+    if not list_id:
         raise ValidationError(Code.LIST_ID_REQUIRED, "listId has to be filled", field="listId")
-    if plan.message_type == "OTP":
+    if kind == "OTP":
         raise Refusal(Code.LIST_SEND_NOT_OTP, "a list send cannot be OTP", field="type")
-    if plan.message_type != "MKT":
+    if kind != "MKT":
         raise Refusal(Code.BULK_MUST_BE_MKT, "a list send must be MKT", field="type")
     list_pk = session.scalars(select(ContactList.id).where(ContactList.merchant_id == merchant.id,
-                                                           ContactList.external_id == job.list_id)).first()
+                                                           ContactList.external_id == list_id)).first()
     if list_pk is None:
         raise Refusal(Code.LIST_NOT_FOUND, "no such list for this merchant", field="listId")
     count, last = session.execute(select(func.count(), func.coalesce(func.max(ContactListMember.id), 0))
                                   .where(ContactListMember.list_id == list_pk)).one()
     plan.list_pk, plan.total, plan.last_member_id = list_pk, int(count), int(last)
+
+
+#: The message types of a VOICE campaign (the voice send's), and an EMAIL campaign's short names for its own.
+VOICE_TYPES = frozenset({"OTP", "TXN", "MKT", "REMINDER"})
+EMAIL_TYPES = {"TXN": "TRANSACTIONAL", "MKT": "MARKETING", "TRANSACTIONAL": "TRANSACTIONAL",
+               "MARKETING": "MARKETING"}
+#: The SMS type whose recipient caps (OTP one, TXN at most 100, lists MKT only) a type of another channel takes.
+_CAP_KIND = {"TRANSACTIONAL": "TXN", "MARKETING": "MKT", "REMINDER": "TXN"}
+
+
+def _channel_type(value: Any, channel: str) -> str:
+    """The campaign's message type as the channel's send names it (E611 when blank, E615 when not the channel's)."""
+    if value is None or value == "":
+        raise ValidationError(Code.TYPE_REQUIRED, "type is required", field="type")
+    kind = value.strip().upper() if isinstance(value, str) else ""
+    if channel == Channel.VOICE and kind in VOICE_TYPES:
+        return kind
+    if channel == Channel.EMAIL and kind in EMAIL_TYPES:
+        return EMAIL_TYPES[kind]
+    allowed = "TXN, MKT, REMINDER or OTP" if channel == Channel.VOICE else "TXN, MKT, TRANSACTIONAL or MARKETING"
+    raise ValidationError(Code.INVALID_TYPE, f"type of a {channel} campaign must be {allowed}", field="type")
+
+
+def _as_body_field(err: ValidationError) -> ValidationError:
+    """The voice send names its text ``text``; a campaign carries it in ``body``."""
+    if err.field != "text":
+        return err
+    return ValidationError(err.code, err.detail.replace("text", "body", 1), field="body")
+
+
+def _ignored(job: CampaignCreateJob, channel: str) -> list[str]:
+    """Warnings for fields another channel's send takes: given here, they change nothing."""
+    other = {"sender": job.sender not in (None, ""), "unicode": job.unicode not in (None, "AUTO"),
+             "flash": job.flash not in (None, 0, "0", False), "ref": job.ref not in (None, ""),
+             "record": job.record is not False, "timeoutSeconds": job.timeout_seconds != 30,
+             "subject": job.subject not in (None, "")}
+    own = {"VOICE": {"record", "timeoutSeconds"}, "EMAIL": {"subject"}}[channel]
+    return [f"{name} is not used by {channel} campaigns" for name, given in other.items() if given and name not in own]
+
+
+def _open_plan(job: CampaignCreateJob, merchant: Merchant, channel: str, now: dt.datetime) -> CampaignPlan:
+    """The fields every non-SMS campaign shares: type, schedule, name, dlrUrl (the SMS order: fields, schedule)."""
+    kind = _channel_type(job.type, channel)
+    name = check_campaign_name(job.name) or ""
+    options: dict[str, Any] = {"dlrUrl": _dlr_url(job.dlr_url)}
+    scheduled = parse_schedule(_optional_str(job.time, "time"), tz=merchant.timezone, now=now)
+    plan = CampaignPlan(kind, {"sender": "", "options": options}, 0, scheduled, name=str(name), channel=channel)
+    plan.warnings.extend(_ignored(job, channel))
+    return plan
+
+
+def _count_targets(session: Session, job: CampaignCreateJob, merchant: Merchant, plan: CampaignPlan) -> None:
+    """Recipients planned and counted with the SMS campaign's caps for the type's SMS equivalent."""
+    cap_kind = _CAP_KIND.get(plan.message_type, plan.message_type)
+    _plan_targets(session, job.to, job.list_id, merchant, plan, cap_kind)  # a list send is MKT, as for SMS
+    if plan.total == 0:
+        raise Refusal(Code.INVALID_MOBILE_NUMBER, "no recipients (empty list)", field="to")
+    _check_counts(cap_kind, plan.total)
+
+
+def voice_plan(session: Session, job: CampaignCreateJob, merchant: Merchant, now: dt.datetime) -> CampaignPlan:
+    """A VOICE campaign: the voice send's checks (text, ring timeout, record) and its minutes, estimated from the
+    text as :func:`worker.policy.drafts.voice_drafts` does; recipients are numbers in ``to`` or a list's members."""
+    plan = _open_plan(job, merchant, Channel.VOICE.value, now)
+    try:
+        call = check_voice(job.body, job.timeout_seconds, job.record)
+    except ValidationError as err:
+        raise _as_body_field(err) from None
+    plan.template["options"].update(record=call.record, timeoutSeconds=call.timeout_seconds)
+    _count_targets(session, job, merchant, plan)
+    plan.template.update(body=call.text, units=max(1, math.ceil(len(call.text) / TTS_CHARS_PER_MINUTE)))
+    return plan
+
+
+def email_plan(session: Session, job: CampaignCreateJob, merchant: Merchant, now: dt.datetime) -> CampaignPlan:
+    """An EMAIL campaign: the email send's checks (a subject safe as a header, the HTML body's size), one unit a
+    message; recipients are the addresses in ``to``. Lists hold phone numbers, so ``listId`` alone is refused."""
+    plan = _open_plan(job, merchant, Channel.EMAIL.value, now)
+    content = check_email_content(job.subject, job.body)
+    if job.to in (None, "", []) and job.list_id not in (None, ""):
+        raise Refusal(Code.CAMPAIGN_CHANNEL_UNSUPPORTED,
+                      "EMAIL campaigns take `to` addresses; lists hold phone numbers", field="listId")
+    if job.to in (None, "", []):
+        raise ValidationError(Code.TO_REQUIRED, "to has to be filled with email addresses", field="to")
+    _count_targets(session, job, merchant, plan)
+    plan.template.update(subject=content.subject, body=content.body, units=1)
+    return plan
 
 
 def create_campaign(session: Session, merchant: Merchant, request_id: str, plan: CampaignPlan,
@@ -135,7 +248,7 @@ def create_campaign(session: Session, merchant: Merchant, request_id: str, plan:
     due_now = plan.scheduled_at is None
     campaign = Campaign(
         merchant_id=merchant.id, request_id=request_id, list_id=plan.list_pk, name=plan.name[:32],
-        channel=Channel.SMS.value, message_type=plan.message_type,
+        channel=plan.channel, message_type=plan.message_type,
         state=(CampaignState.RUNNING if due_now else CampaignState.SCHEDULED).value,
         scheduled_at=plan.scheduled_at or now, payload={**plan.template, "recipients": plan.recipients},
         total=plan.total, queued=0, processed=0, refused=0, cursor=0, last_member_id=plan.last_member_id,
@@ -301,16 +414,15 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 def _create_job(session: Session, who: Principal, job: CampaignCreateJob) -> dict[str, Any]:
     """hexavox.campaign.create.v1: the campaign's messages hang off a request of its own, whose id is its id."""
-    channel = str(job.channel or "SMS").strip().upper()
-    if channel != Channel.SMS:
-        raise Refusal(Code.CAMPAIGN_CHANNEL_UNSUPPORTED, f"{channel[:10]} campaigns are not supported", field="channel")
+    channel = check_channel("SMS" if job.channel in (None, "") else job.channel)  # E821 for any other value
     merchant = load_merchant(session, who.tenant_id, job.merchant_id)
-    sms = SmsJob.model_validate({"merchantId": job.merchant_id, "to": job.to, "listId": job.list_id,
-                                 "body": job.body, "sender": job.sender, "type": job.type, "time": job.time,
-                                 "dlrUrl": job.dlr_url, "unicode": job.unicode, "flash": job.flash, "ref": job.ref,
-                                 "campaignName": job.name})
     now = utcnow()
-    plan = sms_plan(session, sms, merchant, now)
+    if channel == Channel.VOICE:
+        plan = voice_plan(session, job, merchant, now)
+    elif channel == Channel.EMAIL:
+        plan = email_plan(session, job, merchant, now)
+    else:
+        plan = sms_plan(session, _as_sms(job), merchant, now)
     require_route(session, merchant.id, channel, plan.message_type)
     campaign_id = str(uuid.uuid4())
     session.add(Request(id=campaign_id, tenant_id=who.tenant_id, merchant_id=merchant.id,
@@ -324,9 +436,17 @@ def _create_job(session: Session, who: Principal, job: CampaignCreateJob) -> dic
     return {**answer["campaign"], "warnings": plan.warnings}
 
 
+def _as_sms(job: CampaignCreateJob) -> SmsJob:
+    """The SMS send job an SMS campaign is, so it is checked by the SMS send's own rules."""
+    return SmsJob.model_validate({"merchantId": job.merchant_id, "to": job.to, "listId": job.list_id,
+                                  "body": job.body, "sender": job.sender, "type": job.type, "time": job.time,
+                                  "dlrUrl": job.dlr_url, "unicode": job.unicode, "flash": job.flash, "ref": job.ref,
+                                  "campaignName": job.name})
+
+
 def run_campaign_job(session: Session, who: Principal, job: CampaignCreateJob | CampaignActionJob,
                      _today: dt.date) -> dict[str, Any]:
-    """The admin handler of every campaign job; refusals carry E880/E881/E883 or the send's own codes."""
+    """The admin handler of every campaign job; refusals carry E880/E881/E883 or the channel's send's own codes."""
     from worker.contract import CampaignCancelJob, CampaignPauseJob, CampaignResumeJob
 
     if isinstance(job, CampaignCreateJob):
