@@ -112,8 +112,10 @@ def test_a_voice_campaign_to_a_list_calls_each_opted_in_member_once_and_charges_
         opt(tenant, "gym-a", "VOICE", contact)
     opt(tenant, "gym-a", "SMS", contacts[8])
     # When a VOICE campaign of a 1,000-character text is created for the list
-    answer = create(tenant, channel="VOICE", listId="vip", body=SPEECH, record=True, timeoutSeconds=45)
+    answer = create(tenant, channel="VOICE", listId="vip", body=SPEECH, record=True, timeoutSeconds=45,
+                    sender="GYMA")
     assert answer["status"] == "ACCEPTED", answer
+    assert answer["result"]["warnings"] == ["sender is not used by VOICE campaigns"]
     campaign_id = answer["result"]["campaignId"]
     assert answer["result"]["planned"] == 10
     # And one member opts out of VOICE before the chunks run, another out of SMS only

@@ -189,7 +189,8 @@ def _ignored(job: CampaignCreateJob, channel: str) -> list[str]:
              "flash": job.flash not in (None, 0, "0", False), "ref": job.ref not in (None, ""),
              "record": job.record is not False, "timeoutSeconds": job.timeout_seconds != 30,
              "subject": job.subject not in (None, "")}
-    own = {"VOICE": {"record", "timeoutSeconds"}, "EMAIL": {"subject"}}[channel]
+    own = {"SMS": {"sender", "unicode", "flash", "ref"}, "VOICE": {"record", "timeoutSeconds"},
+           "EMAIL": {"subject"}}[channel]
     return [f"{name} is not used by {channel} campaigns" for name, given in other.items() if given and name not in own]
 
 
@@ -423,6 +424,7 @@ def _create_job(session: Session, who: Principal, job: CampaignCreateJob) -> dic
         plan = email_plan(session, job, merchant, now)
     else:
         plan = sms_plan(session, _as_sms(job), merchant, now)
+        plan.warnings.extend(_ignored(job, channel))
     require_route(session, merchant.id, channel, plan.message_type)
     campaign_id = str(uuid.uuid4())
     session.add(Request(id=campaign_id, tenant_id=who.tenant_id, merchant_id=merchant.id,
