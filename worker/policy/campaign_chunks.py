@@ -327,6 +327,8 @@ def _check_all(session: Session, campaign: Campaign, merchant: Merchant, recipie
 def _whole_chunk_refusal(session: Session, campaign: Campaign, merchant: Merchant) -> Refusal | None:
     if not merchant.active:
         return Refusal(Code.MERCHANT_INACTIVE, "merchant is not active", field="merchantId")
+    if campaign.channel != "SMS":
+        return None  # routes are SMS's, as for a single send
     try:
         require_route(session, merchant.id, campaign.channel, campaign.message_type)
     except Refusal as refusal:

@@ -425,7 +425,7 @@ def _create_job(session: Session, who: Principal, job: CampaignCreateJob) -> dic
     else:
         plan = sms_plan(session, _as_sms(job), merchant, now)
         plan.warnings.extend(_ignored(job, channel))
-    require_route(session, merchant.id, channel, plan.message_type)
+        require_route(session, merchant.id, channel, plan.message_type)  # routes are SMS's, as for a single send
     campaign_id = str(uuid.uuid4())
     session.add(Request(id=campaign_id, tenant_id=who.tenant_id, merchant_id=merchant.id,
                         kind="hexavox.campaign.create.v1",
