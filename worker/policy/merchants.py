@@ -59,14 +59,17 @@ def _frozen(value: Any) -> Any:
 
 def load_merchant(session: Session, tenant_id: int, external_id: str, *, must_be_active: bool = True) -> Merchant:
     """The tenant's merchant ``external_id``; another tenant's merchant is simply not found (no existence leak)."""
+    loaded: list[Merchant] = []
+
     def load() -> _MerchantRecord:
         row = _select_merchant(session, tenant_id, external_id)
+        loaded.extend([row] if row is not None else [])  # a row just read is returned as it is
         return MISSING if row is None else _MerchantRecord.of(row)
 
     record = cached(session, ("merchant", tenant_id, external_id), load)
     if record is MISSING:
         raise Refusal(Code.MERCHANT_NOT_FOUND, "no such merchant for this tenant", field="merchantId")
-    merchant = _attached(session, record)
+    merchant = loaded[0] if loaded else _attached(session, record)
     if must_be_active and not merchant.active:
         raise Refusal(Code.MERCHANT_INACTIVE, "merchant is not active", field="merchantId")
     return merchant
