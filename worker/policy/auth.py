@@ -102,11 +102,16 @@ class KeyRecord:
     def of(cls, key: ApiKey) -> KeyRecord:
         return cls(key.tenant_id, key.key_id, key.secret_sha256, frozenset(key.allowed_channels),
                    frozenset(key.allowed_jobs), frozenset(key.allowed_merchants or [ALL]),
-                   tuple(key.allowed_cidrs or ()), key.rate_limit_per_minute, key.expires_at)
+                   tuple(key.allowed_cidrs or ()), key.rate_limit_per_minute, _aware(key.expires_at))
 
     def principal(self) -> Principal:
         return Principal(self.tenant_id, self.key_id, self.allowed_channels, self.allowed_jobs,
                          self.allowed_merchants, self.allowed_cidrs, self.rate_limit_per_minute)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """UTC, stated: SQLite gives the stored UTC time back without its zone."""
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def key_record(session: Session, key_id: str) -> KeyRecord | None:
