@@ -5,14 +5,17 @@ This cache keeps plain, immutable copies of them (never ORM instances, never a s
 correct through one shared number, the *generation*, kept in Redis (HEXAVOX_REDIS_URL):
 
 - Every transaction that writes a tenant, key, merchant or route adds one to it right after its commit. Nobody has
-  to remember to: session events (below) notice such writes, whichever code makes them, and bump on commit. So a
-  revoked key, a deactivated merchant or a disabled route is seen by the very next job in every process.
+  to remember to: session events (below, registered on import; worker.policy.auth and worker.policy.merchants,
+  which every writer of these rows uses, import this module) notice such writes, whichever code makes them, and
+  bump on commit. So a revoked key, a deactivated merchant or a disabled route is seen by the very next job in
+  every process.
 - A job reads the generation once (its first cached lookup in a transaction) *before* any row it caches, and uses an
-  entry only when it was stored under that same generation. A row read after a change was committed can only be
-  stored under the generation bumped after that commit, or a later one: never passed off as current.
+  entry only when it was stored under that same generation. A row read before a change was committed is stored
+  under a generation that the change's bump leaves behind: it is never served after the bump.
 - Each entry also expires HEXAVOX_LOOKUP_CACHE_SECONDS after it was read (default 2 s; 0 switches the cache off),
   which bounds how long a bump lost on its way (Redis briefly unreachable from the writer) can leave a row stale.
-- Without Redis (embedded mode), or when it cannot be read, every lookup goes to the database: never blind.
+- Without Redis (embedded mode), or when it cannot be read, every lookup goes to the database: never blind. A
+  process that finds Redis unreachable also drops what it had cached, since a change may have gone unannounced.
 - A transaction that writes any of these rows itself bypasses the cache for the rest of it (it must see its own
   uncommitted writes, and must not cache them: they may still be rolled back).
 
@@ -80,6 +83,7 @@ def _redis_call(url: str, call: Callable[[redis.Redis], T]) -> T | None:
         return call(_client(url))
     except (redis.RedisError, OSError) as err:
         _down_until[url] = time.monotonic() + _REDIS_BACKOFF
+        _entries.clear()  # a change may have gone unannounced meanwhile: start again from the database
         log.warning("lookup cache: Redis unavailable (%s); reading the database", type(err).__name__)
         return None
 

@@ -31,9 +31,9 @@ def tenant(hexavox_env: dict[str, str]) -> Iterator[Tenant]:
 
 
 def _http_door(tenant: Tenant, payload: dict[str, Any], request_id: str) -> Any:
-    from worker.policy.auth import by_secret
+    from api.access import Caller
 
-    return by_secret(tenant.key_id, tenant.secret)
+    return Caller(tenant.key_id, tenant.secret, None).authenticator()
 
 
 def _queue_door(tenant: Tenant, payload: dict[str, Any], request_id: str) -> Any:
