@@ -32,6 +32,8 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -69,8 +71,9 @@ def _client(url: str) -> redis.Redis:
         with _lock:
             client = _clients.get(url)
             if client is None:
-                client = redis.Redis.from_url(url, socket_timeout=_REDIS_TIMEOUT,
-                                              socket_connect_timeout=_REDIS_TIMEOUT, retry_on_timeout=False)
+                # One try: a lookup that cannot read the generation at once reads the database instead.
+                client = redis.Redis.from_url(url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT,
+                                              retry=Retry(NoBackoff(), 0))
                 _clients[url] = client
     return client
 
