@@ -116,6 +116,12 @@ def test_a_deactivated_merchant_is_refused_on_the_next_send(tenant: Tenant) -> N
     assert _send(tenant)["status"] == "ACCEPTED"
 
 
+def test_a_lowered_limit_applies_to_the_next_send(tenant: Tenant) -> None:
+    assert _send(tenant)["status"] == "ACCEPTED"
+    _upsert(tenant, smsLimit=1)  # one segment, already used: limits are charged in the database, never cached
+    assert _code(_send(tenant)) == "E808"
+
+
 def test_a_route_change_applies_to_the_next_send(tenant: Tenant) -> None:
     assert _send(tenant)["status"] == "ACCEPTED"
     _upsert(tenant, routes={"TXN": False})
