@@ -211,6 +211,10 @@ class Settings:
     sip_domain: str = "sip.hexavox.local"
     #: HEXAVOX_VOICE_TOKEN_TTL: seconds a browser-calling token stays valid (60-3600).
     voice_token_ttl: int = 300
+    #: HEXAVOX_LOOKUP_CACHE_SECONDS: how long a process may reuse an API key, merchant or route it read, at most
+    #: (worker/lookup_cache.py). Every change to them is seen by the next job at once through a generation number
+    #: in HEXAVOX_REDIS_URL; this only bounds a change whose notice was lost. 0, or no Redis: read every time.
+    lookup_cache_seconds: float = 2.0
 
     @property
     def embedded(self) -> bool:
@@ -288,6 +292,7 @@ def load_settings() -> Settings:
         registrar_webhook_secret=_env("HEXAVOX_REGISTRAR_WEBHOOK_SECRET", ""),
         sip_domain=_env("HEXAVOX_SIP_DOMAIN", "sip.hexavox.local"),
         voice_token_ttl=min(3600, max(60, _env_int("HEXAVOX_VOICE_TOKEN_TTL", 300))),
+        lookup_cache_seconds=max(0.0, _env_float("HEXAVOX_LOOKUP_CACHE_SECONDS", 2.0)),
         simulator={k[len("HEXAVOX_SIMULATOR_") :].lower(): v for k, v in os.environ.items()
                    if k.startswith("HEXAVOX_SIMULATOR_")},
     )

@@ -2,9 +2,10 @@
 
 Two doors, one check of who is asking. The HTTP API presents a key id and its secret (X-API-KEY / X-API-SECRET):
 :func:`by_secret`. A job on the broker carries no secret, only a signed envelope (:mod:`worker.envelope`):
-:func:`by_envelope`. Either way the key is read in the job's own transaction, so a revoked or expired key is refused
-on the very next job in every process: there is no cache to wait out. Secrets are 256-bit random tokens we issue,
-stored as SHA-256 digests and compared in constant time.
+:func:`by_envelope`. Either way the key is checked in the job's own transaction, so a revoked or expired key is refused
+on the very next job in every process: a key is served from :mod:`worker.lookup_cache` only while no key, tenant,
+merchant or route changed since it was read (its generation), and its expiry is checked on every use. Secrets are
+256-bit random tokens we issue, stored as SHA-256 digests and compared in constant time; only the digest is cached.
 
 An :data:`Authenticator` is what a door hands the runner: called with the job's session, it returns the
 :class:`Principal` or raises :class:`AuthenticationError` (E801).
@@ -28,9 +29,10 @@ from schema.models import ApiKey
 from worker.catalogue import Code
 from worker.envelope import EnvelopeError, check
 from worker.errors import AuthenticationError
+from worker.lookup_cache import MISSING, cached
 
-__all__ = ["Authenticator", "Principal", "active_key", "authenticate", "by_envelope", "by_secret", "hash_secret",
-           "new_secret"]
+__all__ = ["Authenticator", "KeyRecord", "Principal", "active_key", "authenticate", "by_envelope", "by_secret",
+           "hash_secret", "key_record", "new_secret"]
 
 ALL = "*"
 
@@ -82,18 +84,60 @@ def active_key(session: Session, key_id: str, now: dt.datetime | None = None) ->
         ApiKey.key_id == key_id, ApiKey.active, or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > moment))).first()
 
 
-def _principal(key: ApiKey) -> Principal:
-    return Principal(key.tenant_id, key.key_id, frozenset(key.allowed_channels), frozenset(key.allowed_jobs),
-                     frozenset(key.allowed_merchants or [ALL]), tuple(key.allowed_cidrs or ()),
-                     key.rate_limit_per_minute)
+@dataclass(frozen=True)
+class KeyRecord:
+    """What a job needs of an active key, as a plain immutable copy that a process may keep (no ORM instance)."""
+
+    tenant_id: int
+    key_id: str
+    secret_sha256: str
+    allowed_channels: frozenset[str]
+    allowed_jobs: frozenset[str]
+    allowed_merchants: frozenset[str]
+    allowed_cidrs: tuple[str, ...]
+    rate_limit_per_minute: int | None
+    expires_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyRecord:
+        return cls(key.tenant_id, key.key_id, key.secret_sha256, frozenset(key.allowed_channels),
+                   frozenset(key.allowed_jobs), frozenset(key.allowed_merchants or [ALL]),
+                   tuple(key.allowed_cidrs or ()), key.rate_limit_per_minute, _aware(key.expires_at))
+
+    def principal(self) -> Principal:
+        return Principal(self.tenant_id, self.key_id, self.allowed_channels, self.allowed_jobs,
+                         self.allowed_merchants, self.allowed_cidrs, self.rate_limit_per_minute)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """UTC, stated: SQLite gives the stored UTC time back without its zone."""
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def key_record(session: Session, key_id: str) -> KeyRecord | None:
+    """:func:`active_key` through the lookup cache: None for an unknown, revoked or expired key.
+
+    Only an active key is cached, and its expiry is checked here on every use: a rotated key's grace period ends
+    with no write to announce it.
+    """
+    def load() -> KeyRecord:
+        key = active_key(session, key_id)
+        return MISSING if key is None else KeyRecord.of(key)
+
+    record = cached(session, ("api_key", key_id), load)
+    if record is MISSING:
+        return None
+    if record.expires_at is not None and record.expires_at <= dt.datetime.now(dt.UTC):
+        return None
+    return record
 
 
 def authenticate(session: Session, key_id: str, secret: str) -> Principal:
     """The principal behind a key id and secret; AuthenticationError(E801) for an unknown key or a wrong secret."""
-    key = active_key(session, key_id) if isinstance(key_id, str) and isinstance(secret, str) else None
+    key = key_record(session, key_id) if isinstance(key_id, str) and isinstance(secret, str) else None
     if key is None or not hmac.compare_digest(key.secret_sha256, hash_secret(secret)):
         raise AuthenticationError(Code.AUTHENTICATION_FAILED, "unknown key or wrong secret")
-    return _principal(key)
+    return key.principal()
 
 
 def by_secret(key_id: str, secret: str) -> Authenticator:
@@ -106,10 +150,10 @@ def by_envelope(envelope: object, task_name: str, task_id: str, args: Sequence[A
     """The broker door: the job's signed envelope, checked against the tenant key that signed it."""
 
     def resolve(session: Session) -> Principal:
-        found: dict[str, ApiKey] = {}
+        found: dict[str, KeyRecord] = {}
 
         def key_for(key_id: str) -> bytes | None:
-            key = active_key(session, key_id)
+            key = key_record(session, key_id) if isinstance(key_id, str) else None
             if key is None:
                 return None
             found[key_id] = key
@@ -120,6 +164,6 @@ def by_envelope(envelope: object, task_name: str, task_id: str, args: Sequence[A
         except EnvelopeError as err:
             code = Code.ENVELOPE_EXPIRED if err.expired else Code.AUTHENTICATION_FAILED
             raise AuthenticationError(code, err.reason, field="hexavox_envelope") from None
-        return _principal(found[key_id])
+        return found[key_id].principal()
 
     return resolve

@@ -1,13 +1,20 @@
-"""Merchant lookup under a tenant, activity and route checks, and the upsert admin job."""
+"""Merchant lookup under a tenant, activity and route checks, and the upsert admin job.
+
+Every send job looks its merchant and route up: both go through :mod:`worker.lookup_cache`, which serves them only
+while nothing changed since they were read. A merchant comes back as a session-attached :class:`Merchant` built from
+the cached values without a query; its webhook signing secrets are never cached (loaded from the row when used).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 import zoneinfo
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from schema.models import Balance, Merchant, Route
 from schema.states import Channel
@@ -15,6 +22,7 @@ from worker.callbacks.signing import new_secret
 from worker.catalogue import Code
 from worker.contract import MerchantFields
 from worker.errors import Refusal, ValidationError
+from worker.lookup_cache import MISSING, cached
 from worker.policy.periods import current_period, roll_balances, set_billing_period
 from worker.policy.transitions import utcnow
 from worker.settings import get_settings
@@ -30,15 +38,59 @@ CHANNEL_TYPES: dict[str, frozenset[str]] = {
 _ROUTE_CODES = {"OTP": Code.DEFAULT_ROUTE_DISABLED, "TXN": Code.TXN_ROUTE_DISABLED, "MKT": Code.MKT_ROUTE_DISABLED}
 
 
+#: The merchant columns a lookup may keep: all but the dlrUrl signing secrets (loaded from the row when used).
+_CACHED_COLUMNS = tuple(c.key for c in inspect(Merchant).column_attrs if c.key != "webhook_secrets")
+
+
+@dataclass(frozen=True)
+class _MerchantRecord:
+    """A merchant row's cacheable columns as an immutable copy (lists kept as tuples, so no caller can alter them)."""
+
+    values: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def of(cls, merchant: Merchant) -> _MerchantRecord:
+        return cls(tuple((name, _frozen(getattr(merchant, name))) for name in _CACHED_COLUMNS))
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 def load_merchant(session: Session, tenant_id: int, external_id: str, *, must_be_active: bool = True) -> Merchant:
     """The tenant's merchant ``external_id``; another tenant's merchant is simply not found (no existence leak)."""
-    merchant = session.scalars(
-        select(Merchant).where(Merchant.tenant_id == tenant_id, Merchant.external_id == external_id)
-    ).first()
-    if merchant is None:
+    loaded: list[Merchant] = []
+
+    def load() -> _MerchantRecord:
+        row = _select_merchant(session, tenant_id, external_id)
+        loaded.extend([row] if row is not None else [])  # a row just read is returned as it is
+        return MISSING if row is None else _MerchantRecord.of(row)
+
+    record = cached(session, ("merchant", tenant_id, external_id), load)
+    if record is MISSING:
         raise Refusal(Code.MERCHANT_NOT_FOUND, "no such merchant for this tenant", field="merchantId")
+    merchant = loaded[0] if loaded else _attached(session, record)
     if must_be_active and not merchant.active:
         raise Refusal(Code.MERCHANT_INACTIVE, "merchant is not active", field="merchantId")
+    return merchant
+
+
+def _select_merchant(session: Session, tenant_id: int, external_id: str) -> Merchant | None:
+    return session.scalars(
+        select(Merchant).where(Merchant.tenant_id == tenant_id, Merchant.external_id == external_id)
+    ).first()
+
+
+def _attached(session: Session, record: _MerchantRecord) -> Merchant:
+    """The session's own instance of the merchant: the one it already holds, else one made from ``record`` and
+    added as persistent without a query (as if just loaded; unlisted columns load from the row on first use)."""
+    values = {name: list(value) if isinstance(value, tuple) else value for name, value in record.values}
+    held = session.identity_map.get(session.identity_key(Merchant, values["id"]))
+    if isinstance(held, Merchant):
+        return held
+    merchant = Merchant(**values)
+    make_transient_to_detached(merchant)
+    session.add(merchant)
     return merchant
 
 
@@ -49,8 +101,11 @@ def _route(session: Session, merchant_id: int, channel: str, message_type: str) 
 
 def require_route(session: Session, merchant_id: int, channel: str, message_type: str) -> None:
     """Refuse a type whose route the merchant has disabled (E623/E624/E625)."""
-    route = _route(session, merchant_id, channel, message_type)
-    if route is not None and not route.enabled:
+    def load() -> bool:
+        route = _route(session, merchant_id, channel, message_type)
+        return route is None or route.enabled
+
+    if not cached(session, ("route", merchant_id, channel, message_type), load):
         raise Refusal(_ROUTE_CODES.get(message_type, Code.DEFAULT_ROUTE_DISABLED), f"{message_type} route disabled")
 
 
