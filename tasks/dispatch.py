@@ -11,7 +11,7 @@ from celery import Task
 from schema.states import MessageState
 from worker.celery_app import app, redelivered
 from worker.dispatch_item import DispatchItem
-from worker.policy.coalesce import coalesce_dispatch
+from worker.policy.coalesce import adopt_claim_mates, coalesce_dispatch
 from worker.policy.dispatch import DispatchStep, Sender, dispatch_message, give_up_unavailable
 from worker.policy.dispatch_batch import dispatch_batch as run_batch
 from worker.queues import may_coalesce, queue_for_message
@@ -64,7 +64,8 @@ def _dispatch(task: Task, message_id: str, settings: Settings, sender: Sender, *
 
     A coalescing claim that did not take the message tells why: another task took or settled it (nothing to do:
     one statement in all), or it must go alone (not an SMS TXN or MKT, at its attempt cap, or still to be handed
-    to reconcile by a redelivered copy): the single path then decides exactly as it always does.
+    to reconcile by a redelivered copy): the single path then decides exactly as it always does. A redelivered copy
+    that hands its message to reconcile hands the messages claimed with it too (their claimer died with it).
     """
     again = redelivered(task)
     queue = (task.request.delivery_info or {}).get("routing_key")
@@ -76,6 +77,10 @@ def _dispatch(task: Task, message_id: str, settings: Settings, sender: Sender, *
             return done.own
         if done.own_status != MessageState.QUEUED.value and not again:
             return DispatchStep.SKIPPED
+        step = dispatch_message(message_id, settings, sender, redelivered=again)
+        if step == DispatchStep.REDELIVERED and done.own_status == MessageState.DISPATCHING.value and done.own_at:
+            adopt_claim_mates(message_id, done.own_at)  # its worker died holding a coalesced batch
+        return step
     return dispatch_message(message_id, settings, sender, redelivered=again)
 
 

@@ -144,62 +144,112 @@ class Died(BaseException):
     """The worker process dying at a crash point (the real hook exits the process; a test cannot)."""
 
 
-@pytest.mark.parametrize("point", ["before_provider_call", "after_provider_call"])
-def test_a_worker_dying_after_a_coalesced_claim_leaves_nothing_stuck_and_sends_nothing_twice(
-        tenant: Tenant, hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, point: str) -> None:
-    from schema.models import Message, MessageEvent
-    from tasks.maintenance import reconcile_sweep
-    from worker.db import session_scope
+def _die_coalescing(monkeypatch: pytest.MonkeyPatch, first: str, point: str) -> None:
+    """A worker that claims ``first`` with the messages waiting behind it and dies at ``point``."""
     from worker.policy import dispatch_batch
     from worker.policy.coalesce import coalesce_dispatch
-    from worker.policy.dispatch import dispatch_message
     from worker.sending import provider_bulk_sender, provider_sender
     from worker.settings import get_settings
-
-    settings = get_settings()
-    database_url = hexavox_env["HEXAVOX_DATABASE_URL"]
-    ids = _accept(tenant, 8)
 
     def crash(_settings: object, at: str) -> None:
         if at == point:
             raise Died(at)
 
-    monkeypatch.setattr(dispatch_batch, "crash_if", crash)
+    settings = get_settings()
+    with monkeypatch.context() as patch:
+        patch.setattr(dispatch_batch, "crash_if", crash)
+        with pytest.raises(Died):
+            coalesce_dispatch(first, settings, provider_sender(settings), bulk=provider_bulk_sender(settings))
+
+
+def _redelivered(message_id: str) -> str:
+    """The message's own task as the broker gives it back after its worker died (marked redelivered)."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from tasks.dispatch import _dispatch
+    from worker.sending import provider_sender
+    from worker.settings import get_settings
+
+    task = SimpleNamespace(request=SimpleNamespace(
+        delivery_info={"routing_key": "dispatch.transactional", "redelivered": True}, retries=0))
+    settings = get_settings()
+    return _dispatch(cast(Any, task), message_id, settings, provider_sender(settings), coalesce=True).value
+
+
+def _settle(ids: list[str], sent_before: int) -> None:
+    """Reconcile as beat runs it; the provider's ledger decides: settled, or queued again and then sent once."""
+    from tasks.maintenance import reconcile_sweep
+    from worker.policy.dispatch import dispatch_message
+    from worker.sending import provider_sender
+    from worker.settings import get_settings
+
+    reconcile_sweep()
+    states = _states(ids)
+    if sent_before:  # the provider has them: settled from its answer, never sent again
+        assert set(states.values()) <= SETTLED, states
+        return
+    assert set(states.values()) == {"QUEUED"}, states  # the provider proves it never got them
+    settings = get_settings()
+    for mid in ids:
+        dispatch_message(mid, settings, provider_sender(settings), redelivered=False)
+    assert set(_states(ids).values()) <= SETTLED
+
+
+@pytest.mark.parametrize("point", ["before_provider_call", "after_provider_call"])
+def test_a_worker_dying_after_a_coalesced_claim_hands_the_whole_batch_to_reconcile_on_redelivery(
+        tenant: Tenant, hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, point: str) -> None:
+    database_url = hexavox_env["HEXAVOX_DATABASE_URL"]
+    ids = _accept(tenant, 8)
     # Given a worker that claimed all 8 in one coalesced claim and died at the crash point
-    with pytest.raises(Died):
-        coalesce_dispatch(ids[0], settings, provider_sender(settings), bulk=provider_bulk_sender(settings))
-    monkeypatch.undo()
+    _die_coalescing(monkeypatch, ids[0], point)
     assert set(_states(ids).values()) == {"DISPATCHING"}
     sent_before = 1 if point == "after_provider_call" else 0
     assert _calls(database_url, ids) == dict.fromkeys(ids, sent_before)
-    # When the own task is redelivered, and the coalesced messages' own tasks run as fresh copies
-    assert dispatch_message(ids[0], settings, provider_sender(settings), redelivered=True) == "REDELIVERED"
+    # When its task is redelivered
+    assert _redelivered(ids[0]) == "REDELIVERED"
+    # Then every message of its claim is AMBIGUOUS at once, none sent again
+    assert set(_states(ids).values()) == {"AMBIGUOUS"}
+    # And the others' own tasks, fresh copies, do nothing
     assert {_run_task(mid, "dispatch.transactional") for mid in ids[1:]} == {"SKIPPED"}
-    # Then none is sent again, and the coalesced ones wait DISPATCHING for the stale takeover
     assert _calls(database_url, ids) == dict.fromkeys(ids, sent_before)
-    assert Counter(_states(ids).values()) == {"AMBIGUOUS": 1, "DISPATCHING": 7}
-    # When time passes beyond any live task's life (task time limit + provider timeout + margin) and reconcile runs
+    # And reconcile settles every one from the provider's answer: each reached the provider exactly once
+    _settle(ids, sent_before)
+    assert _calls(database_url, ids) == dict.fromkeys(ids, 1)
+
+
+def test_a_coalesced_batch_whose_task_is_lost_is_taken_over_by_the_stale_sweep(
+        tenant: Tenant, hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from schema.models import Message, MessageEvent
+    from tasks.maintenance import reconcile_sweep
+    from worker.db import session_scope
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    database_url = hexavox_env["HEXAVOX_DATABASE_URL"]
+    ids = _accept(tenant, 8)
+    # Given a worker that died after the provider took a coalesced batch, its task lost with it (never redelivered)
+    _die_coalescing(monkeypatch, ids[0], "after_provider_call")
+    # When the coalesced messages' own tasks run as fresh copies
+    assert {_run_task(mid, "dispatch.transactional") for mid in ids} == {"SKIPPED"}
+    # Then none is sent again, and they wait DISPATCHING: a live claimer may still be recording
+    assert _calls(database_url, ids) == dict.fromkeys(ids, 1)
+    assert set(_states(ids).values()) == {"DISPATCHING"}
+    reconcile_sweep()
+    assert set(_states(ids).values()) == {"DISPATCHING"}
+    # When time passes beyond any live task's life (task time limit + provider timeout + margin) and beat sweeps
     stale = settings.task_time_limit + settings.provider_timeout + 16
-    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=stale)
     with session_scope() as session:
         session.execute(update(Message).where(Message.id.in_(ids), Message.status == "DISPATCHING")
-                        .values(updated_at=long_ago))
-    reconcile_sweep()  # takes the stale ones over (AMBIGUOUS)
-    reconcile_sweep()  # the next beat tick asks the provider about them
-    # Then every coalesced message was taken over as AMBIGUOUS and reconciled from the provider's answer
+                        .values(updated_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=stale)))
+    reconcile_sweep()  # takes the stale ones over (AMBIGUOUS); the next tick asks the provider
+    # Then every one was taken over as AMBIGUOUS and is settled from the provider's answer, sent once only
     with session_scope() as session:
         adopted = set(session.scalars(select(MessageEvent.message_id).where(
             MessageEvent.message_id.in_(ids), MessageEvent.from_state == "DISPATCHING",
             MessageEvent.to_state == "AMBIGUOUS")))
     assert adopted == set(ids)
-    states = _states(ids)
-    if point == "after_provider_call":  # the provider has them: settled, never sent twice
-        assert set(states.values()) <= SETTLED, states
-    else:  # the provider proves it never got them: queued again, then sent once
-        assert set(states.values()) == {"QUEUED"}, states
-        for mid in ids:
-            dispatch_message(mid, settings, provider_sender(settings), redelivered=False)
-        assert set(_states(ids).values()) <= SETTLED
+    _settle(ids, 1)
     assert _calls(database_url, ids) == dict.fromkeys(ids, 1)
 
 

@@ -39,10 +39,11 @@ from worker.db import session_scope
 from worker.policy.claims import Claim
 from worker.policy.dispatch import BulkSender, DispatchStep, Sender
 from worker.policy.dispatch_batch import BatchOutcome, claims_for, dispatch_claims
-from worker.policy.transitions import MESSAGES, check_move, utcnow
+from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, check_move, transition_many, utcnow
 from worker.settings import Settings
 
-__all__ = ["COALESCED_CHANNELS", "COALESCED_TYPES", "Coalesced", "claim_coalesced", "coalesce_dispatch"]
+__all__ = ["COALESCED_CHANNELS", "COALESCED_TYPES", "Coalesced", "adopt_claim_mates", "claim_coalesced",
+           "coalesce_dispatch"]
 
 #: What may be coalesced: the channel and the types (a message is coalesced only with its own channel and type).
 COALESCED_CHANNELS: tuple[str, ...] = (Channel.SMS.value,)
@@ -79,8 +80,8 @@ WITH own AS MATERIALIZED (
     WHERE id IN (SELECT id FROM own UNION ALL SELECT id FROM waiting) AND status = :queued
     RETURNING id, merchant_id, channel, message_type, recipient, body, sender, subject, options, units
 )
-SELECT (SELECT status FROM {MESSAGES.name} WHERE id = :own) AS own_status, claimed.*
-FROM (SELECT 1) AS one LEFT JOIN claimed ON true
+SELECT o.status AS own_status, o.updated_at AS own_at, claimed.*
+FROM (SELECT 1) AS one LEFT JOIN {MESSAGES.name} o ON o.id = :own LEFT JOIN claimed ON true
 """)
 
 
@@ -91,6 +92,8 @@ class Coalesced:
     own: DispatchStep | None = None
     #: The own message's state before the claim (None: no such message); tells a taken message from one to send alone.
     own_status: str | None = None
+    #: When the own message last changed before the claim: for one found DISPATCHING, the moment it was claimed.
+    own_at: dt.datetime | None = None
     outcome: BatchOutcome = field(default_factory=BatchOutcome)
 
     @property
@@ -100,7 +103,7 @@ class Coalesced:
 
 
 def claim_coalesced(message_id: str, settings: Settings, *, size: int, min_age: float
-                    ) -> tuple[list[Claim], str | None]:
+                    ) -> tuple[list[Claim], Coalesced]:
     """Claim the message and up to ``size - 1`` waiting ones in one statement (own first); and its prior state.
 
     Returns no claim when the message is not QUEUED, may not be coalesced (another channel or type), reached the
@@ -113,11 +116,11 @@ def claim_coalesced(message_id: str, settings: Settings, *, size: int, min_age: 
               "more": max(0, size - 1), "now": now}
     with session_scope() as session:
         rows = session.execute(_CLAIM, params).all()
-        own_status = rows[0].own_status if rows else None
+        before = Coalesced(own_status=rows[0].own_status, own_at=rows[0].own_at) if rows else Coalesced()
         claimed = [row for row in rows if row.id is not None]
         claims = claims_for(session, claimed, settings.default_provider, now)
     claims.sort(key=lambda claim: claim.message.message_id != message_id)
-    return claims, own_status
+    return claims, before
 
 
 def coalesce_dispatch(message_id: str, settings: Settings, sender: Sender, *, bulk: BulkSender | None = None,
@@ -127,11 +130,28 @@ def coalesce_dispatch(message_id: str, settings: Settings, sender: Sender, *, bu
     ``own`` is the message's step when this claim took it; otherwise the caller decides from ``own_status``:
     a message that is not QUEUED was taken (or settled) by another task, one still QUEUED goes the single path.
     """
-    claims, own_status = claim_coalesced(message_id, settings, size=settings.dispatch_coalesce,
-                                         min_age=settings.dispatch_coalesce_min_age)
-    done = Coalesced(own_status=own_status)
+    claims, done = claim_coalesced(message_id, settings, size=settings.dispatch_coalesce,
+                                   min_age=settings.dispatch_coalesce_min_age)
     if not claims or claims[0].message.message_id != message_id:
         return done
     done.outcome = dispatch_claims(claims, settings, sender, threads=threads, bulk=bulk)
     done.own = done.outcome.step_of.get(message_id, DispatchStep.SKIPPED)
     return done
+
+
+def adopt_claim_mates(message_id: str, claimed_at: dt.datetime) -> list[str]:
+    """Hand to reconcile (AMBIGUOUS) the messages claimed together with ``message_id``, whose claimer died.
+
+    Called when the message's own task came back redelivered and found it DISPATCHING: the worker that ran that
+    task died holding it, and with it the coalesced messages its claim took. Their own tasks, fresh copies, cannot
+    tell a dead claimer from a live one, so without this they would wait for the stale-DISPATCHING takeover. One
+    claim statement gives every row it takes the same ``updated_at``, which nothing else changes while they are
+    DISPATCHING (index ``ix_messages_status_updated``). Should another claim share that moment, its messages become
+    AMBIGUOUS too: reconcile then settles them from the provider's answer, and their sender's record, conditional on
+    DISPATCHING, changes nothing: never a second send.
+    """
+    c = MESSAGE_COLUMNS
+    with session_scope() as session:
+        return transition_many(session, (c.updated_at == claimed_at) & (c.id != message_id),
+                               [MessageState.DISPATCHING], MessageState.AMBIGUOUS,
+                               detail={"why": "claimed with a redelivered message: the provider may have it"})
