@@ -94,12 +94,8 @@ class Coalesced:
     own_status: str | None = None
     #: When the own message last changed before the claim: for one found DISPATCHING, the moment it was claimed.
     own_at: dt.datetime | None = None
+    #: Every message the claim took (its own included) and how each ended.
     outcome: BatchOutcome = field(default_factory=BatchOutcome)
-
-    @property
-    def coalesced(self) -> int:
-        """How many messages other than its own this task took."""
-        return max(0, len(self.outcome.step_of) - (self.own is not None))
 
 
 def claim_coalesced(message_id: str, settings: Settings, *, size: int, min_age: float
