@@ -49,6 +49,10 @@ __all__ = ["COALESCED_CHANNELS", "COALESCED_TYPES", "Coalesced", "adopt_claim_ma
 COALESCED_CHANNELS: tuple[str, ...] = (Channel.SMS.value,)
 COALESCED_TYPES: tuple[str, ...] = (SmsType.TXN.value, SmsType.MKT.value)
 
+#: How many of the most recent eligible QUEUED rows, per message of the batch, one claim looks at (any channel
+#: and type: those of its own are taken from them).
+SCAN_FACTOR = 4
+
 #: The claim moves QUEUED -> DISPATCHING with its own statement; the state machine must allow it.
 check_move([MessageState.QUEUED], MessageState.DISPATCHING)
 
@@ -57,6 +61,11 @@ check_move([MessageState.QUEUED], MessageState.DISPATCHING)
 #: take up to :more of the QUEUED messages of its channel and type that waited since :cutoff, the most recent of
 #: them first, skipping rows another transaction holds; claim them all; and say what the own message's state was
 #: (the statement's snapshot), so a task whose message is already taken stops here.
+#:
+#: Its cost stays bounded whatever the backlog: nothing but the own row is read unless the own message is claimable
+#: (``EXISTS (SELECT 1 FROM own)`` gates the rest), and only the :window (SCAN_FACTOR x batch size) most recent
+#: eligible QUEUED rows of any kind are looked at (``ix_messages_status_updated``, backwards), so a TXN task behind
+#: a campaign's 20,000 waiting MKT messages reads a few hundred rows, not all of them, and may take none.
 #:
 #: Why the most recent of the waiting ones: the broker hands tasks out oldest first, so the oldest messages' own
 #: tasks are the ones running or about to run on the other threads; taking those would only make those tasks find
@@ -70,8 +79,13 @@ WITH own AS MATERIALIZED (
       AND channel = ANY(:channels) AND message_type = ANY(:types)
     FOR UPDATE
 ), waiting AS MATERIALIZED (
-    SELECT m.id FROM {MESSAGES.name} m JOIN own o ON m.channel = o.channel AND m.message_type = o.message_type
-    WHERE m.status = :queued AND m.id <> :own AND m.dispatch_attempts < :max_attempts AND m.updated_at <= :cutoff
+    SELECT m.id FROM {MESSAGES.name} m
+    WHERE m.id IN (SELECT r.id FROM {MESSAGES.name} r
+                   WHERE EXISTS (SELECT 1 FROM own) AND r.status = :queued AND r.updated_at <= :cutoff
+                   ORDER BY r.updated_at DESC
+                   LIMIT :window)
+      AND m.status = :queued AND m.id <> :own AND m.dispatch_attempts < :max_attempts
+      AND m.channel = (SELECT channel FROM own) AND m.message_type = (SELECT message_type FROM own)
     ORDER BY m.updated_at DESC
     LIMIT :more
     FOR UPDATE OF m SKIP LOCKED
@@ -109,7 +123,7 @@ def claim_coalesced(message_id: str, settings: Settings, *, size: int, min_age: 
     params = {"own": message_id, "queued": MessageState.QUEUED.value, "dispatching": MessageState.DISPATCHING.value,
               "max_attempts": settings.max_delivery_attempts, "channels": list(COALESCED_CHANNELS),
               "types": list(COALESCED_TYPES), "cutoff": now - dt.timedelta(seconds=min_age),
-              "more": max(0, size - 1), "now": now}
+              "more": max(0, size - 1), "window": SCAN_FACTOR * max(1, size), "now": now}
     with session_scope() as session:
         rows = session.execute(_CLAIM, params).all()
         before = Coalesced(own_status=rows[0].own_status, own_at=rows[0].own_at) if rows else Coalesced()
