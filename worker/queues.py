@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["ALL_QUEUES", "INTAKE_QUEUES", "INTERNAL_QUEUES", "route_task", "queue_for_message", "intake_queue",
-           "is_internal_queue"]
+           "is_internal_queue", "may_coalesce"]
 
 OTP = "otp"
 TRANSACTIONAL = "transactional"
@@ -35,6 +35,17 @@ _BY_TYPE = {"OTP": OTP, "TXN": TRANSACTIONAL, "MKT": BULK, "TRANSACTIONAL": EMAI
 def queue_for_message(channel: str, message_type: str) -> str:
     """The queue for dispatching one message: OTP alone; marketing shares the bulk dispatch queue."""
     return DISPATCH_PREFIX + _intake_kind(channel, message_type)
+
+
+#: Dispatch queues whose tasks may take waiting messages with their own (worker.policy.coalesce): never OTP's, whose
+#: tasks stay one small message each, nor voice's (a call may need an agent rung just before it).
+COALESCING_QUEUES: tuple[str, ...] = (DISPATCH_PREFIX + TRANSACTIONAL, DISPATCH_PREFIX + BULK)
+
+
+def may_coalesce(queue: str | None) -> bool:
+    """True for a dispatch task taken from a queue where a deep backlog is worked in batches; an in-process call
+    (no queue) takes its own message alone."""
+    return queue in COALESCING_QUEUES
 
 
 def _intake_kind(channel: str, message_type: str) -> str:

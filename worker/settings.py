@@ -160,6 +160,13 @@ class Settings:
     dispatch_batch_size: int = 500
     #: HEXAVOX_DISPATCH_BATCH_THREADS: provider calls a worker process keeps in flight for batch dispatch.
     dispatch_batch_threads: int = 32
+    #: HEXAVOX_DISPATCH_COALESCE: when a dispatch task of an SMS TXN or MKT message runs while others of its queue
+    #: wait QUEUED, it claims its own message and up to this many minus one of the oldest waiting ones in one
+    #: statement, and sends and records them as one batch. 0 or 1: one message a task. OTP is never coalesced.
+    dispatch_coalesce: int = 50
+    #: HEXAVOX_DISPATCH_COALESCE_MIN_AGE: seconds a message must have waited QUEUED before another message's task
+    #: may take it, so a shallow queue's fresh messages stay with their own tasks.
+    dispatch_coalesce_min_age: float = 2.0
     #: HEXAVOX_INLINE_DISPATCH: an intake job that admitted one OTP or TXN message sends it itself right after
     #: its commit (no second Celery hop); the outbox row still guarantees dispatch if it dies in between.
     inline_dispatch: bool = True
@@ -273,6 +280,8 @@ def load_settings() -> Settings:
         campaign_parallel_chunks=max(1, _env_int("HEXAVOX_CAMPAIGN_PARALLEL_CHUNKS", 4)),
         dispatch_batch_size=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_SIZE", 500)),
         dispatch_batch_threads=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_THREADS", 32)),
+        dispatch_coalesce=max(0, _env_int("HEXAVOX_DISPATCH_COALESCE", 50)),
+        dispatch_coalesce_min_age=max(0.0, _env_float("HEXAVOX_DISPATCH_COALESCE_MIN_AGE", 2.0)),
         inline_dispatch=_env_bool("HEXAVOX_INLINE_DISPATCH", True),
         log_format=_env("HEXAVOX_LOG_FORMAT", "text").strip().lower(),
         metrics_port=_env_int("HEXAVOX_METRICS_PORT", 0),

@@ -9,14 +9,15 @@ calls run concurrently, and every outcome is recorded in one commit.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import BindParameter, String, Table, bindparam, func, update
+from sqlalchemy import BindParameter, Row, String, Table, bindparam, func, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -44,7 +45,7 @@ from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, check_move, utc
 from worker.settings import Settings
 from worker.transient import retry_transient
 
-__all__ = ["BatchOutcome", "dispatch_batch"]
+__all__ = ["BatchOutcome", "dispatch_batch", "dispatch_claims", "claims_for"]
 
 _pool_lock = threading.Lock()
 _EVENTS = cast(Table, MessageEvent.__table__)
@@ -54,9 +55,16 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 @dataclass
 class BatchOutcome:
     steps: Counter[str] = field(default_factory=Counter)
+    #: The step each claimed message ended at (a caller that owns one of them answers for it).
+    step_of: dict[str, DispatchStep] = field(default_factory=dict)
     #: Messages back in QUEUED because nothing left our side (providers unavailable or throttled): the single
     #: dispatch task takes them over, with its waiting rules.
     retry: list[DispatchItem] = field(default_factory=list)
+
+    def merge(self, other: BatchOutcome) -> None:
+        self.steps.update(other.steps)
+        self.step_of.update(other.step_of)
+        self.retry.extend(other.retry)
 
 
 def _pool(size: int) -> ThreadPoolExecutor:
@@ -79,8 +87,21 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     for mid in message_ids:
         if mid not in claimed:
             outcome.steps[_not_claimed(mid, settings.max_delivery_attempts, redelivered).value] += 1
+    outcome.merge(dispatch_claims(claims, settings, sender, threads=threads, bulk=bulk))
+    return outcome
+
+
+def dispatch_claims(claims: list[Claim], settings: Settings, sender: Sender, *, threads: int = 32,
+                    bulk: BulkSender | None = None) -> BatchOutcome:
+    """Send and record messages already claimed (DISPATCHING, committed): at most one provider call each.
+
+    Shared by the campaign batch task and by coalescing (:mod:`worker.policy.coalesce`): whoever claimed the
+    messages, a crash from here on leaves them DISPATCHING, which only reconcile may settle.
+    """
+    outcome = BatchOutcome()
     if refused := refuse_unregistered_10dlc(claims):  # a 10DLC campaign suspended while the messages waited
         outcome.steps[DispatchStep.FAILED.value] += len(refused)
+        outcome.step_of.update(dict.fromkeys(refused, DispatchStep.FAILED))
         claims = [claim for claim in claims if claim.message.message_id not in refused]
     if not claims:
         return outcome
@@ -90,8 +111,7 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
     recorded = retry_transient(lambda: _record_all(list(zip(claims, results, strict=True))),
                                attempts=RECORD_ATTEMPTS, base=0.1, cap=5.0,
                                what=f"recording the provider's answers for a batch of {len(claims)}")
-    outcome.steps.update(recorded.steps)
-    outcome.retry.extend(recorded.retry)
+    outcome.merge(recorded)
     crash_if(settings, "after_record")
     return outcome
 
@@ -102,11 +122,13 @@ def _record_all(pairs: list[tuple[Claim, SendResult]]) -> BatchOutcome:
     with session_scope() as session:
         sent = _record_sent(session, pairs)
         outcome.steps[DispatchStep.SENT.value] += len(sent)
+        outcome.step_of.update(dict.fromkeys(sent, DispatchStep.SENT))
         for claim, result in pairs:
             if claim.message.message_id in sent:
                 continue
             step = _record_in(session, claim, result)
             outcome.steps[step.value] += 1
+            outcome.step_of[claim.message.message_id] = step
             if step in (DispatchStep.RETRY, DispatchStep.THROTTLED):
                 outcome.retry.append(DispatchItem(claim.message.message_id, claim.message.channel.value,
                                                   claim.message.message_type))
@@ -200,17 +222,24 @@ def _claim_many(message_ids: list[str], default_provider: str, max_attempts: int
             .values(status=MessageState.DISPATCHING.value, updated_at=now, dispatch_attempts=c.dispatch_attempts + 1)
             .returning(c.id, c.merchant_id, c.channel, c.message_type, c.recipient, c.body, c.sender, c.subject,
                        c.options, c.units)).all()
-        copy_rows(session, _EVENTS, [{"message_id": r.id, "from_state": MessageState.QUEUED.value,
-                                      "to_state": MessageState.DISPATCHING.value, "at": now, "detail": {}}
-                                     for r in rows])
-        orders: dict[tuple[int, str, str], list[str]] = {}
-        claims = []
-        for r in rows:
-            key = (r.merchant_id, r.channel, r.message_type)
-            if key not in orders:
-                orders[key] = provider_order(session, r.merchant_id, r.channel, r.message_type, default_provider)
-            message = OutboundMessage(message_id=r.id, channel=Channel(r.channel), message_type=r.message_type,
-                                      recipient=r.recipient, body=r.body, sender=r.sender, subject=r.subject,
-                                      options=dict(r.options))
-            claims.append(Claim(message, list(orders[key]), r.merchant_id, r.units))
+        return claims_for(session, rows, default_provider, now)
+
+
+def claims_for(session: Session, rows: Sequence[Row[Any]], default_provider: str, now: dt.datetime) -> list[Claim]:
+    """The claims of rows just moved QUEUED -> DISPATCHING (columns as :func:`_claim_many` returns them), with
+    their history rows written in the claim's transaction and each route read once per (merchant, channel, type).
+    """
+    copy_rows(session, _EVENTS, [{"message_id": r.id, "from_state": MessageState.QUEUED.value,
+                                  "to_state": MessageState.DISPATCHING.value, "at": now, "detail": {}}
+                                 for r in rows])
+    orders: dict[tuple[int, str, str], list[str]] = {}
+    claims = []
+    for r in rows:
+        key = (r.merchant_id, r.channel, r.message_type)
+        if key not in orders:
+            orders[key] = provider_order(session, r.merchant_id, r.channel, r.message_type, default_provider)
+        message = OutboundMessage(message_id=r.id, channel=Channel(r.channel), message_type=r.message_type,
+                                  recipient=r.recipient, body=r.body, sender=r.sender, subject=r.subject,
+                                  options=dict(r.options))
+        claims.append(Claim(message, list(orders[key]), r.merchant_id, r.units))
     return claims
