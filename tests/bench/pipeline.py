@@ -17,11 +17,12 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -241,6 +242,9 @@ class Sweep:
     seconds: float
     batch_read_ms: float
     seed_seconds: float
+    #: Inside the sweep, every ``every`` seconds: (AMBIGUOUS still pending, ms a message since the last sample,
+    #: load average), to tell a cost that grows with the backlog from one that follows the machine's load.
+    windows: list[tuple[int, float, float]] = field(default_factory=list)
 
     @property
     def per_s(self) -> float:
@@ -284,13 +288,33 @@ def seed_ambiguous(template: str, pending: int, tag: str) -> None:
         session.execute(text("ANALYZE simulator_ledger"))
 
 
-def reconcile_rate(service: Service, pending: int) -> Sweep:
+def _ambiguous_left() -> int:
+    from sqlalchemy import func, select
+
+    from schema.models import Message
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        return int(session.scalar(select(func.count()).where(Message.status == "AMBIGUOUS")) or 0)
+
+
+def _watch(stop_at: threading.Event, every: float, windows: list[tuple[int, float, float]]) -> None:
+    """Fill ``windows`` (see :class:`Sweep`) until ``stop_at`` is set."""
+    at, left = time.monotonic(), _ambiguous_left()
+    while not stop_at.wait(every):
+        now, still = time.monotonic(), _ambiguous_left()
+        if still < left:
+            windows.append((left, round(1000 * (now - at) / (left - still), 2), round(os.getloadavg()[0], 2)))
+        at, left = now, still
+
+
+def reconcile_rate(service: Service, pending: int, every: float = 0.0) -> Sweep:
     """One reconcile sweep over ``pending`` AMBIGUOUS messages the provider has: how long it takes to settle them.
 
     One message goes through the real path (intake, dispatch, the simulated provider's ledger); its row and its
     ledger entry are then copied ``pending`` times under new ids, AMBIGUOUS: what a crash after the provider call
     leaves behind (:func:`seed_ambiguous`). The sweep runs in this process, as the reconcile task would, until none
-    is left; only the sweep is timed.
+    is left; only the sweep is timed. With ``every``, a thread samples what is left that often (``Sweep.windows``).
     """
     from providers.registry import get_provider
     from worker.policy.dispatch import dispatch_message
@@ -317,17 +341,25 @@ def reconcile_rate(service: Service, pending: int) -> Sweep:
         began = time.monotonic()
         assert len(pending_batch(settings, 200)) == min(200, pending)
         reads.append(1000 * (time.monotonic() - began))
+    windows: list[tuple[int, float, float]] = []
+    stop_at = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(stop_at, every, windows), daemon=True)
+    if every:
+        watcher.start()
     started, settled = time.monotonic(), 0
-    while True:
-        counts, _ = sweep(settings, lambda names: [get_provider(name, settings) for name in names],
-                          budget_seconds=3600)
-        settled += counts.settled
-        if counts.examined == 0 or settled >= pending:
-            break
+    try:
+        while True:
+            counts, _ = sweep(settings, lambda names: [get_provider(name, settings) for name in names],
+                              budget_seconds=3600)
+            settled += counts.settled
+            if counts.examined == 0 or settled >= pending:
+                break
+    finally:
+        stop_at.set()
     elapsed = time.monotonic() - started
     if settled != pending:
         raise RuntimeError(f"the sweep settled {settled} of {pending} AMBIGUOUS messages")
-    return Sweep(pending, settled, elapsed, statistics.median(reads), seeded)
+    return Sweep(pending, settled, elapsed, statistics.median(reads), seeded, windows)
 
 
 def sweep_row(result: Sweep) -> str:

@@ -5,7 +5,9 @@ is seeded set-based (tests/bench/pipeline.py, seed_ambiguous), then :func:`worke
 this process until every one is settled; only the sweep is timed. The sweep should cost the same per message at
 every size: each batch is the oldest 200 due rows, read through ``ix_messages_status_updated``, and each message
 one indexed ledger lookup and one transition. Also reported: the median time of that batch read before the sweep,
-the part that would grow with the backlog if it were not served by the index.
+the part that would grow with the backlog if it were not served by the index, and every ``--every`` seconds inside
+each sweep the messages left, the cost per message since the last sample and the load average: within one sweep,
+a cost that grows with the backlog falls as the backlog drains, one that follows the machine's load does not.
 
 Same private services as run.py (a Redis on a free port, a database of its own on HEXAVOX_TEST_PG_URL).
 """
@@ -29,6 +31,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000,100000", help="pending AMBIGUOUS counts, one sweep each")
     parser.add_argument("--max-spread", type=float, default=1.5,
                         help="exit 1 when the largest size costs more than this times the smallest per message")
+    parser.add_argument("--every", type=float, default=20.0,
+                        help="seconds between two samples of what is left inside each sweep (0: none)")
     args = parser.parse_args()
     from pipeline import Service, reconcile_rate, sweep_row
 
@@ -45,7 +49,7 @@ def main() -> int:
         service = Service(db_url, redis_url, logs)
         sweeps = []
         for n in (int(x) for x in args.sizes.split(",") if x):
-            sweeps.append(reconcile_rate(service, n))
+            sweeps.append(reconcile_rate(service, n, args.every))
             load.append(os.getloadavg())
             print(f"  {sweep_row(sweeps[-1])}", file=sys.stderr)
     finally:
@@ -56,7 +60,8 @@ def main() -> int:
     print(json.dumps({"load": load, "spread": round(spread, 2), "sizes": [
         {"pending": s.pending, "settled": s.settled, "sweep_s": round(s.seconds, 1), "per_s": round(s.per_s, 1),
          "ms_per_message": round(s.ms_per_message, 3), "batch_read_ms": round(s.batch_read_ms, 2),
-         "seed_s": round(s.seed_seconds, 1)} for s in sweeps]}, indent=2))
+         "seed_s": round(s.seed_seconds, 1), "windows (pending, ms a message, load)": s.windows}
+        for s in sweeps]}))
     print("\n| reconcile size | msgs/s | cost |\n|---|---|---|")
     for result in sweeps:
         print(sweep_row(result))
