@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/campaign.py
 	$(BIN)/python tests/bench/http_api.py
 
-# The long runs (~30 min here): worker RSS over a 200,000-member campaign and 20,000 single TXN jobs, and the
+# The long runs (30-40 min here): worker RSS over a 200,000-member campaign and 20,000 single TXN jobs, and the
 # reconcile sweep at 1,000 / 10,000 / 100,000 AMBIGUOUS (docs/performance.md).
 soak: $(STAMP)
 	$(BIN)/python tests/bench/soak.py
