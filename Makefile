@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck check bench mutation chaos contract catalogue clean
+.PHONY: install demo test lint typecheck check bench soak mutation chaos contract catalogue clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/run.py
 	$(BIN)/python tests/bench/campaign.py
 	$(BIN)/python tests/bench/http_api.py
+
+# The long runs (30-40 min here): worker RSS over a 200,000-member campaign and 20,000 single TXN jobs, and the
+# reconcile sweep at 1,000 / 10,000 / 100,000 AMBIGUOUS (docs/performance.md).
+soak: $(STAMP)
+	$(BIN)/python tests/bench/soak.py
+	$(BIN)/python tests/bench/reconcile.py
 
 # Mutation testing of the money and rule modules, each against its own fast tests (docs/mutation.md).
 # MODULES="quota phone" picks some; MUTATION_JOBS=N runs N mutants at once (default 1: the cores are shared).

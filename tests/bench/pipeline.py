@@ -17,11 +17,12 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -230,23 +231,94 @@ def _opt_in(merchant_id: str, count: int) -> None:
                         {"m": internal, "contacts": [number(i) for i in range(count)]})
 
 
-def reconcile_rate(service: Service, pending: int) -> float:
-    """Messages one reconcile sweep settles per second with ``pending`` AMBIGUOUS messages the provider has.
+@dataclass
+class Sweep:
+    """One reconcile measurement: ``pending`` messages settled in ``seconds``; ``batch_read_ms`` is the median time
+    of the sweep's batch query (:func:`worker.policy.reconcile.pending_batch`, 200 rows) before the sweep starts,
+    the part of the cost that would grow with the backlog if the query were not served by an index."""
 
-    One message goes through the real path (intake, dispatch, the simulated provider's ledger); its row and its
-    ledger entry are then copied ``pending`` times under new ids, AMBIGUOUS: what a crash after the provider call
-    leaves behind. The sweep runs in this process, as the reconcile task would, until none is left.
+    pending: int
+    settled: int
+    seconds: float
+    batch_read_ms: float
+    seed_seconds: float
+    #: Inside the sweep, every ``every`` seconds: (AMBIGUOUS still pending, ms a message since the last sample,
+    #: load average), to tell a cost that grows with the backlog from one that follows the machine's load.
+    windows: list[tuple[int, float, float]] = field(default_factory=list)
+
+    @property
+    def per_s(self) -> float:
+        return self.settled / max(self.seconds, 1e-9)
+
+    @property
+    def ms_per_message(self) -> float:
+        return 1000 * self.seconds / max(self.settled, 1)
+
+
+def seed_ambiguous(template: str, pending: int, tag: str) -> None:
+    """``pending`` copies of message ``template`` and of its ledger entry, AMBIGUOUS an hour ago, in two set-based
+    statements (generate_series in PostgreSQL: nothing is built or bound in Python, so 100,000 take seconds).
+
+    The ids are uuid-shaped md5 digests of the tag and the row number, so the ledger rows can name their message
+    without a join; each provider reference is the message's own (unique across the sizes of one run). The tables
+    are analyzed afterwards, as autovacuum would do in a real deployment before a backlog is swept.
     """
-    import uuid as uuidlib
-
     from sqlalchemy import text
 
-    from providers.registry import get_provider
     from providers.simulated import LEDGER
     from schema.models import Message
     from worker.db import session_scope
+
+    columns = [c.name for c in Message.__table__.columns if c.name not in ("id", "status", "updated_at",
+                                                                             "provider_ref")]
+    ledger = [c.name for c in LEDGER.columns if c.name not in ("id", "message_id", "provider_ref")]
+    new_id = "CAST(CAST(md5(:tag || '-' || n) AS uuid) AS text)"
+    with session_scope() as session:
+        session.execute(text(f"INSERT INTO messages (id, status, updated_at, provider_ref, {', '.join(columns)}) "  # noqa: S608
+                             f"SELECT {new_id}, 'AMBIGUOUS', now() - interval '1 hour', 'bench-' || {new_id}, "
+                             f"{', '.join('m.' + c for c in columns)} "
+                             "FROM messages m, generate_series(1, :n) AS n WHERE m.id = :t"),
+                        {"tag": tag, "n": pending, "t": template})
+        session.execute(text(f"INSERT INTO simulator_ledger (message_id, provider_ref, {', '.join(ledger)}) "  # noqa: S608
+                             f"SELECT {new_id}, 'bench-' || {new_id}, {', '.join('l.' + c for c in ledger)} "
+                             "FROM simulator_ledger l, generate_series(1, :n) AS n WHERE l.message_id = :t"),
+                        {"tag": tag, "n": pending, "t": template})
+    with session_scope() as session:
+        session.execute(text("ANALYZE messages"))
+        session.execute(text("ANALYZE simulator_ledger"))
+
+
+def _ambiguous_left() -> int:
+    from sqlalchemy import func, select
+
+    from schema.models import Message
+    from worker.db import session_scope
+
+    with session_scope() as session:
+        return int(session.scalar(select(func.count()).where(Message.status == "AMBIGUOUS")) or 0)
+
+
+def _watch(stop_at: threading.Event, every: float, windows: list[tuple[int, float, float]]) -> None:
+    """Fill ``windows`` (see :class:`Sweep`) until ``stop_at`` is set."""
+    at, left = time.monotonic(), _ambiguous_left()
+    while not stop_at.wait(every):
+        now, still = time.monotonic(), _ambiguous_left()
+        if still < left:
+            windows.append((left, round(1000 * (now - at) / (left - still), 2), round(os.getloadavg()[0], 2)))
+        at, left = now, still
+
+
+def reconcile_rate(service: Service, pending: int, every: float = 0.0) -> Sweep:
+    """One reconcile sweep over ``pending`` AMBIGUOUS messages the provider has: how long it takes to settle them.
+
+    One message goes through the real path (intake, dispatch, the simulated provider's ledger); its row and its
+    ledger entry are then copied ``pending`` times under new ids, AMBIGUOUS: what a crash after the provider call
+    leaves behind (:func:`seed_ambiguous`). The sweep runs in this process, as the reconcile task would, until none
+    is left; only the sweep is timed. With ``every``, a thread samples what is left that often (``Sweep.windows``).
+    """
+    from providers.registry import get_provider
     from worker.policy.dispatch import dispatch_message
-    from worker.policy.reconcile import sweep
+    from worker.policy.reconcile import pending_batch, sweep
     from worker.runner import run_send_job
     from worker.sending import provider_sender
     from worker.settings import get_settings
@@ -261,25 +333,36 @@ def reconcile_rate(service: Service, pending: int) -> float:
     (template, _, _), = outcome.to_dispatch
     settings = get_settings()
     dispatch_message(template, settings, provider_sender(settings))
-    ids = [str(uuidlib.uuid4()) for _ in range(pending)]
-    columns = [c.name for c in Message.__table__.columns if c.name not in ("id", "status", "updated_at",
-                                                                             "provider_ref")]
-    ledger = [c.name for c in LEDGER.columns if c.name not in ("id", "message_id", "provider_ref")]
-    with session_scope() as session:
-        session.execute(text(f"INSERT INTO messages (id, status, updated_at, provider_ref, {', '.join(columns)}) "  # noqa: S608
-                             "SELECT n, 'AMBIGUOUS', now() - interval '1 hour', 'bench-' || n, "
-                             f"{', '.join('m.' + c for c in columns)} "
-                             "FROM messages m, unnest(CAST(:ids AS text[])) AS n WHERE m.id = :t"),
-                        {"ids": ids, "t": template})
-        session.execute(text(f"INSERT INTO simulator_ledger (message_id, provider_ref, {', '.join(ledger)}) "  # noqa: S608
-                             f"SELECT n, 'bench-' || n, {', '.join('l.' + c for c in ledger)} "
-                             "FROM simulator_ledger l, unnest(CAST(:ids AS text[])) AS n WHERE l.message_id = :t"),
-                        {"ids": ids, "t": template})
+    seeding = time.monotonic()
+    seed_ambiguous(template, pending, tag)
+    seeded = time.monotonic() - seeding
+    reads = []
+    for _ in range(5):
+        began = time.monotonic()
+        assert len(pending_batch(settings, 200)) == min(200, pending)
+        reads.append(1000 * (time.monotonic() - began))
+    windows: list[tuple[int, float, float]] = []
+    stop_at = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(stop_at, every, windows), daemon=True)
+    if every:
+        watcher.start()
     started, settled = time.monotonic(), 0
-    while True:
-        counts, _ = sweep(settings, lambda names: [get_provider(name, settings) for name in names],
-                          budget_seconds=600)
-        settled += counts.examined
-        if counts.examined == 0 or settled >= pending:
-            break
-    return settled / (time.monotonic() - started)
+    try:
+        while True:
+            counts, _ = sweep(settings, lambda names: [get_provider(name, settings) for name in names],
+                              budget_seconds=3600)
+            settled += counts.settled
+            if counts.examined == 0 or settled >= pending:
+                break
+    finally:
+        stop_at.set()
+    elapsed = time.monotonic() - started
+    if settled != pending:
+        raise RuntimeError(f"the sweep settled {settled} of {pending} AMBIGUOUS messages")
+    return Sweep(pending, settled, elapsed, statistics.median(reads), seeded, windows)
+
+
+def sweep_row(result: Sweep) -> str:
+    """The report's table row for one reconcile size."""
+    return (f"| reconcile sweep, {result.pending:,} AMBIGUOUS | {result.per_s:.0f} msgs/s | "
+            f"{result.ms_per_message:.2f} ms a message (batch read {result.batch_read_ms:.1f} ms) |")

@@ -9,7 +9,8 @@ Scenarios (see shared PERFORMANCE.md for the method and tests/bench/pipeline.py 
   dispatch        dispatch alone (messages accepted in-process, dispatch tasks pre-enqueued)
   pipeline_200ms  the pipeline with the simulated provider at 200 ms (exits 1 when below 0.8 of 0 ms)
 Then once: OTP publish-to-provider p50/p99 on the documented OTP worker layout, idle and while a backlog of MKT jobs
-(another merchant's, ``--backlog``) drains on the bulk worker; the reconcile sweep rate at ``--reconcile`` sizes.
+(another merchant's, ``--backlog``) drains on the bulk worker; the reconcile sweep's cost per message at
+``--reconcile`` sizes (tests/bench/reconcile.py runs that scenario alone).
 
 Uses a private Redis on a free port and its own PostgreSQL database on the local server (HEXAVOX_TEST_PG_URL,
 default postgresql://postgres@127.0.0.1:5432/postgres); no other environment is needed.
@@ -35,6 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 #: Where the TXN messages of the dispatch scenarios wait (dispatch has queues of its own, apart from intake).
 DISPATCH_QUEUE = "dispatch.transactional"
+#: The reconcile sizes of a full `make bench` (tests/bench/reconcile.py defaults to 1,000 / 10,000 / 100,000).
+RECONCILE_SIZES = "1000,10000"
 PG_ADMIN = os.environ.get("HEXAVOX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -234,9 +237,9 @@ def main() -> int:
     parser.add_argument("--otp-pace", type=float, default=0.05, help="seconds between two OTPs")
     parser.add_argument("--backlog", type=int, default=20000, help="MKT jobs draining during the second OTP run")
     parser.add_argument("--same-merchant", action="store_true", help="the backlog is the OTP merchant's own")
-    parser.add_argument("--reconcile", default="500,2000", help="pending AMBIGUOUS counts for the sweep rate")
+    parser.add_argument("--reconcile", default=RECONCILE_SIZES, help="pending AMBIGUOUS counts for the sweep rate")
     args = parser.parse_args()
-    from pipeline import Service, fake_provider, otp_latency, pipeline, reconcile_rate
+    from pipeline import Service, fake_provider, otp_latency, pipeline, reconcile_rate, sweep_row
 
     pool = ["-P", "threads", "-c", str(args.concurrency)]
     folder = Path(tempfile.mkdtemp(prefix="hxbench-"))
@@ -274,7 +277,9 @@ def main() -> int:
 
     report = {"n": args.n, "pool": " ".join(pool), "nproc": os.cpu_count(), "load": os.getloadavg(),
               "python": platform.python_version(), "runs": runs, "otp_idle": idle, "otp_backlog": busy,
-              "reconcile_per_s": sweeps}
+              "reconcile": {n: {"per_s": round(s.per_s, 1), "ms_per_message": round(s.ms_per_message, 3),
+                                "batch_read_ms": round(s.batch_read_ms, 2), "seed_s": round(s.seed_seconds, 1)}
+                            for n, s in sweeps.items()}}
     print(json.dumps(report, indent=2))
     print(f"\n| scenario ({args.n} messages, `{' '.join(pool)}`, median of {args.repeat}) | msgs/s | x B0 (min) |")
     print("|---|---|---|")
@@ -286,8 +291,8 @@ def main() -> int:
     if busy:
         print(f"| OTP publish to provider, {args.backlog:,} MKT jobs draining | p50 {busy['p50']:.0f} ms | "
               f"p99 {busy['p99']:.0f} ms ({busy['backlog_left']:.0f} left after) |")
-    for n, rate in sweeps.items():
-        print(f"| reconcile sweep, {n:,} AMBIGUOUS | {rate:.0f} msgs/s | {1000 / rate:.2f} ms a message |")
+    for result in sweeps.values():
+        print(sweep_row(result))
     return 0 if statistics.median(ratio_200) >= 0.8 else 1
 
 
