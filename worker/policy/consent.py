@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from schema.models import Consent
@@ -20,10 +20,17 @@ def is_marketing(message_type: str) -> bool:
     return message_type.upper() in {"MKT", "MARKETING"}
 
 
+_CONSENTS = Consent.__table__.c
+#: Built once, on the table (not the ORM entity): no ORM statement machinery, and the cache key is kept.
+_STATUS = select(_CONSENTS.status).where(_CONSENTS.merchant_id == bindparam("merchant_id"),
+                                         _CONSENTS.channel == bindparam("channel"),
+                                         _CONSENTS.contact == bindparam("contact"))
+
+
 def require_consent(session: Session, merchant_id: int, channel: str, contact: str, message_type: str) -> None:
     """Refuse when the recipient opted out (E805), or when marketing lacks an OPT_IN (E806)."""
-    status = session.scalars(select(Consent.status).where(
-        Consent.merchant_id == merchant_id, Consent.channel == channel, Consent.contact == contact)).first()
+    status = session.execute(_STATUS, {"merchant_id": merchant_id, "channel": channel,
+                                       "contact": contact}).scalar()
     if status == ConsentStatus.OPT_OUT:
         raise Refusal(Code.CONSENT_OPTED_OUT, f"recipient opted out of {channel}", field="to")
     if is_marketing(message_type) and status != ConsentStatus.OPT_IN:

@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 
+from sqlalchemy import Dialect, TextClause, text
 from sqlalchemy.orm import Session
 
-from schema.models import DuplicateGuard
 from worker.catalogue import Code
-from worker.db import upsert_insert
 from worker.errors import Refusal
 from worker.policy.dbtime import epoch_ms_now
 
-__all__ = ["content_digest", "claim_window", "waive_rule_applies", "WAIVE_RULE"]
+__all__ = ["content_digest", "claim_window", "release_window", "waive_rule_applies", "WAIVE_RULE"]
 
 #: The key rule (listed among a key's jobs: ``hexavox tenant create NAME --jobs hexavox.sms.send.v1,
 #: hexavox.sms.duplicate``) that lets ``duplicate=1`` send a repeat inside the window. Never implied by ``*``: the
@@ -26,6 +25,29 @@ __all__ = ["content_digest", "claim_window", "waive_rule_applies", "WAIVE_RULE"]
 WAIVE_RULE = "hexavox.sms.duplicate"
 WAIVE_REFUSED = ("duplicate=1 ignored: this key's rules do not include hexavox.sms.duplicate, "
                  "the 10-second guard applies")
+
+
+
+def _claim_sql(now: str, *, waived: bool) -> TextClause:
+    """The claim as text: SQLAlchemy never caches an ON CONFLICT construct (it compiled this one for every message),
+    and the upsert reads the same on PostgreSQL and SQLite but for the database clock (``now``)."""
+    held = "" if waived else f" WHERE duplicate_guard.expires_at_ms <= {now}"
+    return text("INSERT INTO duplicate_guard (digest, expires_at_ms, message_id) "
+                f"VALUES (:digest, {now} + :window_ms, :message_id) ON CONFLICT (digest) DO UPDATE "
+                "SET expires_at_ms = excluded.expires_at_ms, message_id = excluded.message_id"
+                f"{held} RETURNING message_id")
+
+
+#: (dialect name, waived) -> the claim statement, built once per database kind.
+_CLAIMS: dict[tuple[str, bool], TextClause] = {}
+
+
+def _claim_for(dialect: Dialect, waived: bool) -> TextClause:
+    claim = _CLAIMS.get((dialect.name, waived))
+    if claim is None:
+        claim = _CLAIMS[(dialect.name, waived)] = _claim_sql(str(epoch_ms_now().compile(dialect=dialect)),
+                                                             waived=waived)
+    return claim
 
 
 def content_digest(merchant_id: int, channel: str, recipient: str, subject: str, body: str) -> str:
@@ -40,16 +62,23 @@ def claim_window(session: Session, digest: str, message_id: str, window_seconds:
     ``waived`` (seed 000 ``duplicate=1``, permitted by the key's rules) claims the window even while it is held:
     the repeat is sent, and an ordinary repeat of it inside the next window is refused as usual.
     """
-    expires = epoch_ms_now() + window_seconds * 1000
-    stmt = upsert_insert(session, DuplicateGuard).values(digest=digest, expires_at_ms=expires, message_id=message_id)
-    upsert = stmt.on_conflict_do_update(
-        index_elements=["digest"],
-        set_={"expires_at_ms": stmt.excluded.expires_at_ms, "message_id": stmt.excluded.message_id},
-        where=None if waived else DuplicateGuard.expires_at_ms <= epoch_ms_now(),
-    ).returning(DuplicateGuard.message_id)
-    if session.execute(upsert).first() is None:
+    claim = _claim_for(session.get_bind().dialect, waived)
+    params = {"digest": digest, "window_ms": window_seconds * 1000, "message_id": message_id}
+    if session.execute(claim, params).first() is None:
         raise Refusal(Code.DUPLICATE_WITHIN_WINDOW, f"same content to this recipient within {window_seconds}s",
                       field="to")
+
+
+_RELEASE = text("DELETE FROM duplicate_guard WHERE digest = :digest AND message_id = :message_id")
+
+
+def release_window(session: Session, digest: str, message_id: str) -> None:
+    """Undo this transaction's own (unwaived) claim of ``message_id``, for a caller without a savepoint to roll back.
+
+    The claim was taken only because no live one held the window, and an expired claim holds nothing: removing the
+    row leaves the window exactly as free as rolling the claim back would.
+    """
+    session.execute(_RELEASE, {"digest": digest, "message_id": message_id})
 
 
 def waive_rule_applies(asked: bool, allowed_jobs: Collection[str], warnings: list[str]) -> bool:
