@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from worker.catalogue import Code
 from worker.errors import Refusal
+from worker.policy.consent import Recipient, consent_allows_sql, is_marketing
 from worker.policy.dbtime import epoch_ms_now
 
 __all__ = ["content_digest", "claim_window", "release_window", "waive_rule_applies", "WAIVE_RULE"]
@@ -27,26 +28,27 @@ WAIVE_REFUSED = ("duplicate=1 ignored: this key's rules do not include hexavox.s
                  "the 10-second guard applies")
 
 
-
-def _claim_sql(now: str, *, waived: bool) -> TextClause:
+def _claim_sql(now: str, *, waived: bool, consent: str) -> TextClause:
     """The claim as text: SQLAlchemy never caches an ON CONFLICT construct (it compiled this one for every message),
-    and the upsert reads the same on PostgreSQL and SQLite but for the database clock (``now``)."""
+    and the upsert reads the same on PostgreSQL and SQLite but for the database clock (``now``). ``consent``: a
+    condition the claim also needs (the recipient's consent), or TRUE. SQLite needs that WHERE on the SELECT too:
+    it tells its parser the ON CONFLICT belongs to the INSERT."""
     held = "" if waived else f" WHERE duplicate_guard.expires_at_ms <= {now}"
     return text("INSERT INTO duplicate_guard (digest, expires_at_ms, message_id) "
-                f"VALUES (:digest, {now} + :window_ms, :message_id) ON CONFLICT (digest) DO UPDATE "
+                f"SELECT :digest, {now} + :window_ms, :message_id WHERE {consent} ON CONFLICT (digest) DO UPDATE "
                 "SET expires_at_ms = excluded.expires_at_ms, message_id = excluded.message_id"
                 f"{held} RETURNING message_id")
 
 
-#: (dialect name, waived) -> the claim statement, built once per database kind.
-_CLAIMS: dict[tuple[str, bool], TextClause] = {}
+#: (dialect name, waived, consent condition) -> the claim statement, built once per database kind.
+_CLAIMS: dict[tuple[str, bool, str], TextClause] = {}
 
 
-def _claim_for(dialect: Dialect, waived: bool) -> TextClause:
-    claim = _CLAIMS.get((dialect.name, waived))
+def _claim_for(dialect: Dialect, waived: bool, consent: str) -> TextClause:
+    claim = _CLAIMS.get((dialect.name, waived, consent))
     if claim is None:
-        claim = _CLAIMS[(dialect.name, waived)] = _claim_sql(str(epoch_ms_now().compile(dialect=dialect)),
-                                                             waived=waived)
+        now = str(epoch_ms_now().compile(dialect=dialect))
+        claim = _CLAIMS[(dialect.name, waived, consent)] = _claim_sql(now, waived=waived, consent=consent)
     return claim
 
 
@@ -56,15 +58,25 @@ def content_digest(merchant_id: int, channel: str, recipient: str, subject: str,
 
 
 def claim_window(session: Session, digest: str, message_id: str, window_seconds: int, *,
-                 waived: bool = False) -> None:
+                 waived: bool = False, consent: Recipient | None = None) -> None:
     """Claim the duplicate window for ``digest`` or refuse with E807.
 
     ``waived`` (seed 000 ``duplicate=1``, permitted by the key's rules) claims the window even while it is held:
     the repeat is sent, and an ordinary repeat of it inside the next window is refused as usual.
+
+    ``consent``: check the recipient's consent first (:func:`worker.policy.consent.require_consent`) in the same
+    statement, one round trip for both. When nothing was claimed, consent is read again to tell which refusal it
+    was (E805/E806 before E807, in the policy's order); if it now allows the message, the window alone is tried.
     """
-    claim = _claim_for(session.get_bind().dialect, waived)
-    params = {"digest": digest, "window_ms": window_seconds * 1000, "message_id": message_id}
+    condition = "1 = 1" if consent is None else consent_allows_sql(is_marketing(consent.message_type))
+    claim = _claim_for(session.get_bind().dialect, waived, condition)
+    params = {"digest": digest, "window_ms": window_seconds * 1000, "message_id": message_id,
+              **(consent.params() if consent is not None else {})}
     if session.execute(claim, params).first() is None:
+        if consent is not None:
+            consent.require(session)
+            claim_window(session, digest, message_id, window_seconds, waived=waived)
+            return
         raise Refusal(Code.DUPLICATE_WITHIN_WINDOW, f"same content to this recipient within {window_seconds}s",
                       field="to")
 

@@ -31,7 +31,7 @@ from worker.dispatch_item import DispatchItem
 from worker.errors import AuthenticationError, Refusal
 from worker.policy.auth import Authenticator, Principal, by_secret
 from worker.policy.campaigns import campaign_answer, create_campaign, is_campaign_send, sms_plan
-from worker.policy.consent import require_consent
+from worker.policy.consent import Recipient
 from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
 from worker.policy.duplicates import claim_window, content_digest, release_window, waive_rule_applies
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
@@ -232,9 +232,10 @@ def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int,
     if channel == "SMS":
         require_route(session, merchant.id, channel, draft.message_type)
         require_10dlc(session, merchant.id, draft.sender, draft.recipient, draft.message_type)
-    require_consent(session, merchant.id, channel, draft.recipient, draft.message_type)
+    # Consent, then the duplicate window: one statement, refusing with the consent code first as two would.
     digest = content_digest(merchant.id, channel, draft.recipient, draft.subject, draft.body)
-    claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")))
+    claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")),
+                 consent=Recipient(merchant.id, channel, draft.recipient, draft.message_type))
     try:
         # Charged to the period it is accepted in, whenever it is sent or settled: just before the boundary is the
         # old one.
