@@ -27,9 +27,10 @@ from worker.settings import get_settings
 from factories import Tenant, make_merchant, make_tenant, sms
 
 SEND = "hexavox.sms.send.v1"
-#: Statements per message: intake 9 (key, merchant, request claim, route, consent, duplicate window, balance,
-#: message, answer), dispatch 5 (claim and its history row, the provider's ledger, the record and its history row).
-STATEMENT_BUDGET = 14
+#: Statements per message on PostgreSQL: intake 8 (key, merchant, request claim, route, consent with the duplicate
+#: window, balance, message, answer), dispatch 3 (the claim with its history row, the provider's ledger, the record
+#: with its history row).
+STATEMENT_BUDGET = 11
 #: Commits per message: intake; the claim (before the provider call); the provider's ledger; the record.
 COMMIT_BUDGET = 4
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
@@ -49,15 +49,25 @@ EVENTS = cast(Table, MessageEvent.__table__)
 _CLAIMED_FROM = check_move([MessageState.QUEUED], MessageState.DISPATCHING)
 _C = MESSAGE_COLUMNS
 #: The claim's UPDATE and its history row, built once (each keeps its cache key: nothing is rebuilt per message).
+_CLAIM_RETURNS = (_C.merchant_id, _C.channel, _C.message_type, _C.recipient, _C.body, _C.sender, _C.subject,
+                  _C.options, _C.units)
 _CLAIM = (
     update(MESSAGES).where(_C.id == bindparam("m_id"), _C.status.in_(_CLAIMED_FROM),
                            _C.dispatch_attempts < bindparam("max_attempts"))
     .values(status=MessageState.DISPATCHING.value, updated_at=bindparam("now"),
             dispatch_attempts=_C.dispatch_attempts + 1)
-    .returning(_C.merchant_id, _C.channel, _C.message_type, _C.recipient, _C.body, _C.sender, _C.subject, _C.options,
-               _C.units))
+    .returning(*_CLAIM_RETURNS))
 _CLAIM_EVENT = insert(EVENTS).values(from_state=MessageState.QUEUED.value, to_state=MessageState.DISPATCHING.value,
                                      detail={})
+_CLAIMED = _CLAIM.returning(_C.id).cte("claimed")
+#: PostgreSQL: the claim and its history row in one statement (a data-modifying WITH writes the row from what the
+#: UPDATE returned, so there is a history row exactly when the message was claimed). SQLite runs the two above.
+_CLAIM_WITH_EVENT = select(*[_CLAIMED.c[column.name] for column in _CLAIM_RETURNS]).add_cte(
+    insert(EVENTS).from_select(
+        ["message_id", "from_state", "to_state", "at", "detail"],
+        select(_CLAIMED.c.id, literal(MessageState.QUEUED.value), literal(MessageState.DISPATCHING.value),
+               bindparam("now", type_=EVENTS.c.at.type), literal({}, type_=EVENTS.c.detail.type)),
+    ).cte("claim_event"))
 
 
 class DispatchStep(StrEnum):
@@ -131,10 +141,16 @@ def _claim(message_id: str, default_provider: str, max_attempts: int) -> Claim |
     """
     now = utcnow()
     with session_scope() as session:
-        msg = session.execute(_CLAIM, {"m_id": message_id, "max_attempts": max_attempts, "now": now}).first()
-        if msg is None:
-            return None
-        session.execute(_CLAIM_EVENT, {"message_id": message_id, "at": now})
+        params = {"m_id": message_id, "max_attempts": max_attempts, "now": now}
+        if session.get_bind().dialect.name == "postgresql":
+            msg = session.execute(_CLAIM_WITH_EVENT, params).first()
+            if msg is None:
+                return None
+        else:
+            msg = session.execute(_CLAIM, params).first()
+            if msg is None:
+                return None
+            session.execute(_CLAIM_EVENT, {"message_id": message_id, "at": now})
         providers = provider_order(session, msg.merchant_id, msg.channel, msg.message_type, default_provider)
     outbound = OutboundMessage(message_id=message_id, channel=Channel(msg.channel), message_type=msg.message_type,
                                recipient=msg.recipient, body=msg.body, sender=msg.sender, subject=msg.subject,
