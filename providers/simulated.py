@@ -52,6 +52,7 @@ from providers.simulated_ledger import (
     LOST,
     REJECTED,
     UNAVAILABLE,
+    full_row,
     histories,
     history,
     ledger_calls,
@@ -62,6 +63,7 @@ from providers.simulated_ledger import (
     public_row,
     received_calls,
     record,
+    record_first,
     record_many,
     report_payload,
 )
@@ -115,7 +117,21 @@ class SimulatedProvider:
     # -- send -------------------------------------------------------------------------------------------------
 
     def send(self, message: OutboundMessage) -> SendResult:
-        """Decide, record in the ledger (committed), wait the latency, then answer or lose the answer."""
+        """Decide, record in the ledger (committed), wait the latency, then answer or lose the answer.
+
+        A message's first call (nearly every call) is decided as attempt 1 and written in one statement that
+        writes nothing when the message has a call already; only then is its history read and the call decided
+        again with the right attempt number.
+        """
+        first = self._bulk_row(message, 0, False)
+        try:
+            recorded = record_first(self.config.ledger_url, first)
+        except SQLAlchemyError as err:  # the commit may have happened: only reconcile can tell
+            if first["outcome"] == UNAVAILABLE:
+                return SendResult.unavailable(self.name, "simulated: connection refused")
+            return SendResult.ambiguous(self.name, f"simulated provider store failed mid-call: {err}")
+        if recorded:
+            return self._after_record(message, first)
         try:
             calls, accepted_before = history(ledger_engine(self.config.ledger_url), self.name, message.message_id)
         except SQLAlchemyError as err:
@@ -131,12 +147,21 @@ class SimulatedProvider:
             record(self.config.ledger_url, row)
         except SQLAlchemyError as err:  # the commit may have happened: only reconcile can tell
             return SendResult.ambiguous(self.name, f"simulated provider store failed mid-call: {err}")
+        return self._after_record(message, row)
+
+    def _after_record(self, message: OutboundMessage, row: dict[str, Any]) -> SendResult:
+        """The answer to a call recorded in the ledger: refused or lost on the way, or after the latency."""
+        if row["outcome"] == UNAVAILABLE:
+            return SendResult.unavailable(self.name, "simulated: connection refused", raw=public_row(row))
+        if row["outcome"] == LOST:
+            return SendResult.ambiguous(self.name, "simulated: request lost on the way, no answer",
+                                        raw=public_row(row))
         if self.config.timeout_ms and self.config.latency_ms > self.config.timeout_ms:
             time.sleep(self.config.timeout_ms / 1000)
             return SendResult.ambiguous(self.name, f"simulated: no answer within {self.config.timeout_ms:.0f} ms, "
                                         "the request arrived", raw=public_row(row))
         time.sleep(self.config.latency_ms / 1000)
-        if self._draw("ambiguous", message.message_id, attempt) < self.config.ambiguous_rate:
+        if self._draw("ambiguous", message.message_id, row["attempt"]) < self.config.ambiguous_rate:
             return SendResult.ambiguous(self.name, "simulated: request received, answer lost", raw=public_row(row))
         return self._priced(self._answer(row), message)
 
@@ -176,7 +201,7 @@ class SimulatedProvider:
             row = self._base_row(message, attempt) | {"outcome": LOST}
         else:
             row = self._decide(message, attempt, replay=accepted_before)
-        return {column.name: None for column in LEDGER.columns if column.name != "id"} | {"replay": False} | row
+        return full_row(row)
 
     def _bulk_answer(self, row: dict[str, Any], timed_out: bool) -> SendResult:
         if row["outcome"] == UNAVAILABLE:

@@ -26,7 +26,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     case,
+    exists,
     func,
     insert,
     inspect,
@@ -39,7 +41,8 @@ from worker import db
 
 __all__ = [
     "LEDGER", "ACCEPTED", "REJECTED", "UNAVAILABLE", "LOST", "DLR_FAILURE_CODE", "ledger_engine", "history",
-    "histories", "record", "record_many", "received_calls", "ledger_calls", "ledger_counts", "pending_reports",
+    "histories", "record", "record_first", "record_many",
+    "full_row", "received_calls", "ledger_calls", "ledger_counts", "pending_reports",
     "report_payload", "now_ms", "public_row",
 ]
 
@@ -126,6 +129,30 @@ def record_many(url: str, rows: list[dict[str, Any]]) -> None:
     """Write the calls of one bulk request in one transaction, committed when this returns."""
     with ledger_engine(url).begin() as conn:
         conn.execute(insert(LEDGER), rows)
+
+
+_COLUMNS = [column for column in LEDGER.columns if column.name != "id"]
+#: A message's first call in one statement (no read of its history first): inserted unless the message has a call.
+_FIRST = insert(LEDGER).from_select(
+    [column.name for column in _COLUMNS],
+    select(*[bindparam(column.name, type_=column.type) for column in _COLUMNS]).where(~exists().where(
+        LEDGER.c.provider == bindparam("provider"), LEDGER.c.message_id == bindparam("message_id"))),
+).returning(LEDGER.c.id)
+
+
+def full_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every ledger column present (those it leaves out NULL, ``replay`` false)."""
+    return {column.name: None for column in _COLUMNS} | {"replay": False} | row
+
+
+def record_first(url: str, row: dict[str, Any]) -> bool:
+    """Write ``row`` (attempt 1) as the message's first call, committed when this returns; False, and nothing
+    written, when the message already has a call (its attempt number and replay flag are then not this row's).
+
+    Two concurrent first calls may both write attempt 1, as two concurrent sends may share an attempt number.
+    """
+    with ledger_engine(url).begin() as conn:
+        return conn.execute(_FIRST, full_row(row)).first() is not None
 
 
 def record(url: str, row: dict[str, Any]) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from schema.models import Consent
@@ -13,21 +14,53 @@ from worker.catalogue import Code
 from worker.db import upsert_insert
 from worker.errors import Refusal
 
-__all__ = ["require_consent", "set_consent", "is_marketing", "consent_view"]
+__all__ = ["require_consent", "set_consent", "is_marketing", "consent_view", "Recipient", "consent_allows_sql"]
 
 
 def is_marketing(message_type: str) -> bool:
     return message_type.upper() in {"MKT", "MARKETING"}
 
 
+_CONSENTS = Consent.__table__.c
+#: Built once, on the table (not the ORM entity): no ORM statement machinery, and the cache key is kept.
+_STATUS = select(_CONSENTS.status).where(_CONSENTS.merchant_id == bindparam("merchant_id"),
+                                         _CONSENTS.channel == bindparam("channel"),
+                                         _CONSENTS.contact == bindparam("contact"))
+
+
 def require_consent(session: Session, merchant_id: int, channel: str, contact: str, message_type: str) -> None:
     """Refuse when the recipient opted out (E805), or when marketing lacks an OPT_IN (E806)."""
-    status = session.scalars(select(Consent.status).where(
-        Consent.merchant_id == merchant_id, Consent.channel == channel, Consent.contact == contact)).first()
+    status = session.execute(_STATUS, {"merchant_id": merchant_id, "channel": channel,
+                                       "contact": contact}).scalar()
     if status == ConsentStatus.OPT_OUT:
         raise Refusal(Code.CONSENT_OPTED_OUT, f"recipient opted out of {channel}", field="to")
     if is_marketing(message_type) and status != ConsentStatus.OPT_IN:
         raise Refusal(Code.CONSENT_REQUIRED, f"marketing {channel} needs OPT_IN", field="to")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Whose consent a message needs: :func:`require_consent`'s arguments, for a statement that checks it itself."""
+
+    merchant_id: int
+    channel: str
+    contact: str
+    message_type: str
+
+    def require(self, session: Session) -> None:
+        require_consent(session, self.merchant_id, self.channel, self.contact, self.message_type)
+
+    def params(self) -> dict[str, object]:
+        return {"c_merchant_id": self.merchant_id, "c_channel": self.channel, "c_contact": self.contact}
+
+
+def consent_allows_sql(marketing: bool) -> str:
+    """:func:`require_consent`'s rule as an SQL condition (bound ``:c_merchant_id``, ``:c_channel``, ``:c_contact``),
+    so another statement can take its write only when consent allows the message (PostgreSQL and SQLite alike)."""
+    match = "consents.merchant_id = :c_merchant_id AND consents.channel = :c_channel AND consents.contact = :c_contact"
+    if marketing:
+        return f"EXISTS (SELECT 1 FROM consents WHERE {match} AND consents.status = '{ConsentStatus.OPT_IN.value}')"
+    return f"NOT EXISTS (SELECT 1 FROM consents WHERE {match} AND consents.status = '{ConsentStatus.OPT_OUT.value}')"
 
 
 def set_consent(session: Session, merchant_id: int, channel: str, contact: str, status: ConsentStatus,

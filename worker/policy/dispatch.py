@@ -15,7 +15,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, bindparam, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from providers.base import OutboundMessage, SendOutcome, SendResult
@@ -47,6 +47,27 @@ RECORD_ATTEMPTS = 12
 EVENTS = cast(Table, MessageEvent.__table__)
 #: The claim moves QUEUED -> DISPATCHING with its own statement (the hot path); the state machine must allow it.
 _CLAIMED_FROM = check_move([MessageState.QUEUED], MessageState.DISPATCHING)
+_C = MESSAGE_COLUMNS
+#: The claim's UPDATE and its history row, built once (each keeps its cache key: nothing is rebuilt per message).
+_CLAIM_RETURNS = (_C.merchant_id, _C.channel, _C.message_type, _C.recipient, _C.body, _C.sender, _C.subject,
+                  _C.options, _C.units)
+_CLAIM = (
+    update(MESSAGES).where(_C.id == bindparam("m_id"), _C.status.in_(_CLAIMED_FROM),
+                           _C.dispatch_attempts < bindparam("max_attempts"))
+    .values(status=MessageState.DISPATCHING.value, updated_at=bindparam("now"),
+            dispatch_attempts=_C.dispatch_attempts + 1)
+    .returning(*_CLAIM_RETURNS))
+_CLAIM_EVENT = insert(EVENTS).values(from_state=MessageState.QUEUED.value, to_state=MessageState.DISPATCHING.value,
+                                     detail={})
+_CLAIMED = _CLAIM.returning(_C.id).cte("claimed")
+#: PostgreSQL: the claim and its history row in one statement (a data-modifying WITH writes the row from what the
+#: UPDATE returned, so there is a history row exactly when the message was claimed). SQLite runs the two above.
+_CLAIM_WITH_EVENT = select(*[_CLAIMED.c[column.name] for column in _CLAIM_RETURNS]).add_cte(
+    insert(EVENTS).from_select(
+        ["message_id", "from_state", "to_state", "at", "detail"],
+        select(_CLAIMED.c.id, literal(MessageState.QUEUED.value), literal(MessageState.DISPATCHING.value),
+               bindparam("now", type_=EVENTS.c.at.type), literal({}, type_=EVENTS.c.detail.type)),
+    ).cte("claim_event"))
 
 
 class DispatchStep(StrEnum):
@@ -118,18 +139,18 @@ def _claim(message_id: str, default_provider: str, max_attempts: int) -> Claim |
 
     The UPDATE returns what the send needs, and the history row is the one a transition writes: two statements.
     """
-    c, now = MESSAGE_COLUMNS, utcnow()
+    now = utcnow()
     with session_scope() as session:
-        msg = session.execute(
-            update(MESSAGES).where(c.id == message_id, c.status.in_(_CLAIMED_FROM),
-                                   c.dispatch_attempts < max_attempts)
-            .values(status=MessageState.DISPATCHING.value, updated_at=now, dispatch_attempts=c.dispatch_attempts + 1)
-            .returning(c.merchant_id, c.channel, c.message_type, c.recipient, c.body, c.sender, c.subject, c.options,
-                       c.units)).first()
-        if msg is None:
-            return None
-        session.execute(insert(EVENTS).values(message_id=message_id, from_state=MessageState.QUEUED.value,
-                                              to_state=MessageState.DISPATCHING.value, at=now, detail={}))
+        params = {"m_id": message_id, "max_attempts": max_attempts, "now": now}
+        if session.get_bind().dialect.name == "postgresql":
+            msg = session.execute(_CLAIM_WITH_EVENT, params).first()
+            if msg is None:
+                return None
+        else:
+            msg = session.execute(_CLAIM, params).first()
+            if msg is None:
+                return None
+            session.execute(_CLAIM_EVENT, {"message_id": message_id, "at": now})
         providers = provider_order(session, msg.merchant_id, msg.channel, msg.message_type, default_provider)
     outbound = OutboundMessage(message_id=message_id, channel=Channel(msg.channel), message_type=msg.message_type,
                                recipient=msg.recipient, body=msg.body, sender=msg.sender, subject=msg.subject,

@@ -12,18 +12,29 @@ import hashlib
 import json
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from schema.models import Request
 from schema.states import RequestStatus
 from worker.catalogue import Code
-from worker.db import upsert_insert
 from worker.errors import Refusal
 
 __all__ = ["payload_digest", "begin_request", "finish_request"]
 
 REQUESTS = cast(Table, Request.__table__)
+#: The claim, as text: SQLAlchemy never caches an ON CONFLICT construct (it would be compiled again for every job),
+#: and this statement reads the same on PostgreSQL and SQLite. The row starts REFUSED with an empty answer;
+#: :func:`finish_request` writes the real one in the same transaction, so no other job ever sees this state.
+_CLAIM = text(
+    "INSERT INTO requests (id, tenant_id, merchant_id, kind, idempotency_key, payload_sha256, status, result) "
+    "VALUES (:id, :tenant_id, :merchant_id, :kind, :idempotency_key, :digest, "
+    f"'{RequestStatus.REFUSED.value}', '{{}}') "
+    "ON CONFLICT DO NOTHING RETURNING id")
+#: The answer, built once: a statement object keeps its cache key, so executing it again skips rebuilding it.
+_FINISH = (update(REQUESTS).where(REQUESTS.c.id == bindparam("request_id"))
+           .values(status=bindparam("new_status"), result=bindparam("answer", type_=REQUESTS.c.result.type))
+           .returning(REQUESTS.c.id))
 
 
 def payload_digest(payload: dict[str, Any]) -> str:
@@ -35,10 +46,9 @@ def payload_digest(payload: dict[str, Any]) -> str:
 def begin_request(session: Session, request_id: str, *, tenant_id: int | None, merchant_id: int | None, kind: str,
                   idempotency_key: str | None, digest: str) -> dict[str, Any] | None:
     """Insert the request row. Returns None when this job is new, else the earlier result to answer with."""
-    stmt = upsert_insert(session, Request).values(id=request_id, tenant_id=tenant_id, merchant_id=merchant_id,
-                                                  kind=kind, idempotency_key=idempotency_key, payload_sha256=digest,
-                                                  status=RequestStatus.REFUSED.value, result={})
-    if session.execute(stmt.on_conflict_do_nothing().returning(Request.id)).first() is not None:
+    claimed = session.execute(_CLAIM, {"id": request_id, "tenant_id": tenant_id, "merchant_id": merchant_id,
+                                       "kind": kind, "idempotency_key": idempotency_key, "digest": digest}).first()
+    if claimed is not None:
         return None
     earlier = session.get(Request, request_id)
     if earlier is None and idempotency_key is not None:
@@ -55,6 +65,5 @@ def begin_request(session: Session, request_id: str, *, tenant_id: int | None, m
 
 def finish_request(session: Session, request_id: str, status: RequestStatus, result: dict[str, Any]) -> None:
     """Record the answer: one Core UPDATE (no read of the row begin_request just inserted, no ORM flush)."""
-    done = session.execute(update(REQUESTS).where(REQUESTS.c.id == request_id)
-                           .values(status=status.value, result=result).returning(REQUESTS.c.id)).first()
+    done = session.execute(_FINISH, {"request_id": request_id, "new_status": status.value, "answer": result}).first()
     assert done is not None, "begin_request inserted it in this transaction"

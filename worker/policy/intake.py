@@ -6,7 +6,9 @@ duplicate window, quota); see the README for why that differs from the numbering
 
 The request row (idempotency) and every message are written in one transaction; each
 message's policy steps (route, consent, duplicate window, quota, insert) run inside a
-savepoint, so a refusal undoes exactly that message's claims. Nothing is enqueued here:
+savepoint, so a refusal undoes exactly that message's claims. A job of one message skips the
+savepoint (two round trips of the hottest path): its only claim a later step can refuse after
+is the duplicate window's, which a quota refusal releases itself. Nothing is enqueued here:
 the caller publishes dispatch work after the commit, and the outbox relay re-publishes
 anything a crash in between left behind.
 """
@@ -16,9 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from schema.models import Merchant, Message
@@ -29,9 +31,9 @@ from worker.dispatch_item import DispatchItem
 from worker.errors import AuthenticationError, Refusal
 from worker.policy.auth import Authenticator, Principal, by_secret
 from worker.policy.campaigns import campaign_answer, create_campaign, is_campaign_send, sms_plan
-from worker.policy.consent import require_consent
+from worker.policy.consent import Recipient
 from worker.policy.drafts import Draft, Drafts, email_drafts, sms_drafts, voice_drafts
-from worker.policy.duplicates import claim_window, content_digest, waive_rule_applies
+from worker.policy.duplicates import claim_window, content_digest, release_window, waive_rule_applies
 from worker.policy.idempotency import begin_request, finish_request, payload_digest
 from worker.policy.jobs import SEND_JOBS, parse_job
 from worker.policy.merchants import load_merchant, require_route
@@ -45,6 +47,8 @@ from worker.validation.masking import mask_contact
 __all__ = ["IntakeOutcome", "accept_send", "record_refused_request", "resolve_caller"]
 
 SendJob = SmsJob | VoiceJob | EmailJob
+#: Messages are written with one Core INSERT (no ORM unit of work: nothing here reads them back as objects).
+_INSERT_MESSAGE = insert(cast(Table, Message.__table__))
 
 
 @dataclass
@@ -165,8 +169,9 @@ def _apply_duplicate_waiver(drafts: Drafts, allowed_jobs: frozenset[str]) -> Non
 def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Drafts, window: int,
                now: dt.datetime) -> IntakeOutcome:
     rows, to_dispatch = [], []
+    alone = len(drafts.drafts) == 1
     for draft in drafts.drafts:
-        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window, now)
+        status = _admit_one(session, request_id, merchant, draft, drafts.scheduled_at, window, now, alone=alone)
         rows.append(_row(draft, status))
         if status == MessageState.QUEUED:
             to_dispatch.append(DispatchItem(draft.message_id, draft.channel.value, draft.message_type))
@@ -179,22 +184,30 @@ def _admit_all(session: Session, request_id: str, merchant: Merchant, drafts: Dr
 
 
 def _admit_one(session: Session, request_id: str, merchant: Merchant, draft: Draft, scheduled_at: dt.datetime | None,
-               window: int, now: dt.datetime) -> MessageState:
-    """Policy steps 2-7 for one message in a savepoint; a refusal is recorded as a free, FINAL message."""
+               window: int, now: dt.datetime, *, alone: bool) -> MessageState:
+    """Policy steps 2-7 for one message; a refusal is recorded as a free, FINAL message.
+
+    Among several messages each runs in a savepoint, so a refusal undoes exactly its claims. The one message of a
+    job (``alone``) needs none: every step refuses before it writes, but quota after the duplicate window's claim,
+    and :func:`_run_policy` releases that claim itself. A waived claim (``duplicate=1``) may have replaced another
+    message's live claim, which only a rollback restores: it keeps the savepoint.
+    """
     if draft.refusal is None:
-        savepoint = session.begin_nested()
+        lean = alone and not draft.options.get("duplicate")
+        savepoint = None if lean else session.begin_nested()
         try:
             status = MessageState.SCHEDULED if scheduled_at else MessageState.QUEUED
-            _run_policy(session, merchant, draft, window, now)
-            session.add(_message(request_id, merchant, draft, status, scheduled_at))
-            session.flush()
-            savepoint.commit()
+            _run_policy(session, merchant, draft, window, now, release_on_refusal=lean)
+            session.execute(_INSERT_MESSAGE, _message(request_id, merchant, draft, status, scheduled_at))
+            if savepoint is not None:
+                savepoint.commit()
             return status
         except Refusal as refusal:
-            savepoint.rollback()
+            if savepoint is not None:
+                savepoint.rollback()
             draft.refusal = refusal
     assert draft.refusal is not None
-    session.add(_message(request_id, merchant, draft, MessageState.REFUSED, None))
+    session.execute(_INSERT_MESSAGE, _message(request_id, merchant, draft, MessageState.REFUSED, None))
     _callback_refused(session, request_id, merchant, draft)
     return MessageState.REFUSED
 
@@ -207,27 +220,37 @@ def _callback_refused(session: Session, request_id: str, merchant: Merchant, dra
     url = draft.options.get("dlrUrl")
     if not url or draft.refusal is None:
         return
-    session.flush()  # the callback row references the message
     queue_final_callback(session, draft.message_id, merchant.id, request_id, MessageState.REFUSED, str(url),
                          utcnow(), error_code=draft.refusal.code.value, units=0, options=draft.options)
 
 
-def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int, now: dt.datetime) -> None:
+def _run_policy(session: Session, merchant: Merchant, draft: Draft, window: int, now: dt.datetime, *,
+                release_on_refusal: bool) -> None:
+    """The message's policy steps. Only quota may refuse after a write (the window's claim); with
+    ``release_on_refusal`` (no savepoint around this) it releases that claim before refusing."""
     channel = draft.channel.value
     if channel == "SMS":
         require_route(session, merchant.id, channel, draft.message_type)
         require_10dlc(session, merchant.id, draft.sender, draft.recipient, draft.message_type)
-    require_consent(session, merchant.id, channel, draft.recipient, draft.message_type)
+    # Consent, then the duplicate window: one statement, refusing with the consent code first as two would.
     digest = content_digest(merchant.id, channel, draft.recipient, draft.subject, draft.body)
-    claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")))
-    # Charged to the period it is accepted in, whenever it is sent or settled: just before the boundary is the old one.
-    draft.period_start = reserve_units(session, merchant, channel, draft.units, now)
+    claim_window(session, digest, draft.message_id, window, waived=bool(draft.options.get("duplicate")),
+                 consent=Recipient(merchant.id, channel, draft.recipient, draft.message_type))
+    try:
+        # Charged to the period it is accepted in, whenever it is sent or settled: just before the boundary is the
+        # old one.
+        draft.period_start = reserve_units(session, merchant, channel, draft.units, now)
+    except Refusal:
+        if release_on_refusal:
+            release_window(session, digest, draft.message_id)
+        raise
 
 
 def _message(request_id: str, merchant: Merchant, draft: Draft, status: MessageState,
-             scheduled_at: dt.datetime | None) -> Message:
+             scheduled_at: dt.datetime | None) -> dict[str, Any]:
+    """The message row's values (the columns left out take their defaults)."""
     refused = status == MessageState.REFUSED
-    return Message(
+    return dict(
         id=draft.message_id, request_id=request_id, merchant_id=merchant.id, channel=draft.channel.value,
         message_type=draft.message_type, recipient=draft.recipient, sender=draft.sender, subject=draft.subject,
         body=draft.body, options=draft.options, units=0 if refused else draft.units, status=status.value,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from providers.base import MAX_CALL_SECONDS
@@ -85,16 +85,23 @@ def _fitting(units: list[int], left: int) -> tuple[int, int]:
     return count, total
 
 
+_BALANCES = cast(Table, Balance.__table__).c
+#: Built once (a statement object keeps its cache key, so executing it again skips rebuilding and re-keying it).
+_CHARGE = (
+    update(cast(Table, Balance.__table__))
+    .where(_BALANCES.merchant_id == bindparam("b_merchant_id"), _BALANCES.channel == bindparam("b_channel"),
+           _BALANCES.period_start >= bindparam("b_start"),
+           _BALANCES.used + bindparam("b_units") <= _BALANCES.unit_limit + _BALANCES.credits)
+    .values(used=_BALANCES.used + bindparam("b_units"))
+    .returning(_BALANCES.used, _BALANCES.unit_limit, _BALANCES.period_start)
+)
+
+
 def _charge(session: Session, merchant_id: int, channel: str, units: int, start: dt.date) -> Any:
     """(used, limit, period) after adding ``units`` to a balance in the period from ``start``; None if it is still
     in an earlier period or cannot cover them. PostgreSQL re-checks the WHERE on the newest row version."""
-    return session.execute(
-        update(Balance)
-        .where(Balance.merchant_id == merchant_id, Balance.channel == channel, Balance.period_start >= start,
-               Balance.used + units <= Balance.unit_limit + Balance.credits)
-        .values(used=Balance.used + units)
-        .returning(Balance.used, Balance.unit_limit, Balance.period_start)
-    ).first()
+    return session.execute(_CHARGE, {"b_merchant_id": merchant_id, "b_channel": channel, "b_start": start,
+                                     "b_units": units}).first()
 
 
 def release_units(session: Session, merchant_id: int, channel: str, units: int, *,

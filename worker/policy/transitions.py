@@ -30,7 +30,7 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 from typing import Any, TypedDict, Unpack, cast
 
-from sqlalchemy import ColumnElement, Row, Table, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from schema.models import Message, MessageEvent, OutboundCallback
@@ -170,21 +170,71 @@ def transition(session: Session, message_id: str, from_states: Iterable[MessageS
     now, final = utcnow(), FINAL.get(to_state)
     before = _charged(session, [MESSAGE_COLUMNS.id == message_id], final, fields) \
         if _rewrites_charge(final, fields) else None
-    c = MESSAGE_COLUMNS
     # Core statements on the tables, not ORM-enabled ones: no identity map is involved, and the ORM's bulk
     # UPDATE/INSERT machinery costs about half a millisecond per statement on this, the hottest path.
-    row = session.execute(
-        update(MESSAGES).where(c.id == message_id, c.status.in_(sources), *where)
-        .values(**_values(to_state, now, fields)).returning(*_RETURNED)
-    ).first()
+    event = {"from_state": None if len(sources) > 1 else sources[0], "to_state": to_state.value, "at": now,
+             "detail": detail or {}}
+    values, extra = _values(to_state, now, fields), tuple(where)
+    stmt, params = _move(message_id, sources, values, extra, session.get_bind().dialect.name == "postgresql")
+    if stmt is not None:  # the UPDATE writes its own history row
+        row = session.execute(stmt, params | {f"e_{key}": value for key, value in event.items()}).first()
+        return row is not None and _moved(session, final, to_state, row, before, now)
+    row = session.execute(*_move(message_id, sources, values, extra, False)).first()
     if row is None:
         return False
-    session.execute(insert(_EVENTS).values(
-        message_id=message_id, from_state=None if len(sources) > 1 else sources[0], to_state=to_state.value, at=now,
-        detail=detail or {}))
+    session.execute(_INSERT_EVENT, {"message_id": message_id, **event})
+    return _moved(session, final, to_state, row, before, now)
+
+
+def _moved(session: Session, final: FinalEffect | None, to_state: MessageState, row: Row[Any],
+           before: dict[str, _Charged] | None, now: dt.datetime) -> bool:
+    """What follows a move that happened: the effects of a final state."""
     if final is not None:
         _reach_final(session, final, to_state, [row], before, now)
     return True
+
+
+#: The history row, one statement object for every move (it keeps its cache key: nothing is rebuilt per call).
+_INSERT_EVENT = insert(_EVENTS)
+#: Moves whose values are all plain (no SQL expression) and that add no ``where``, by (sources, columns set): the
+#: UPDATE is built once with bound parameters. There are a few dozen such shapes in all.
+#: With ``history``, PostgreSQL's form: the UPDATE and its history row in one statement (a data-modifying WITH writes
+#: the row from what the UPDATE returned, so there is one exactly when the message moved).
+_MOVES_BUILT: dict[tuple[tuple[str, ...], tuple[str, ...], bool], Any] = {}
+
+
+def _move(message_id: str, sources: list[str], values: dict[str, Any], where: tuple[ColumnElement[bool], ...],
+          history: bool) -> tuple[Any, dict[str, Any]]:
+    """The UPDATE of one move and its parameters: built once per shape when it can be (see :data:`_MOVES_BUILT`).
+
+    With ``history`` it is the statement that also writes the history row (parameters ``e_*``), or None when the
+    shape is not one built once (the caller then runs the UPDATE and the history INSERT).
+    """
+    c = MESSAGE_COLUMNS
+    if where or any(isinstance(value, ColumnElement) for value in values.values()):
+        if history:
+            return None, {}
+        return update(MESSAGES).where(c.id == message_id, c.status.in_(sources), *where) \
+            .values(**values).returning(*_RETURNED), {}
+    key = (tuple(sources), tuple(values), history)
+    stmt = _MOVES_BUILT.get(key)
+    if stmt is None:
+        stmt = update(MESSAGES).where(c.id == bindparam("m_id"), c.status.in_(sources)) \
+            .values({name: bindparam(f"v_{name}", type_=c[name].type) for name in values}).returning(*_RETURNED)
+        stmt = _MOVES_BUILT[key] = _with_history(stmt) if history else stmt
+    return stmt, {"m_id": message_id, **{f"v_{name}": value for name, value in values.items()}}
+
+
+def _with_history(move: Any) -> Any:
+    """``move`` (an UPDATE returning :data:`_RETURNED`) with the INSERT of its history row, as one statement."""
+    moved = move.cte("moved")
+    e = _EVENTS.c
+    row = insert(_EVENTS).from_select(
+        ["message_id", "from_state", "to_state", "at", "detail"],
+        select(moved.c.id, bindparam("e_from_state", type_=e.from_state.type),
+               bindparam("e_to_state", type_=e.to_state.type), bindparam("e_at", type_=e.at.type),
+               bindparam("e_detail", type_=e.detail.type)))
+    return select(*[moved.c[column.name] for column in _RETURNED]).add_cte(row.cte("history"))
 
 
 def transition_many(session: Session, condition: ColumnElement[bool], from_states: Iterable[MessageState],
