@@ -27,10 +27,10 @@ from worker.settings import get_settings
 from factories import Tenant, make_merchant, make_tenant, sms
 
 SEND = "hexavox.sms.send.v1"
-#: Statements per message on PostgreSQL: intake 8 (key, merchant, request claim, route, consent with the duplicate
-#: window, balance, message, answer), dispatch 3 (the claim with its history row, the provider's ledger, the record
-#: with its history row).
-STATEMENT_BUDGET = 11
+#: Statements per message on PostgreSQL with warm lookups (key, merchant and route come from worker/lookup_cache.py):
+#: intake 5 (request claim, consent with the duplicate window, balance, message, answer), dispatch 3 (the claim with
+#: its history row, the provider's ledger, the record with its history row).
+STATEMENT_BUDGET = 8
 #: Commits per message: intake; the claim (before the provider call); the provider's ledger; the record.
 COMMIT_BUDGET = 4
 
