@@ -36,7 +36,11 @@ COMMIT_BUDGET = 4
 
 
 @pytest.fixture
-def tenant(hexavox_env: dict[str, str]) -> Tenant:
+def tenant(hexavox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Tenant:
+    from worker.settings import reset_settings
+
+    monkeypatch.setenv("HEXAVOX_LOOKUP_CACHE_SECONDS", "300")  # a slow machine must not expire the warm lookups
+    reset_settings()
     tenant = make_tenant()
     make_merchant(tenant)
     return tenant
