@@ -21,6 +21,7 @@ from worker.sealing import internal_task
 from worker.settings import get_settings
 from worker.task_names import CAMPAIGN_CHUNK, CAMPAIGN_TICK
 from worker.transient import retry_transient
+from worker.urgency import yield_to_urgent
 
 log = logging.getLogger(__name__)
 #: A chunk's write undone by a deadlock or a dropped connection is tried again (it is one transaction).
@@ -59,6 +60,7 @@ def run_campaign_chunk(campaign_id: int, cursor: int, *, crash: bool = False, re
     """
     settings = get_settings()
     parallel = settings.campaign_parallel_chunks
+    yield_to_urgent(settings)  # an OTP in flight goes first (bounded wait)
     with session_scope() as session:
         claim = claim_chunk(session, campaign_id, cursor, chunk_size=settings.campaign_chunk_size,
                             parallel=parallel)
@@ -73,6 +75,7 @@ def run_campaign_chunk(campaign_id: int, cursor: int, *, crash: bool = False, re
             crash_if(settings, "campaign_chunk_before_commit")
 
     def write() -> ChunkResult:
+        yield_to_urgent(settings)
         with session_scope() as session:
             return write_chunk(session, campaign_id, cursor, end, window_seconds=settings.duplicate_window_seconds,
                                parallel=parallel, redelivered=redelivered, before_commit=before_commit)

@@ -17,6 +17,7 @@ from worker.runner import guarded, refuse_job, run_send_job
 from worker.sealing import in_process, intake_authenticator, wrong_queue
 from worker.sending import provider_sender
 from worker.settings import get_settings
+from worker.urgency import URGENT_QUEUES, urgent
 
 
 def _send(task: Task, payload: Any) -> dict[str, Any]:
@@ -30,13 +31,19 @@ def _send(task: Task, payload: Any) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         settings = get_settings()
         crash_if(settings, "during_intake")
-        outcome = run_send_job(task.name, payload, str(task.request.id), intake_authenticator(task, payload))
-        crash_if(settings, "after_intake_commit")
-        publish_dispatch(dispatch_inline(outcome.result, outcome.to_dispatch, settings,
-                                         lambda: provider_sender(settings), redelivered=redelivered(task)))
+        with urgent(settings, active=_queue(task) in URGENT_QUEUES):  # bulk work steps aside meanwhile
+            outcome = run_send_job(task.name, payload, str(task.request.id), intake_authenticator(task, payload))
+            crash_if(settings, "after_intake_commit")
+            left = dispatch_inline(outcome.result, outcome.to_dispatch, settings, lambda: provider_sender(settings),
+                                   redelivered=redelivered(task))
+        publish_dispatch(left)
         return outcome.result
 
     return guarded(task.name, str(task.request.id), redelivered(task), run)
+
+
+def _queue(task: Task) -> str:
+    return str((task.request.delivery_info or {}).get("routing_key") or "")
 
 
 @celery_task(app, "hexavox.sms.send.v1", bind=True, ignore_result=False)

@@ -160,6 +160,16 @@ class Settings:
     dispatch_batch_size: int = 500
     #: HEXAVOX_DISPATCH_BATCH_THREADS: provider calls a worker process keeps in flight for batch dispatch.
     dispatch_batch_threads: int = 32
+    #: HEXAVOX_URGENT_YIELD_MS: the longest a bulk step (campaign chunk claim or write, batch claim, send or record)
+    #: waits while an OTP is in flight (worker/urgency.py); 0 (the default) switches the urgency signal off: measured
+    #: on 2 cores it cost campaigns 20-30 % of their rate for no clear OTP gain (README, Campaigns). Needs
+    #: HEXAVOX_REDIS_URL.
+    urgent_yield_ms: int = 0
+    #: HEXAVOX_URGENT_BULK_BATCH: while OTPs were seen in the last second, batch dispatch claims, sends and records
+    #: its messages this many at a time (yielding between them), so no long bulk statement holds the CPU.
+    urgent_bulk_batch: int = 100
+    #: HEXAVOX_BULK_RATE: campaign messages a second one worker process sends at most by batch dispatch; 0: no cap.
+    bulk_rate: float = 0.0
     #: HEXAVOX_DISPATCH_COALESCE: when a dispatch task of an SMS TXN or MKT message runs while others of its queue
     #: wait QUEUED, it claims its own message and up to this many minus one of the oldest waiting ones in one
     #: statement, and sends and records them as one batch. 0 or 1: one message a task. OTP is never coalesced.
@@ -280,6 +290,9 @@ def load_settings() -> Settings:
         campaign_parallel_chunks=max(1, _env_int("HEXAVOX_CAMPAIGN_PARALLEL_CHUNKS", 4)),
         dispatch_batch_size=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_SIZE", 500)),
         dispatch_batch_threads=max(1, _env_int("HEXAVOX_DISPATCH_BATCH_THREADS", 32)),
+        urgent_yield_ms=max(0, _env_int("HEXAVOX_URGENT_YIELD_MS", 0)),
+        urgent_bulk_batch=max(1, _env_int("HEXAVOX_URGENT_BULK_BATCH", 100)),
+        bulk_rate=max(0.0, _env_float("HEXAVOX_BULK_RATE", 0.0)),
         dispatch_coalesce=max(0, _env_int("HEXAVOX_DISPATCH_COALESCE", 50)),
         dispatch_coalesce_min_age=max(0.0, _env_float("HEXAVOX_DISPATCH_COALESCE_MIN_AGE", 2.0)),
         inline_dispatch=_env_bool("HEXAVOX_INLINE_DISPATCH", True),

@@ -44,6 +44,7 @@ from worker.policy.tendlc_send import refuse_unregistered_10dlc
 from worker.policy.transitions import MESSAGE_COLUMNS, MESSAGES, check_move, utcnow
 from worker.settings import Settings
 from worker.transient import retry_transient
+from worker.urgency import pace_bulk, recently_urgent, yield_to_urgent
 
 __all__ = ["BatchOutcome", "dispatch_batch", "dispatch_claims", "claims_for"]
 
@@ -80,23 +81,34 @@ def dispatch_batch(message_ids: list[str], settings: Settings, sender: Sender, *
 
     With ``bulk``, the messages of one route go to its first provider in one request when it has a many-numbers
     call; those it answers UNAVAILABLE (nothing reached it) go through the route again one by one, with failover.
+
+    While OTPs are about (:mod:`worker.urgency`), the batch goes in parts of HEXAVOX_URGENT_BULK_BATCH, each claimed,
+    sent and recorded on its own, and every step first waits (bounded) for the OTPs in flight: each part keeps the
+    guarantees of a whole batch, since a claim is per message.
     """
     outcome = BatchOutcome()
-    claims = _claim_many(message_ids, settings.default_provider, settings.max_delivery_attempts)
-    claimed = {claim.message.message_id for claim in claims}
-    for mid in message_ids:
-        if mid not in claimed:
-            outcome.steps[_not_claimed(mid, settings.max_delivery_attempts, redelivered).value] += 1
-    outcome.merge(dispatch_claims(claims, settings, sender, threads=threads, bulk=bulk))
+    done = 0
+    while done < len(message_ids):
+        size = settings.urgent_bulk_batch if recently_urgent(settings) else len(message_ids) - done
+        part, done = message_ids[done:done + size], done + size
+        yield_to_urgent(settings)
+        claims = _claim_many(part, settings.default_provider, settings.max_delivery_attempts)
+        claimed = {claim.message.message_id for claim in claims}
+        for mid in part:
+            if mid not in claimed:
+                outcome.steps[_not_claimed(mid, settings.max_delivery_attempts, redelivered).value] += 1
+        outcome.merge(dispatch_claims(claims, settings, sender, threads=threads, bulk=bulk, yielding=True))
     return outcome
 
 
 def dispatch_claims(claims: list[Claim], settings: Settings, sender: Sender, *, threads: int = 32,
-                    bulk: BulkSender | None = None) -> BatchOutcome:
+                    bulk: BulkSender | None = None, yielding: bool = False) -> BatchOutcome:
     """Send and record messages already claimed (DISPATCHING, committed): at most one provider call each.
 
     Shared by the campaign batch task and by coalescing (:mod:`worker.policy.coalesce`): whoever claimed the
-    messages, a crash from here on leaves them DISPATCHING, which only reconcile may settle.
+    messages, a crash from here on leaves them DISPATCHING, which only reconcile may settle. ``yielding`` (campaign
+    batches): the provider call and the record first wait, bounded, for OTPs in flight, and sends keep to
+    HEXAVOX_BULK_RATE.
     """
     outcome = BatchOutcome()
     if refused := refuse_unregistered_10dlc(claims):  # a 10DLC campaign suspended while the messages waited
@@ -106,8 +118,13 @@ def dispatch_claims(claims: list[Claim], settings: Settings, sender: Sender, *, 
     if not claims:
         return outcome
     crash_if(settings, "before_provider_call")
+    if yielding:
+        pace_bulk(settings, len(claims))
+        yield_to_urgent(settings)
     results = _send_all(claims, sender, bulk, _pool(threads))
     crash_if(settings, "after_provider_call")
+    if yielding:
+        yield_to_urgent(settings)
     recorded = retry_transient(lambda: _record_all(list(zip(claims, results, strict=True))),
                                attempts=RECORD_ATTEMPTS, base=0.1, cap=5.0,
                                what=f"recording the provider's answers for a batch of {len(claims)}")
