@@ -24,25 +24,20 @@ Quota and limits are not here: balances are charged by their own conditional UPD
 
 from __future__ import annotations
 
-import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from schema.models import ApiKey, Merchant, Route, Tenant
+from worker.advisory_redis import AdvisoryRedis
 from worker.settings import get_settings
 
 __all__ = ["GENERATION_KEY", "MISSING", "bump", "cached", "clear", "current_generation"]
-
-log = logging.getLogger(__name__)
 
 #: The Redis key of the shared generation.
 GENERATION_KEY = "hexavox:lookups:generation"
@@ -58,37 +53,16 @@ _REDIS_TIMEOUT = 0.25  # seconds: a Redis that does not answer by then counts as
 _REDIS_BACKOFF = 1.0  # seconds the cache stays off (database reads) after Redis failed, so jobs do not each wait
 
 _entries: dict[Hashable, tuple[int, float, Any]] = {}
-_clients: dict[str, redis.Redis] = {}
-_down_until: dict[str, float] = {}
-_lock = threading.Lock()
 
 T = TypeVar("T")
 
 
-def _client(url: str) -> redis.Redis:
-    client = _clients.get(url)
-    if client is None:
-        with _lock:
-            client = _clients.get(url)
-            if client is None:
-                # One try: a lookup that cannot read the generation at once reads the database instead.
-                client = redis.Redis.from_url(url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT,
-                                              retry=Retry(NoBackoff(), 0))
-                _clients[url] = client
-    return client
+def _drop_entries() -> None:
+    _entries.clear()  # a change may have gone unannounced while Redis was away: start again from the database
 
 
-def _redis_call(url: str, call: Callable[[redis.Redis], T]) -> T | None:
-    """``call`` on the shared Redis, or None when it failed (or failed less than a moment ago)."""
-    if _down_until.get(url, 0.0) > time.monotonic():
-        return None
-    try:
-        return call(_client(url))
-    except (redis.RedisError, OSError) as err:
-        _down_until[url] = time.monotonic() + _REDIS_BACKOFF
-        _entries.clear()  # a change may have gone unannounced meanwhile: start again from the database
-        log.warning("lookup cache: Redis unavailable (%s); reading the database", type(err).__name__)
-        return None
+_redis = AdvisoryRedis("lookup cache, reading the database", timeout=_REDIS_TIMEOUT, backoff=_REDIS_BACKOFF,
+                       on_failure=_drop_entries)
 
 
 def _read_generation(client: redis.Redis) -> int:
@@ -111,7 +85,7 @@ def current_generation(session: Session) -> int | None:
     held = session.info.get(_GENERATION)
     if held is not None and now - held[1] < settings.lookup_cache_seconds:
         return int(held[0])
-    generation = _redis_call(settings.redis_url, _read_generation)
+    generation = _redis.call(settings.redis_url, _read_generation)
     if generation is not None:  # dropped when the transaction ends (every job ends its own)
         session.info[_GENERATION] = (generation, now)
     return generation
@@ -146,17 +120,13 @@ def bump() -> bool:
     url = get_settings().redis_url
     if not url:
         return True
-    return _redis_call(url, lambda client: client.incr(GENERATION_KEY)) is not None
+    return _redis.call(url, lambda client: client.incr(GENERATION_KEY)) is not None
 
 
 def clear() -> None:
     """Forget this process's entries and Redis state (tests, and a process whose settings changed)."""
-    with _lock:
-        _entries.clear()
-        _down_until.clear()
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
+    _entries.clear()
+    _redis.reset()
 
 
 def _writes_watched(session: Session) -> bool:

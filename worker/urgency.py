@@ -18,25 +18,19 @@ its steps (before a claim, before a provider call, before recording, between sub
 
 from __future__ import annotations
 
-import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from worker.advisory_redis import AdvisoryRedis
 from worker.settings import Settings
 
 __all__ = ["INFLIGHT_KEY", "RECENT_KEY", "URGENT_QUEUES", "recently_urgent", "urgent", "urgent_in_flight",
            "yield_to_urgent", "BulkPacer", "pace_bulk", "reset"]
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Sorted set of urgent jobs in flight: random token -> deadline (seconds since the epoch).
 INFLIGHT_KEY = "hexavox:urgent:inflight"
@@ -53,33 +47,12 @@ POLL_SECONDS = 0.005
 _REDIS_TIMEOUT = 0.1  # seconds: the signal is advisory, a slow Redis counts as down
 _REDIS_BACKOFF = 1.0  # seconds the signal stays off after Redis failed, so bulk threads do not each wait on it
 
-_clients: dict[str, redis.Redis] = {}
-_down_until: dict[str, float] = {}
 _lock = threading.Lock()
 #: url -> (monotonic time of the answer, marks in flight, recently urgent)
 _answers: dict[str, tuple[float, int, bool]] = {}
 
 
-def _client(url: str) -> redis.Redis:
-    with _lock:
-        client = _clients.get(url)
-        if client is None:
-            client = redis.Redis.from_url(url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT,
-                                          retry=Retry(NoBackoff(), 0))
-            _clients[url] = client
-        return client
-
-
-def _redis_call(url: str, call: Callable[[redis.Redis], T]) -> T | None:
-    """``call`` on the shared Redis, or None when it failed (or failed less than a moment ago)."""
-    if not url or _down_until.get(url, 0.0) > time.monotonic():
-        return None
-    try:
-        return call(_client(url))
-    except (redis.RedisError, OSError) as err:
-        _down_until[url] = time.monotonic() + _REDIS_BACKOFF
-        log.warning("urgency signal: Redis unavailable (%s); bulk work does not wait", type(err).__name__)
-        return None
+_redis = AdvisoryRedis("urgency signal, bulk work does not wait", timeout=_REDIS_TIMEOUT, backoff=_REDIS_BACKOFF)
 
 
 def _enabled(settings: Settings) -> bool:
@@ -101,12 +74,12 @@ def urgent(settings: Settings, *, active: bool = True) -> Iterator[None]:
         pipe.execute()
         return True
 
-    marked = bool(_redis_call(url, mark))
+    marked = bool(_redis.call(url, mark))
     try:
         yield
     finally:
         if marked:
-            _redis_call(url, lambda client: client.zrem(INFLIGHT_KEY, token))
+            _redis.call(url, lambda client: client.zrem(INFLIGHT_KEY, token))
 
 
 def _answer(url: str) -> tuple[int, bool]:
@@ -123,7 +96,7 @@ def _answer(url: str) -> tuple[int, bool]:
         live, recent = pipe.execute()
         return int(live), bool(recent)
 
-    result = _redis_call(url, read) or (0, False)
+    result = _redis.call(url, read) or (0, False)
     _answers[url] = (time.monotonic(), *result)
     return result
 
@@ -192,10 +165,7 @@ def pace_bulk(settings: Settings, count: int, *, sleep: Callable[[float], None] 
 
 def reset() -> None:
     """Forget clients, cached answers, Redis failures and pacers (tests; a process whose settings changed)."""
+    _redis.reset()
     with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
         _pacers.clear()
-    _down_until.clear()
     _answers.clear()
