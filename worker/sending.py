@@ -16,7 +16,7 @@ from worker.db import session_scope, upsert_insert
 from worker.policy.dispatch import BulkSender, Sender
 from worker.settings import Settings
 
-__all__ = ["provider_sender", "provider_bulk_sender", "alert_circuit_open"]
+__all__ = ["provider_sender", "provider_bulk_sender", "alert_circuit_open", "record_bulk"]
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -71,20 +71,24 @@ def provider_bulk_sender(settings: Settings) -> BulkSender:
         if any(m.channel not in provider.channels for m in messages) or not breaker.allow(provider.name):
             return None
         results: list[SendResult] = bulk(messages)
-        _record_bulk(breaker, provider.name, results)
+        record_bulk(breaker, provider.name, results)
         return results
 
     return send_many
 
 
-def _record_bulk(breaker: Breaker, provider: str, results: list[SendResult]) -> None:
-    """Feed one bulk answer to the breaker: every failure counts, and the successes once (one round trip, not one a
-    message: a success only resets the failure streak, however many there were)."""
-    success: SendOutcome | None = None
-    for result in results:
-        if result.outcome in (SendOutcome.UNAVAILABLE, SendOutcome.AMBIGUOUS):
-            breaker.record(provider, result.outcome)
-        else:
-            success = result.outcome
-    if success is not None:
-        breaker.record(provider, success)
+def record_bulk(breaker: Breaker, provider: str, results: list[SendResult]) -> None:
+    """Feed one bulk answer to the breaker as if its messages had been sent one by one, in order.
+
+    The breaker counts *consecutive* failures, and an answer resets the streak. So what a bulk answer leaves behind
+    is: the streak reset if any message was answered, then the failures after the last answered one (all of them
+    if none was answered). A bulk answer of 50 with 6 ambiguous messages scattered among answered ones therefore
+    does not open the breaker, exactly as 50 single sends would not; the reset costs one round trip, not one a
+    message.
+    """
+    failing = (SendOutcome.UNAVAILABLE, SendOutcome.AMBIGUOUS)
+    answered = [index for index, result in enumerate(results) if result.outcome not in failing]
+    if answered:
+        breaker.record(provider, results[answered[-1]].outcome)
+    for result in results[answered[-1] + 1 if answered else 0:]:
+        breaker.record(provider, result.outcome)
