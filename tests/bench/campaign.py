@@ -38,7 +38,8 @@ def _env(db_url: str, redis_url: str) -> dict[str, str]:
     return {"HEXAVOX_DATABASE_URL": db_url, "HEXAVOX_BROKER_URL": redis_url + "/3",
             "HEXAVOX_REDIS_URL": redis_url + "/4", "HEXAVOX_RESULT_BACKEND": redis_url + "/5",
             "HEXAVOX_DB_POOL_SIZE": "20", "HEXAVOX_DB_MAX_OVERFLOW": "80",
-            "HEXAVOX_PROVIDER_TIMEOUT": "5", "HEXAVOX_CAMPAIGN_CHUNK_SIZE": "1000"}
+            "HEXAVOX_PROVIDER_TIMEOUT": "5", "HEXAVOX_CAMPAIGN_CHUNK_SIZE": "1000",
+            "HEXAVOX_CAMPAIGN_PARALLEL_CHUNKS": "2"}  # the README's layout (Campaigns)
 
 
 def _setup(n: int) -> Any:
@@ -130,7 +131,7 @@ def _niced(nice: int, args: list[str], env: dict[str, str], log: Path) -> subpro
 
 
 def scenario(db_url: str, redis_url: str, n: int, drain: bool, logs: Path, bulk_nice: int = 0,
-             bulk_threads: int = 64) -> dict[str, Any]:
+             bulk_threads: int = 16) -> dict[str, Any]:
     from worker.celery_app import reconfigure
     from worker.db import dispose_engines
     from worker.runner import run_send_job
@@ -194,7 +195,7 @@ def main() -> int:
     parser.add_argument("--baseline-n", type=int, default=5000, help="no-op tasks for B0")
     parser.add_argument("--no-drain", dest="drain", action="store_false", help="stop once fanned out")
     parser.add_argument("--bulk-nice", type=int, default=0, help="run the bulk worker at this nice level")
-    parser.add_argument("--bulk-threads", type=int, default=64, help="the bulk worker's thread pool (-c)")
+    parser.add_argument("--bulk-threads", type=int, default=16, help="the bulk worker's thread pool (-c)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="hxbench-campaign-"))
     logs = REPO / ".bench"

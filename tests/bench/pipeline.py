@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: A merchant with room for any benchmark, and the documented worker layout (README, Campaigns).
 SMS_LIMIT = 10**9
 OTP_WORKER = ["-Q", "otp,dispatch.otp", "-P", "threads", "-c", "50"]
-BULK_WORKER = ["-Q", "bulk,dispatch.bulk", "-P", "threads", "-c", "64"]
+BULK_WORKER = ["-Q", "bulk,dispatch.bulk", "-P", "threads", "-c", "16"]
 
 
 @dataclass
