@@ -44,18 +44,10 @@ def _queued_campaign(tenant: Tenant, count: int) -> list[str]:
     return [mid for mid, _, _ in run_campaign_chunk(row.id, 0).to_dispatch]
 
 
-def test_a_batch_goes_in_parts_behind_an_otp_in_flight_and_sends_each_message_once(
-        tenant: Tenant, hexavox_env: dict[str, str]) -> None:
-    from providers.simulated import ledger_counts
-    from worker import urgency
-    from worker.policy.dispatch_batch import dispatch_batch
-    from worker.sending import provider_bulk_sender, provider_sender
-    from worker.settings import get_settings
+def _counting_bulk(settings: Any) -> tuple[Any, list[int]]:
+    """The configured bulk sender, noting the size of every part it is handed."""
+    from worker.sending import provider_bulk_sender
 
-    # Given ten queued campaign messages, and parts of 3 with a 30 ms bound while OTPs are about
-    ids = _queued_campaign(tenant, 10)
-    assert len(ids) == 10
-    settings = replace(get_settings(), urgent_bulk_batch=3, urgent_yield_ms=30)
     real_bulk = provider_bulk_sender(settings)
     assert real_bulk is not None
     parts: list[int] = []
@@ -63,6 +55,23 @@ def test_a_batch_goes_in_parts_behind_an_otp_in_flight_and_sends_each_message_on
     def bulk(messages: list[Any], names: list[str]) -> Any:
         parts.append(len(messages))
         return real_bulk(messages, names)
+
+    return bulk, parts
+
+
+def test_a_batch_goes_in_parts_behind_an_otp_in_flight_and_sends_each_message_once(
+        tenant: Tenant, hexavox_env: dict[str, str]) -> None:
+    from providers.simulated import ledger_counts
+    from worker import urgency
+    from worker.policy.dispatch_batch import dispatch_batch
+    from worker.sending import provider_sender
+    from worker.settings import get_settings
+
+    # Given ten queued campaign messages, and parts of 3 with a 30 ms bound while OTPs are about
+    ids = _queued_campaign(tenant, 10)
+    assert len(ids) == 10
+    settings = replace(get_settings(), urgent_bulk_batch=3, urgent_yield_ms=30)
+    bulk, parts = _counting_bulk(settings)
 
     # When the batch runs while an OTP is in flight the whole time
     started = time.monotonic()
@@ -80,18 +89,12 @@ def test_a_batch_goes_in_parts_behind_an_otp_in_flight_and_sends_each_message_on
 
 def test_without_urgent_traffic_a_batch_goes_whole_at_once(tenant: Tenant, hexavox_env: dict[str, str]) -> None:
     from worker.policy.dispatch_batch import dispatch_batch
-    from worker.sending import provider_bulk_sender, provider_sender
+    from worker.sending import provider_sender
     from worker.settings import get_settings
 
     ids = _queued_campaign(tenant, 10)
     settings = replace(get_settings(), urgent_bulk_batch=3, urgent_yield_ms=1000)
-    real_bulk = provider_bulk_sender(settings)
-    assert real_bulk is not None
-    parts: list[int] = []
-
-    def bulk(messages: list[Any], names: list[str]) -> Any:
-        parts.append(len(messages))
-        return real_bulk(messages, names)
+    bulk, parts = _counting_bulk(settings)
 
     started = time.monotonic()
     outcome = dispatch_batch(ids, settings, provider_sender(settings), redelivered=False, bulk=bulk)
